@@ -1,0 +1,24 @@
+# tokbench: `make test` runs the test suite, `make demo` a small offline benchmark.
+# Both create or update .venv on a fresh machine (scripts/install.sh).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONHASHSEED := 0
+
+.PHONY: install test demo lint clean
+
+install:
+	@VENV=$(VENV) bash scripts/install.sh
+
+test: install
+	$(PY) -m pytest -q tests
+
+demo: install
+	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo
+	$(VENV)/bin/tokbench run --tokenizer mulaw --task recon --dataset sample --out results/demo
+	$(VENV)/bin/tokbench report --out results/demo --task recon
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Create or update the virtual environment with everything tokbench and its tests need.
+# On a machine without an NVIDIA GPU: the local CPU build of torch first (a bare `torch`
+# requirement would pull the CUDA build, gigabytes), and openai-whisper without triton (1 GB,
+# GPU-only kernels; Whisper runs without it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+STAMP="$VENV/.tokbench-installed"
+
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scripts/install.sh ]; then
+  exit 0
+fi
+[ -x "$PY" ] || python3 -m venv "$VENV"
+pip() { "$PY" -m pip --disable-pip-version-check -q "$@"; }
+pip install --upgrade pip 'setuptools<81' wheel
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  pip install -e '.[test]'
+else
+  "$PY" -c 'import torch' 2>/dev/null || pip install torch==2.13.0
+  # Every declared dependency except openai-whisper, then openai-whisper without triton.
+  "$PY" - > "$VENV/requirements.cpu.txt" <<'PYEOF'
+import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+deps = project["dependencies"] + project["optional-dependencies"]["test"]
+print("\n".join(d for d in deps if not d.startswith("openai-whisper")))
+print("more-itertools\nnumba\ntiktoken")
+PYEOF
+  pip install -r "$VENV/requirements.cpu.txt"
+  pip install --no-deps 'openai-whisper>=20240930'
+  pip install --no-deps -e .
+fi
+
+# Headless Chromium for the leaderboard browser test (Debian package).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null) \
+    || echo "warning: could not install chromium; the browser test will be skipped" >&2
+fi
+touch "$STAMP"

@@ -1,0 +1,6 @@
+"""Built-in tasks (importable as ``tokbench.tasks``); each module is imported only when used."""
+
+from tokbench.registry import register, tasks
+
+register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
+         "encode, decode and score against the original (WER, PESQ, STOI, SECS, pitch, mel, bitrate)")

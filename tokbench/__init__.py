@@ -1,0 +1,41 @@
+"""tokbench: one harness that scores every discrete audio tokenizer the same way.
+
+Notebook use::
+
+    import tokbench
+    df = tokbench.load_results("results")
+    table = tokbench.summarize(df)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_results": "tokbench.results",
+    "summarize": "tokbench.results",
+    "compare": "tokbench.results",
+    "load_tokenizer": "tokbench.loading",
+    "open_dataset": "tokbench.data",
+    "run": "tokbench.runner",
+}
+
+if TYPE_CHECKING:
+    from tokbench.data import open_dataset
+    from tokbench.loading import load_tokenizer
+    from tokbench.results import compare, load_results, summarize
+    from tokbench.runner import run
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import tokbench` (and the CLI's start-up) does not pull in pandas or torch.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tokbench' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

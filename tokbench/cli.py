@@ -1,0 +1,150 @@
+"""The command line: a thin layer over the library (``tokbench --help``)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="tokbench: score discrete audio tokenizers the same way.")
+console = Console()
+err = Console(stderr=True)
+
+
+class Listable(str, Enum):
+    tokenizers = "tokenizers"
+    tasks = "tasks"
+    metrics = "metrics"
+    datasets = "datasets"
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "" if x is None else f"{x:,.{digits}f}"
+
+
+@app.command("list")
+def list_cmd(what: Listable = typer.Argument(..., help="what to list")) -> None:
+    """List the registered tokenizers (presets), tasks, metrics or datasets."""
+    from tokbench import registry
+
+    if what is Listable.metrics:
+        from tokbench.metrics import all_metrics
+
+        table = Table("metric", "better", "range", "unit", "level", "aggregation", "description")
+        for spec in all_metrics():
+            rng = "" if spec.lo is None else f"[{spec.lo:g}, {spec.hi:g}]"
+            table.add_row(spec.name, f"{spec.direction} {spec.arrow}", rng, spec.unit, spec.level,
+                          spec.aggregation, spec.description)
+    elif what is Listable.tokenizers:
+        from tokbench.loading import resolve_tokenizer
+
+        table = Table("tokenizer", "kind", "sample rate", "frame rate", "codebooks", "kbps",
+                      "tokens/s", "options", "description")
+        for name, entry in registry.tokenizers.items():
+            try:
+                meta = resolve_tokenizer(name).meta
+            except Exception as exc:  # one broken adapter must not hide the others
+                table.add_row(name, "?", "", "", "", "", "", "", f"[red]unavailable: {exc}[/]")
+                continue
+            options = ", ".join(f"{k}={v}" for k, v in meta.options.items())
+            table.add_row(name, meta.kind, f"{meta.sample_rate}", f"{meta.frame_rate:g} Hz",
+                          f"{meta.n_codebooks} x {max(meta.codebook_sizes)}",
+                          _fmt(meta.bitrate_nominal / 1000), f"{meta.token_rate:g}", options,
+                          entry.summary)
+    elif what is Listable.tasks:
+        table = Table("task", "version", "needs", "options", "description")
+        for name, entry in registry.tasks.items():
+            cls = entry.load()
+            from dataclasses import fields
+
+            opts = ", ".join(f"{f.name}={f.default!r}" for f in fields(cls.Options))
+            table.add_row(name, cls.version, ", ".join(sorted(cls.requires)) or "-", opts,
+                          entry.summary)
+    else:
+        table = Table("dataset", "description")
+        for name, entry in registry.datasets.items():
+            table.add_row(name, entry.summary)
+    console.print(table)
+
+
+class Device(str, Enum):
+    cuda = "cuda"
+    cpu = "cpu"
+
+
+@app.command("run")
+def run_cmd(
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", "-t", help="tokenizer preset (tokbench list tokenizers)"),
+    task: str = typer.Option(..., "--task", help="task (tokbench list tasks)"),
+    dataset: str = typer.Option("sample", "--dataset", "-d", help="dataset name, folder or manifest"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N utterances"),
+    device: Optional[Device] = typer.Option(None, "--device", help="cuda or cpu (default: cuda if available)"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="CPU metric worker processes"),
+    out: Path = typer.Option(Path("results"), "--out", help="results root"),
+    set_: list[str] = typer.Option([], "--set", help="override an option: key=value (repeatable)"),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="local model folder instead of the Hub"),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="plug-in adapter: path/to/file.py:Class"),
+    text: Optional[str] = typer.Option(None, "--text", help="transcript file for a folder dataset"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run a task for one tokenizer preset and store the results."""
+    from tokbench.data import DatasetError
+    from tokbench.options import OptionError
+    from tokbench.registry import UnknownNameError
+    from tokbench.runner import run
+
+    if not tokenizer and not adapter:
+        fail("pass --tokenizer NAME (see `tokbench list tokenizers`) or --adapter file.py:Class")
+    try:
+        result = run(tokenizer or "", task, dataset, limit=limit, device=device.value if device else None,
+                     batch_size=batch_size, workers=workers, out=out, overrides=set_,
+                     checkpoint=checkpoint, adapter=adapter, transcript=text,
+                     progress=progress and sys.stderr.isatty())
+    except (UnknownNameError, OptionError, DatasetError, FileNotFoundError) as exc:
+        fail(str(exc))
+        return
+    if result.status == "unsupported":
+        console.print(f"[yellow]not supported:[/] {result.reason}")
+        console.print(f"recorded in {result.path}")
+        return
+    print_summary(result.summary, title=f"{result.run_id}")
+    console.print(f"results: {result.path}")
+
+
+def print_summary(summary, title: str = "") -> None:
+    """A one-screen table: metric, mean [95% CI], n scored / total."""
+    from tokbench.metrics import get_metric
+    from tokbench.registry import UnknownNameError
+
+    table = Table("metric", "", "mean", "95% CI", "n", title=title)
+    for row in summary.to_dict(orient="records"):
+        try:
+            arrow = get_metric(row["metric"]).arrow
+        except UnknownNameError:
+            arrow = ""
+        mean = row["mean"]
+        ci = "" if row["ci_low"] != row["ci_low"] else f"[{row['ci_low']:.3g}, {row['ci_high']:.3g}]"
+        label = row["metric"] if row.get("param") is None else f"{row['metric']} @ {row['param']}"
+        table.add_row(label, arrow, "n/a" if mean != mean else f"{mean:.4g}", ci,
+                      f"{row['n']}/{row['n_total']}")
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Datasets: the bundled ``sample`` set, downloadable corpora, folders and manifests.
+
+``open_dataset(spec)`` accepts a registered name (``tokbench list datasets``), a folder of
+audio, or a JSONL/CSV manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokbench.data.base import Dataset, DatasetError, Utterance, read_folder, read_manifest
+from tokbench.registry import UnknownNameError, datasets, register
+
+SAMPLE_DIR = Path(__file__).parent / "sample"
+
+
+def sample() -> Dataset:
+    """The bundled synthetic speech set (espeak-ng voices; see data/sample/README.md)."""
+    manifest = SAMPLE_DIR / "manifest.jsonl"
+    if not manifest.is_file():
+        raise DatasetError(f"the bundled sample set is missing ({manifest}); "
+                           "run `python scripts/make_sample_set.py` to make it")
+    ds = read_manifest(manifest, name="sample")
+    ds.description = "bundled synthetic speech (espeak-ng), 16 kHz, several voices"
+    return ds
+
+
+register(datasets, "sample", "tokbench.data:sample",
+         "bundled synthetic speech with transcripts and speaker labels (offline)")
+
+
+def open_dataset(spec: str, transcript: str | None = None, **kwargs) -> Dataset:
+    """A registered dataset by name, or a folder / manifest path."""
+    if spec in datasets:
+        entry = datasets.get(spec)
+        return entry.load()(**{**dict(entry.options), **kwargs})
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return read_folder(path, transcript=transcript)
+    if path.is_file() and path.suffix in (".jsonl", ".csv"):
+        return read_manifest(path)
+    if path.exists():
+        raise DatasetError(f"{path}: a dataset is a folder of audio or a .jsonl/.csv manifest")
+    try:
+        datasets.get(spec)
+    except UnknownNameError as exc:
+        raise DatasetError(f"{exc}; or pass a folder of audio or a .jsonl/.csv manifest") from None
+    raise AssertionError("unreachable")
+
+
+__all__ = ["Dataset", "DatasetError", "Utterance", "open_dataset", "read_folder", "read_manifest", "sample"]

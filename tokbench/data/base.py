@@ -1,0 +1,167 @@
+"""Datasets: utterances with audio paths, transcripts and speaker labels.
+
+A dataset is an immutable list of :class:`Utterance` plus a ``revision`` (a content hash) that
+goes into cache keys and results, so results from two versions of a dataset never mix.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tokbench.audio import LoadedAudio, load_audio
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
+TRANSCRIPT_FILES = ("transcripts.txt", "text", "transcript.txt")
+
+
+class DatasetError(Exception):
+    """A dataset could not be opened; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    path: str
+    text: str | None = None
+    speaker: str | None = None
+
+
+@dataclass
+class Dataset:
+    name: str
+    revision: str
+    utterances: list[Utterance]
+    description: str = ""
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for u in self.utterances:
+            if u.id in seen:
+                raise DatasetError(f"dataset {self.name}: duplicate utterance id {u.id!r}")
+            seen.add(u.id)
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __iter__(self):
+        return iter(self.utterances)
+
+    def by_id(self) -> dict[str, Utterance]:
+        return {u.id: u for u in self.utterances}
+
+    def load(self, utt: Utterance) -> LoadedAudio:
+        return load_audio(utt.path)
+
+    def speakers(self) -> list[str]:
+        return sorted({u.speaker for u in self.utterances if u.speaker is not None})
+
+    def subset(self, limit: int | None) -> Dataset:
+        """The first ``limit`` utterances (in the dataset's stable order)."""
+        if limit is None or limit >= len(self.utterances):
+            return self
+        return Dataset(self.name, self.revision, self.utterances[:limit], self.description, self.info)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "revision": self.revision, "n_utterances": len(self),
+                "n_speakers": len(self.speakers()), **self.info}
+
+
+def content_revision(paths: Iterable[Path], root: Path, extra: str = "") -> str:
+    """Hash of relative paths and sizes (cheap, stable across copies of the same files)."""
+    h = hashlib.sha256(extra.encode())
+    for p in sorted(paths):
+        rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+        h.update(f"{rel}\0{p.stat().st_size}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def read_manifest(path: str | Path, name: str | None = None) -> Dataset:
+    """A JSONL or CSV manifest with columns id, path, text, speaker (paths relative to it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"manifest {path} does not exist")
+    rows: list[dict] = []
+    if path.suffix == ".jsonl":
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}:{n}: not valid JSON ({exc})") from None
+    elif path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    else:
+        raise DatasetError(f"{path}: manifests must be .jsonl or .csv")
+    utts = []
+    for n, row in enumerate(rows, 1):
+        if not row.get("path"):
+            raise DatasetError(f"{path}: row {n} has no 'path'")
+        audio = Path(row["path"])
+        if not audio.is_absolute():
+            audio = path.parent / audio
+        utts.append(Utterance(
+            id=str(row.get("id") or audio.stem),
+            path=str(audio),
+            text=(row.get("text") or None),
+            speaker=(str(row["speaker"]) if row.get("speaker") not in (None, "") else None),
+        ))
+    if not utts:
+        raise DatasetError(f"manifest {path} lists no utterances")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return Dataset(name or path.stem, digest, utts, description=f"manifest {path}")
+
+
+def _read_transcripts(files: Sequence[Path]) -> dict[str, str]:
+    """'ID TEXT' lines (Kaldi text files, LibriSpeech *.trans.txt)."""
+    out: dict[str, str] = {}
+    for f in files:
+        for line in f.read_text(encoding="utf-8").splitlines():
+            key, _, text = line.strip().partition(" ")
+            if key:
+                out[key] = text.strip()
+    return out
+
+
+def read_folder(root: str | Path, transcript: str | Path | None = None, name: str | None = None) -> Dataset:
+    """Every audio file under ``root``; transcripts from ``transcript`` (lines 'ID TEXT'),
+    a transcripts.txt / *.trans.txt in the folder, or a ``<stem>.txt`` / ``<stem>.lab`` /
+    ``<stem>.normalized.txt`` beside each file. Speakers are the first sub-folder, if any."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder")
+    audio = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not audio:
+        raise DatasetError(f"{root} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+    if transcript is not None:
+        tfiles = [Path(transcript)]
+        if not tfiles[0].is_file():
+            raise DatasetError(f"transcript file {transcript} does not exist")
+    else:
+        tfiles = [root / n for n in TRANSCRIPT_FILES if (root / n).is_file()]
+        tfiles += sorted(root.rglob("*.trans.txt"))
+    texts = _read_transcripts(tfiles)
+    unique_stems = len({q.stem for q in audio}) == len(audio)
+    utts = []
+    for p in audio:
+        text = texts.get(p.stem)
+        if text is None:
+            for suffix in (".normalized.txt", ".txt", ".lab"):
+                side = p.with_name(p.stem + suffix)
+                if side.is_file():
+                    text = side.read_text(encoding="utf-8").strip()
+                    break
+        rel = p.relative_to(root)
+        speaker = rel.parts[0] if len(rel.parts) > 1 else None
+        utt_id = p.stem if unique_stems else rel.with_suffix("").as_posix()
+        utts.append(Utterance(id=utt_id, path=str(p), text=text, speaker=speaker))
+    extra = json.dumps(sorted(texts.items()))
+    return Dataset(name or root.name, content_revision(audio, root, extra), utts,
+                   description=f"folder {root}")

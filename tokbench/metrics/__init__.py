@@ -1,0 +1,106 @@
+"""Metric declarations (DESIGN.md section 4): the single source of truth for what a metric means.
+
+Reports, radar charts and comparisons read these declarations (direction, range, unit, level,
+aggregation); nothing guesses from a metric's name. A name never changes meaning: a new
+definition gets a new name. The computations live in the submodules of this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from tokbench.registry import metrics as _registry
+
+Direction = Literal["higher", "lower", "none"]
+Level = Literal["utterance", "corpus"]
+# mean: mean of utterance values; ratio: sum(numerator)/sum(denominator) x scale, e.g. corpus
+# WER = total edits / total reference words; value: a single corpus-level figure.
+Aggregation = Literal["mean", "ratio", "value"]
+Category = Literal["quality", "efficiency", "statistic"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    description: str
+    direction: Direction
+    unit: str
+    level: Level = "utterance"
+    aggregation: Aggregation = "mean"
+    lo: float | None = None  # declared range: used to normalise charts, never to clip data
+    hi: float | None = None
+    category: Category = "quality"
+    scale: float = 1.0  # ratio aggregation: multiply the corpus ratio by this (100 for percent)
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        return {"higher": True, "lower": False}.get(self.direction)
+
+    @property
+    def arrow(self) -> str:
+        return {"higher": "↑", "lower": "↓"}.get(self.direction, "")
+
+    def normalise(self, value: float) -> float | None:
+        """Map ``value`` to [0, 1] over the declared range, 1 = best. None without a range."""
+        if self.lo is None or self.hi is None or self.direction == "none":
+            return None
+        x = (value - self.lo) / (self.hi - self.lo)
+        x = min(1.0, max(0.0, x))
+        return x if self.direction == "higher" else 1.0 - x
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def declare(spec: MetricSpec) -> MetricSpec:
+    return _registry.add(spec.name, spec)
+
+
+def get_metric(name: str) -> MetricSpec:
+    return _registry.get(name)
+
+
+def all_metrics() -> list[MetricSpec]:
+    return [spec for _, spec in _registry.items()]
+
+
+_M = MetricSpec
+for _spec in [
+    _M("wer", "word error rate of Whisper ASR vs the reference text (EnglishTextNormalizer)",
+       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
+    _M("cer", "character error rate (spaces included) of Whisper ASR vs the reference text",
+       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
+    _M("pesq_wb", "wide-band PESQ (ITU-T P.862.2) at 16 kHz", "higher", "MOS-LQO", lo=1.0, hi=4.64),
+    _M("pesq_nb", "narrow-band PESQ (P.862) on signals resampled to 8 kHz", "higher", "MOS-LQO",
+       lo=1.0, hi=4.55),
+    _M("stoi", "short-time objective intelligibility (classic)", "higher", "", lo=0.0, hi=1.0),
+    _M("estoi", "extended STOI", "higher", "", lo=0.0, hi=1.0),
+    _M("secs", "speaker embedding cosine similarity (Resemblyzer) of output vs input",
+       "higher", "cosine", lo=0.0, hi=1.0),
+    _M("secs_target", "SECS of converted speech vs the target speaker's prompt", "higher",
+       "cosine", lo=0.0, hi=1.0),
+    _M("secs_source", "SECS of converted speech vs the source utterance (timbre leakage)",
+       "lower", "cosine", lo=0.0, hi=1.0),
+    _M("gpe", "gross pitch error: share of mutually voiced frames with |f0 ratio - 1| > 0.2 (WORLD Harvest)",
+       "lower", "ratio", lo=0.0, hi=1.0),
+    _M("vde", "voicing decision error: share of frames whose voicing differs", "lower", "ratio",
+       lo=0.0, hi=1.0),
+    _M("ffe", "F0 frame error: share of frames with a voicing or gross pitch error", "lower",
+       "ratio", lo=0.0, hi=1.0),
+    _M("f0_corr", "Pearson correlation of F0 over mutually voiced frames (P.Corr)", "higher", "r",
+       lo=-1.0, hi=1.0),
+    _M("mel_l1", "mean |log mel(out) - log mel(in)| (80 Slaney mels, n_fft 1024, hop 256)",
+       "lower", "log-mel", lo=0.0, hi=3.0),
+    _M("bitrate_nominal", "frame_rate x sum of log2(codebook size) over codebooks", "lower",
+       "bit/s", level="corpus", aggregation="value", lo=None, hi=None, category="efficiency"),
+    _M("bitrate_entropy", "frame_rate x sum over codebooks of the corpus unigram entropy", "lower",
+       "bit/s", level="corpus", aggregation="value", category="efficiency"),
+    _M("token_rate", "tokens per second of audio (all codebooks)", "lower", "tokens/s",
+       category="efficiency"),
+    _M("rtf_encode", "encode seconds per audio second, after warm-up", "lower", "s/s",
+       category="efficiency"),
+    _M("rtf_decode", "decode seconds per audio second, after warm-up", "lower", "s/s",
+       category="efficiency"),
+]:
+    declare(_spec)

@@ -1,0 +1,158 @@
+"""Lazy registries: tokenizers, tasks, datasets (name -> "module:Class") and metric declarations.
+
+Nothing heavy is imported until an entry is loaded, so ``tokbench list`` is fast and a broken
+optional dependency only breaks the adapter that needs it. Built-in entries are registered by
+importing a small table module (``tokbench.adapters``, ``tokbench.tasks``, ...) on first use;
+third-party tokenizers plug in through the ``tokbench.adapters`` entry-point group or a file
+path (``--adapter path/to/file.py:Class``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """A registry lookup failed; the message carries a 'did you mean' suggestion."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest candidate, or '' if nothing is close."""
+    matches = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
+    if not matches:
+        return ""
+    return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"
+
+
+def import_target(target: str) -> Any:
+    """Import ``"package.module:Attr"`` (``Attr`` may be dotted)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep:
+        raise ValueError(f"target must look like 'module:Class', got {target!r}")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def import_file_target(spec: str) -> Any:
+    """Import ``"path/to/file.py:Class"``, e.g. a plug-in adapter outside any package."""
+    path_text, sep, attr = spec.rpartition(":")
+    if not sep or not path_text.endswith(".py"):
+        raise ValueError(f"expected path/to/file.py:Class, got {spec!r}")
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"adapter file {path} does not exist")
+    module_name = f"tokbench_plugin_{path.stem}_{abs(hash(str(path))) & 0xFFFFFF:x}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    module_spec.loader.exec_module(module)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        names = [n for n in vars(module) if not n.startswith("_")]
+        raise AttributeError(f"{path} has no {attr!r}{suggest(attr, names)}") from None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered component: where to import it from and the preset values it is built with."""
+
+    name: str
+    target: str
+    summary: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    origin: str = "builtin"
+
+    def load(self) -> Any:
+        if self.target.partition(":")[0].endswith(".py"):
+            return import_file_target(self.target)
+        return import_target(self.target)
+
+
+class Registry(Generic[T]):
+    """A name -> item table, filled lazily from a built-in table module and an entry-point group."""
+
+    def __init__(self, kind: str, builtins: str | None = None, entry_point_group: str | None = None):
+        self.kind = kind
+        self._builtins = builtins
+        self._group = entry_point_group
+        self._items: dict[str, T] = {}
+        self._loaded = False
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if self._builtins:
+            importlib.import_module(self._builtins)
+        if self._group:
+            for ep in entry_points(group=self._group):
+                if ep.name not in self._items:
+                    self._items[ep.name] = self._from_entry_point(ep)  # type: ignore[assignment]
+
+    def _from_entry_point(self, ep: Any) -> Any:
+        return Entry(name=ep.name, target=ep.value, origin=f"entry point ({self._group})")
+
+    def add(self, name: str, item: T, *, replace: bool = False) -> T:
+        if name in self._items and not replace:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._items[name] = item
+        return item
+
+    def get(self, name: str) -> T:
+        self._ensure_loaded()
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}{suggest(name, self._items)}; "
+                f"run `tokbench list {self.kind}s` to see all {len(self._items)}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._items
+
+    def names(self) -> list[str]:
+        self._ensure_loaded()
+        return list(self._items)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        self._ensure_loaded()
+        return iter(list(self._items.items()))
+
+    def __len__(self) -> int:
+        self._ensure_loaded()
+        return len(self._items)
+
+
+def register(registry: Registry[Entry], name: str, target: str, summary: str = "", **options: Any) -> Entry:
+    """Register a lazily imported component under ``name`` with preset ``options``."""
+    return registry.add(name, Entry(name=name, target=target, summary=summary, options=options))
+
+
+tokenizers: Registry[Entry] = Registry("tokenizer", "tokbench.adapters", "tokbench.adapters")
+tasks: Registry[Entry] = Registry("task", "tokbench.tasks", "tokbench.tasks")
+datasets: Registry[Entry] = Registry("dataset", "tokbench.data", "tokbench.datasets")
+metrics: Registry[Any] = Registry("metric", "tokbench.metrics")

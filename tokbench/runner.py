@@ -1,0 +1,195 @@
+"""``tokbench run``: resolve names, open the store, shard the data, run the task, summarise.
+
+Data flows one way: dataset -> runner -> adapter -> metrics -> store -> report.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import tokbench
+from tokbench.cache import Cache
+from tokbench.data import Dataset, open_dataset
+from tokbench.distributed import barrier, rank_and_world, shard
+from tokbench.loading import ResolvedTokenizer, register_adapter_file, resolve_tokenizer
+from tokbench.options import build_options, options_dict, parse_overrides, split_overrides
+from tokbench.protocol import protocol_settings
+from tokbench.registry import tasks
+from tokbench.results import load_results, summarize
+from tokbench.store import RunSpec, RunStore, iter_records
+from tokbench.task import RunContext, Task, UnsupportedError
+
+PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",
+            "openai-whisper", "resemblyzer", "transformers", "tokenizers", "pandas")
+
+
+@dataclass
+class RunResult:
+    path: Path
+    run_id: str
+    status: str  # "complete" or "unsupported"
+    summary: pd.DataFrame
+    reason: str | None = None
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_revision() -> str | None:
+    root = Path(tokbench.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _tqdm_progress(enabled: bool) -> Callable[..., Iterable]:
+    def progress(iterable: Iterable, total: int | None = None, desc: str = "") -> Iterable:
+        if not enabled:
+            return iterable
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, unit="utt", dynamic_ncols=True, leave=False)
+
+    return progress
+
+
+def resolve_task(name: str, task_overrides: Mapping[str, Any]) -> Task:
+    entry = tasks.get(name)
+    cls = entry.load()
+    return cls(build_options(cls.Options, entry.options, task_overrides))
+
+
+def run(
+    tokenizer: str,
+    task: str,
+    dataset: str | Dataset = "sample",
+    *,
+    limit: int | None = None,
+    device: str | None = None,
+    batch_size: int = 8,
+    workers: int | None = None,
+    out: str | Path = "results",
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    checkpoint: str | None = None,
+    adapter: str | None = None,
+    transcript: str | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+) -> RunResult:
+    """Run one task for one tokenizer preset on one dataset and store the results."""
+    if adapter:
+        registered = register_adapter_file(adapter)
+        tokenizer = tokenizer or registered
+    set_values = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    entry_cls = tasks.get(task).load()
+    probe = resolve_tokenizer(tokenizer, {})
+    tok_over, task_over = split_overrides(set_values, probe.cls.Options, entry_cls.Options)
+    resolved: ResolvedTokenizer = resolve_tokenizer(tokenizer, tok_over)
+    task_obj = resolve_task(task, task_over)
+    data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, transcript=transcript)
+    data = data.subset(limit)
+    rank, world = rank_and_world()
+    device = device or default_device()
+
+    static_meta = resolved.meta
+    spec_kwargs = dict(
+        dataset=data.name, dataset_revision=data.revision, task=task_obj.name,
+        task_version=task_obj.version, task_options=options_dict(task_obj.options),
+        tokenizer=static_meta.name, variant=resolved.variant,
+        tokenizer_options=resolved.options_dict(), kind=static_meta.kind,
+        protocol=protocol_settings(**task_obj.protocol()),
+    )
+    reason = task_obj.unsupported_reason(static_meta)
+    if reason:
+        spec = RunSpec(tokenizer_revision=static_meta.source.revision, **spec_kwargs)
+        return _unsupported(Path(out), spec, reason, rank)
+
+    started = time.time()
+    model = resolved.load(device=device, checkpoint=checkpoint)
+    meta = model.meta
+    load_seconds = time.time() - started
+    spec = RunSpec(tokenizer_revision=meta.source.resolved or meta.source.revision, **spec_kwargs)
+    store = RunStore(Path(out), spec, rank=rank, world_size=world).open({
+        "tokbench_version": tokbench.__version__,
+        "git_revision": git_revision(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "tokenizer_meta": meta.to_dict(),
+        "dataset": data.describe(),
+        "task": {"name": task_obj.name, "version": task_obj.version,
+                 "options": options_dict(task_obj.options)},
+        "limit": limit,
+        "device": device,
+        "batch_size": batch_size,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+    })
+    ctx = RunContext(
+        tokenizer=model, dataset=data, utterances=shard(list(data.utterances), rank, world),
+        store=store, cache=Cache(cache_dir), spec=spec, device=device, batch_size=batch_size,
+        workers=workers if workers is not None else 0, progress=_tqdm_progress(progress), log=log,
+    )
+    t0 = time.time()
+    try:
+        task_obj.run(ctx)
+    except UnsupportedError as exc:
+        return _unsupported(Path(out), spec, str(exc), rank)
+    task_seconds = time.time() - t0
+    barrier()
+    summary = pd.DataFrame()
+    if rank == 0:
+        records = list(iter_records(store.path))
+        store.write_corpus(task_obj.corpus_records(ctx, records))
+        summary = summarize(load_results(store.path))
+        store.finish(
+            {"run_id": spec.run_id, "metrics": _summary_json(summary)},
+            {"timings": {"load_seconds": round(load_seconds, 3), "task_seconds": round(task_seconds, 3)},
+             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+        )
+    return RunResult(store.path, spec.run_id, "complete", summary)
+
+
+def _unsupported(out: Path, spec: RunSpec, reason: str, rank: int) -> RunResult:
+    store = RunStore(out, spec, rank=rank)
+    if rank == 0:
+        store.open({"tokbench_version": tokbench.__version__})
+        store.finish({"run_id": spec.run_id, "metrics": [], "unsupported": reason},
+                     {"status_reason": reason}, status="unsupported")
+    return RunResult(store.path, spec.run_id, "unsupported", pd.DataFrame(), reason)
+
+
+def _summary_json(summary: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for row in summary.to_dict(orient="records"):
+        rows.append({k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()})
+    return rows

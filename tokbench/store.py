@@ -1,0 +1,203 @@
+"""The results store (DESIGN.md sections 6 and 9).
+
+One run = one folder ``<root>/<dataset>/<task>/<variant>/<config-hash>/`` with
+
+- ``run.json``: provenance (written by rank 0, updated when the run finishes);
+- ``utterances.rank<k>.jsonl``: append-only records, one per utterance (and ``param``), one file
+  per process so ranks never contend for a file;
+- ``corpus.jsonl``: corpus-level records (no ``utterance_id``), rewritten atomically;
+- ``summary.json``: the aggregate table, written once all ranks are done.
+
+A record is ``{utterance_id, param, metrics: {name: number | null}, reasons: {name: text},
+extra: {...}}``. A metric that could not be computed is ``null`` with a reason; NaN and inf never
+reach a file. Running the same configuration again resumes: keys already recorded by any rank are
+skipped, so nothing is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokbench.fileio import atomic_write, atomic_write_json, dumps, finite_or_none, read_jsonl, repair_jsonl_tail
+from tokbench.options import stable_hash
+from tokbench.protocol import protocol_id
+
+RECORDS_GLOB = "utterances.rank*.jsonl"
+CORPUS_FILE = "corpus.jsonl"
+
+
+def _safe(part: str) -> str:
+    """A path component: keep it readable, drop separators and oddities."""
+    cleaned = re.sub(r"[^A-Za-z0-9._+=-]+", "_", part).strip("._")
+    return cleaned or "_"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's numbers; its hash names the run folder."""
+
+    dataset: str
+    dataset_revision: str
+    task: str
+    task_version: str
+    task_options: Mapping[str, Any]
+    tokenizer: str  # the model-level name, e.g. "encodec-24k"
+    variant: str  # the preset as invoked plus overrides, e.g. "encodec-24k-6kbps"
+    tokenizer_options: Mapping[str, Any]
+    tokenizer_revision: str | None
+    protocol: Mapping[str, Any]
+    kind: str = ""
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "dataset_revision": self.dataset_revision,
+            "task": self.task,
+            "task_version": self.task_version,
+            "task_options": dict(self.task_options),
+            "tokenizer": self.tokenizer,
+            "variant": self.variant,
+            "tokenizer_options": dict(self.tokenizer_options),
+            "tokenizer_revision": self.tokenizer_revision,
+            "protocol_id": self.protocol_id,
+        }
+
+    @property
+    def protocol_id(self) -> str:
+        return protocol_id(dict(self.protocol))
+
+    @property
+    def config_hash(self) -> str:
+        return stable_hash(self.config(), length=12)
+
+    @property
+    def run_id(self) -> str:
+        return "/".join([_safe(self.dataset), _safe(self.task), _safe(self.variant), self.config_hash])
+
+
+def make_record(
+    utterance_id: str | None,
+    metrics: Mapping[str, float | None],
+    reasons: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    param: Any = None,
+) -> dict[str, Any]:
+    """A JSON-safe record: non-finite values become null, and every null carries a reason."""
+    reasons = dict(reasons or {})
+    clean: dict[str, float | None] = {}
+    for name, value in metrics.items():
+        v = finite_or_none(value)
+        if v is None:
+            if value is not None and name not in reasons:
+                reasons[name] = f"value was not finite ({value})"
+            reasons.setdefault(name, "not computed")
+        clean[name] = v
+    for name in reasons:
+        if name not in clean:
+            clean[name] = None
+    record = {"utterance_id": utterance_id, "param": param, "metrics": clean, "reasons": reasons,
+              "extra": dict(extra or {})}
+    dumps(record)  # fail here, loudly, if anything is not JSON (e.g. a NaN inside extra)
+    return record
+
+
+def record_key(record: Mapping[str, Any]) -> tuple[str | None, str]:
+    return record.get("utterance_id"), dumps(record.get("param"))
+
+
+@dataclass
+class RunStore:
+    root: Path
+    spec: RunSpec
+    rank: int = 0
+    world_size: int = 1
+    _done: set = field(default_factory=set, init=False, repr=False)
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.spec.run_id
+
+    @property
+    def records_path(self) -> Path:
+        return self.path / f"utterances.rank{self.rank}.jsonl"
+
+    def open(self, provenance: Mapping[str, Any]) -> RunStore:
+        """Create the folder, write run.json (rank 0) and load the keys already recorded."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            run_json = self.path / "run.json"
+            previous = read_run_json(self.path) if run_json.is_file() else {}
+            info = {**previous, **provenance, "run_id": self.spec.run_id,
+                    "config": self.spec.config(), "protocol": dict(self.spec.protocol),
+                    "protocol_id": self.spec.protocol_id, "kind": self.spec.kind,
+                    "status": "running", "world_size": self.world_size}
+            info["attempts"] = int(previous.get("attempts", 0)) + 1
+            atomic_write_json(run_json, info)
+        repair_jsonl_tail(self.records_path)
+        self._done = {record_key(r) for r in iter_records(self.path)}
+        return self
+
+    def is_done(self, utterance_id: str | None, param: Any = None) -> bool:
+        return (utterance_id, dumps(param)) in self._done
+
+    def append(self, record: Mapping[str, Any]) -> bool:
+        """Append one record (flushed and fsynced); False if its key was already recorded."""
+        key = record_key(record)
+        if key in self._done:
+            return False
+        line = dumps(dict(record)) + "\n"
+        with self.records_path.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._done.add(key)
+        return True
+
+    def write_corpus(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Replace the corpus-level records (computed over all utterances, by rank 0)."""
+        lines = "".join(dumps(dict(r)) + "\n" for r in records).encode()
+        atomic_write(self.path / CORPUS_FILE, lambda fh: fh.write(lines))
+
+    def finish(
+        self, summary: Mapping[str, Any], updates: Mapping[str, Any] | None = None,
+        status: str = "complete",
+    ) -> None:
+        """Write summary.json and mark run.json with ``status`` (rank 0, after all ranks are done)."""
+        atomic_write_json(self.path / "summary.json", dict(summary))
+        info = read_run_json(self.path)
+        info.update(updates or {})
+        info["status"] = status
+        atomic_write_json(self.path / "run.json", info)
+
+
+def read_run_json(run_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+
+
+def iter_records(run_dir: str | Path, include_corpus: bool = False) -> Iterator[dict[str, Any]]:
+    """Every record of a run: all rank shards (deduplicated by key), then corpus records."""
+    run_dir = Path(run_dir)
+    seen: set = set()
+    for shard in sorted(run_dir.glob(RECORDS_GLOB)):
+        for record in read_jsonl(shard):
+            key = record_key(record)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield record
+    if include_corpus:
+        yield from read_jsonl(run_dir / CORPUS_FILE)
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run folders under ``root`` (any folder holding a run.json), in a stable order."""
+    root = Path(root)
+    if (root / "run.json").is_file():
+        return [root]
+    return sorted(p.parent for p in root.rglob("run.json") if "reference" not in p.relative_to(root).parts[:1])

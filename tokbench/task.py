@@ -1,0 +1,69 @@
+"""The task interface. A task never knows which tokenizer it runs: it sees the contract only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from tokbench.cache import Cache
+from tokbench.data import Dataset, Utterance
+from tokbench.store import RunSpec, RunStore
+from tokbench.types import Tokenizer, TokenizerMeta
+
+
+class UnsupportedError(Exception):
+    """The task cannot run this tokenizer (e.g. no decoder): reported as 'not supported'."""
+
+
+@dataclass
+class RunContext:
+    tokenizer: Tokenizer
+    dataset: Dataset  # the whole (limited) dataset: tasks may need other utterances as prompts
+    utterances: list[Utterance]  # this rank's shard
+    store: RunStore
+    cache: Cache
+    spec: RunSpec
+    device: str
+    batch_size: int
+    workers: int
+    progress: Callable[..., Iterable]
+    log: Callable[[str], None]
+
+    @property
+    def meta(self) -> TokenizerMeta:
+        return self.tokenizer.meta
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class Task:
+    """Base class of tasks. Subclasses set ``name``, ``version``, ``Options``, ``requires``."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    Options: ClassVar[type] = NoOptions
+    requires: ClassVar[frozenset[str]] = frozenset()  # tokenizer capabilities
+
+    def __init__(self, options: Any):
+        self.options = options
+
+    def protocol(self) -> dict[str, Any]:
+        """Protocol settings this task's options change (merged into the base protocol)."""
+        return {}
+
+    def unsupported_reason(self, meta: TokenizerMeta) -> str | None:
+        missing = sorted(self.requires - set(meta.capabilities))
+        if missing:
+            return f"{meta.name} lacks the capability {', '.join(missing)} that task {self.name} needs"
+        return None
+
+    def run(self, ctx: RunContext) -> None:
+        raise NotImplementedError
+
+    def corpus_records(self, ctx: RunContext, records: list[dict]) -> list[dict]:
+        """Corpus-level records computed from all ranks' records (rank 0, after the run)."""
+        return []

@@ -1,0 +1,251 @@
+"""Core types of the adapter contract (DESIGN.md section 3).
+
+Shapes are contract: ``Tokens.codes`` is ``LongTensor[B, Q, F]`` with ``frame_lengths[B]``;
+``Audio.wav`` is ``Tensor[B, T]`` with ``lengths[B]`` at ``Audio.sample_rate``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import torch
+
+Kind = Literal["acoustic", "semantic", "hybrid", "reference"]
+KINDS: tuple[str, ...] = ("reference", "acoustic", "semantic", "hybrid")
+CAPABILITIES: frozenset[str] = frozenset({"decode", "speaker_prompt", "embed"})
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights came from: repo id (or URL), the requested and the resolved revision."""
+
+    repo_id: str | None = None
+    revision: str | None = None
+    resolved: str | None = None
+    url: str | None = None
+    local_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class TokenizerMeta:
+    """Static description of a tokenizer variant. Frozen: an adapter never mutates it."""
+
+    name: str
+    family: str
+    kind: Kind
+    sample_rate: int
+    frame_rate: float
+    n_codebooks: int
+    codebook_sizes: tuple[int, ...]
+    streamable: bool = False
+    capabilities: frozenset[str] = frozenset({"decode"})
+    source: ModelSource = field(default_factory=ModelSource)
+    license: str = ""
+    citation: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        unknown = set(self.capabilities) - CAPABILITIES
+        if unknown:
+            raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
+        if len(self.codebook_sizes) != self.n_codebooks:
+            raise ValueError(
+                f"{self.name}: {self.n_codebooks} codebooks but {len(self.codebook_sizes)} sizes"
+            )
+        if self.sample_rate <= 0 or self.frame_rate <= 0:
+            raise ValueError(f"{self.name}: sample_rate and frame_rate must be positive")
+        object.__setattr__(self, "codebook_sizes", tuple(int(s) for s in self.codebook_sizes))
+        object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+        object.__setattr__(self, "frame_rate", float(self.frame_rate))
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    @property
+    def bitrate_nominal(self) -> float:
+        """Bits per second if every code were equiprobable: frame_rate x sum(log2 |codebook|)."""
+        return self.frame_rate * sum(math.log2(s) for s in self.codebook_sizes)
+
+    @property
+    def token_rate(self) -> float:
+        """Tokens per second (all codebooks)."""
+        return self.frame_rate * self.n_codebooks
+
+    def can(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "kind": self.kind,
+            "sample_rate": self.sample_rate,
+            "frame_rate": self.frame_rate,
+            "n_codebooks": self.n_codebooks,
+            "codebook_sizes": list(self.codebook_sizes),
+            "streamable": self.streamable,
+            "capabilities": sorted(self.capabilities),
+            "source": self.source.to_dict(),
+            "license": self.license,
+            "citation": self.citation,
+            "options": dict(self.options),
+            "bitrate_nominal": self.bitrate_nominal,
+            "token_rate": self.token_rate,
+        }
+
+
+def _check_lengths(lengths: torch.Tensor, batch: int, limit: int, what: str) -> torch.Tensor:
+    if lengths.dim() != 1 or lengths.shape[0] != batch:
+        raise ValueError(f"{what} lengths must have shape [{batch}], got {tuple(lengths.shape)}")
+    lengths = lengths.to(torch.long)
+    if batch and (int(lengths.min()) < 0 or int(lengths.max()) > limit):
+        raise ValueError(f"{what} lengths must lie in [0, {limit}], got {lengths.tolist()}")
+    return lengths
+
+
+@dataclass
+class Tokens:
+    """A batch of discrete codes ``[B, Q, F]``; frames at or after ``frame_lengths[b]`` are padding."""
+
+    codes: torch.Tensor
+    frame_lengths: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.codes.dim() != 3:
+            raise ValueError(f"codes must be [B, Q, F], got shape {tuple(self.codes.shape)}")
+        if self.codes.dtype != torch.long:
+            self.codes = self.codes.to(torch.long)
+        self.frame_lengths = _check_lengths(
+            self.frame_lengths, self.codes.shape[0], self.codes.shape[2], "frame"
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def n_codebooks(self) -> int:
+        return int(self.codes.shape[1])
+
+    def item(self, i: int) -> torch.Tensor:
+        """Codes of item ``i`` without padding: ``[Q, F_i]``."""
+        return self.codes[i, :, : int(self.frame_lengths[i])]
+
+    def unbatch(self) -> list[torch.Tensor]:
+        return [self.item(i) for i in range(self.batch_size)]
+
+    @classmethod
+    def from_list(cls, items: Sequence[torch.Tensor], pad_value: int = 0) -> Tokens:
+        """Pad a list of ``[Q, F_i]`` code tensors into one batch."""
+        if not items:
+            raise ValueError("cannot batch an empty list of token tensors")
+        q = {int(t.shape[0]) for t in items}
+        if len(q) != 1:
+            raise ValueError(f"items have different numbers of codebooks: {sorted(q)}")
+        frames = max(int(t.shape[1]) for t in items)
+        codes = torch.full((len(items), q.pop(), frames), pad_value, dtype=torch.long)
+        for i, t in enumerate(items):
+            codes[i, :, : t.shape[1]] = t
+        lengths = torch.tensor([int(t.shape[1]) for t in items], dtype=torch.long)
+        return cls(codes, lengths)
+
+    def to(self, device: torch.device | str) -> Tokens:
+        return Tokens(self.codes.to(device), self.frame_lengths.to(device))
+
+
+@dataclass
+class Audio:
+    """A batch of mono waveforms ``[B, T]`` at ``sample_rate``; samples past ``lengths[b]`` are padding."""
+
+    wav: torch.Tensor
+    lengths: torch.Tensor
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        if self.wav.dim() != 2:
+            raise ValueError(f"wav must be [B, T], got shape {tuple(self.wav.shape)}")
+        self.lengths = _check_lengths(self.lengths, self.wav.shape[0], self.wav.shape[1], "sample")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.wav.shape[0])
+
+    def item(self, i: int) -> torch.Tensor:
+        return self.wav[i, : int(self.lengths[i])]
+
+    def unbatch(self) -> list[torch.Tensor]:
+        return [self.item(i) for i in range(self.batch_size)]
+
+    @classmethod
+    def from_list(cls, items: Sequence[torch.Tensor], sample_rate: int) -> Audio:
+        """Zero-pad a list of 1-D waveforms into one batch."""
+        if not items:
+            raise ValueError("cannot batch an empty list of waveforms")
+        t = max(int(x.shape[-1]) for x in items)
+        wav = torch.zeros(len(items), t, dtype=torch.float32)
+        for i, x in enumerate(items):
+            if x.dim() != 1:
+                raise ValueError(f"waveform {i} must be 1-D (mono), got shape {tuple(x.shape)}")
+            wav[i, : x.shape[0]] = x.to(torch.float32)
+        lengths = torch.tensor([int(x.shape[0]) for x in items], dtype=torch.long)
+        return cls(wav, lengths, sample_rate)
+
+    def to(self, device: torch.device | str) -> Audio:
+        return Audio(self.wav.to(device), self.lengths.to(device), self.sample_rate)
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What every adapter provides. ``embed`` is optional (capability ``embed``)."""
+
+    meta: TokenizerMeta
+
+    def encode(self, wav: torch.Tensor, lengths: torch.Tensor) -> Tokens: ...
+
+    def decode(self, tokens: Tokens, prompt: Audio | None = None) -> Audio: ...
+
+
+class TokenizerBase:
+    """Convenience base class for adapters.
+
+    Subclasses set ``Options`` (a dataclass of the variant's settings, whose fields are what
+    presets and ``--set`` may change) and implement ``describe`` (static metadata, no weights
+    loaded, so ``tokbench list`` can show bitrates) plus ``encode``/``decode``.
+    """
+
+    Options: ClassVar[type]
+    meta: TokenizerMeta
+
+    def __init__(self, options: Any, *, device: str = "cpu", checkpoint: str | None = None):
+        self.options = options
+        self.device = device
+        self.checkpoint = checkpoint
+        self.meta = self.describe(options)
+
+    @classmethod
+    def describe(cls, options: Any) -> TokenizerMeta:
+        raise NotImplementedError
+
+    def encode(self, wav: torch.Tensor, lengths: torch.Tensor) -> Tokens:
+        raise NotImplementedError
+
+    def decode(self, tokens: Tokens, prompt: Audio | None = None) -> Audio:
+        raise NotImplementedError(f"{self.meta.name} cannot decode")
+
+    def embed(self, tokens: Tokens) -> torch.Tensor:
+        raise NotImplementedError(f"{self.meta.name} has no embeddings")
+
+    def check_input(self, wav: torch.Tensor, lengths: torch.Tensor) -> None:
+        """Validate an encode() call: mono float batch ``[B, T]`` with matching lengths."""
+        if wav.dim() != 2:
+            raise ValueError(f"{self.meta.name}.encode expects wav [B, T], got {tuple(wav.shape)}")
+        if not wav.is_floating_point():
+            raise TypeError(f"{self.meta.name}.encode expects float audio, got {wav.dtype}")
+        _check_lengths(lengths, wav.shape[0], wav.shape[1], "sample")
