@@ -1,16 +1,22 @@
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 
-from tokbench.options import (OptionError, build_options, options_dict, parse_overrides,
-                              split_overrides, stable_hash)
+from tokbench.options import (
+    OptionError,
+    build_options,
+    options_dict,
+    parse_overrides,
+    split_overrides,
+    stable_hash,
+)
 
 
 @dataclass(frozen=True)
 class A:
     n_q: int = 8
-    bandwidth: Optional[float] = None
+    bandwidth: float | None = None
     mode: Literal["first", "all"] = "first"
     streaming: bool = False
     layers: tuple[int, ...] = (6,)

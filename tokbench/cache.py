@@ -9,6 +9,7 @@ Location: ``$TOKBENCH_CACHE`` or ``~/.cache/tokbench``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 

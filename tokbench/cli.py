@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -85,18 +84,18 @@ class Device(str, Enum):
 
 @app.command("run")
 def run_cmd(
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", "-t", help="tokenizer preset (tokbench list tokenizers)"),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", "-t", help="tokenizer preset (tokbench list tokenizers)"),
     task: str = typer.Option(..., "--task", help="task (tokbench list tasks)"),
     dataset: str = typer.Option("sample", "--dataset", "-d", help="dataset name, folder or manifest"),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N utterances"),
-    device: Optional[Device] = typer.Option(None, "--device", help="cuda or cpu (default: cuda if available)"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="only the first N utterances"),
+    device: Device | None = typer.Option(None, "--device", help="cuda or cpu (default: cuda if available)"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
-    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="CPU metric worker processes"),
+    workers: int | None = typer.Option(None, "--workers", min=0, help="CPU metric worker processes"),
     out: Path = typer.Option(Path("results"), "--out", help="results root"),
     set_: list[str] = typer.Option([], "--set", help="override an option: key=value (repeatable)"),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="local model folder instead of the Hub"),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help="plug-in adapter: path/to/file.py:Class"),
-    text: Optional[str] = typer.Option(None, "--text", help="transcript file for a folder dataset"),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="local model folder instead of the Hub"),
+    adapter: str | None = typer.Option(None, "--adapter", help="plug-in adapter: path/to/file.py:Class"),
+    text: str | None = typer.Option(None, "--text", help="transcript file for a folder dataset"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run a task for one tokenizer preset and store the results."""

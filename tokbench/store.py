@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokbench.fileio import atomic_write, atomic_write_json, dumps, finite_or_none, read_jsonl, repair_jsonl_tail
+from tokbench.fileio import (
+    atomic_write,
+    atomic_write_json,
+    dumps,
+    finite_or_none,
+    read_jsonl,
+    repair_jsonl_tail,
+)
 from tokbench.options import stable_hash
 from tokbench.protocol import protocol_id
 

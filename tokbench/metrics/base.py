@@ -1,0 +1,59 @@
+"""How metric computations report results: values, or ``None`` with a reason. No sentinels."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class NotComputable(Exception):
+    """Raised by a metric function when its value is undefined for this input (says why)."""
+
+
+@dataclass
+class Scores:
+    """Metric values of one utterance, with a reason for each one that is ``None``."""
+
+    values: dict[str, float | None] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def put(self, name: str, value: float | None, reason: str | None = None) -> None:
+        if value is not None and not math.isfinite(float(value)):
+            reason, value = reason or f"value was not finite ({value})", None
+        self.values[name] = None if value is None else float(value)
+        if value is None:
+            self.reasons[name] = reason or "not computed"
+        else:
+            self.reasons.pop(name, None)
+
+    def fail(self, names: list[str] | tuple[str, ...], reason: str) -> None:
+        for name in names:
+            self.put(name, None, reason)
+
+    def compute(self, names: str | tuple[str, ...], fn: Callable[[], Any]) -> None:
+        """Run ``fn``; store its value(s) under ``names``, or None + reason if it raises
+        :class:`NotComputable` (any other exception is a bug and propagates)."""
+        single = isinstance(names, str)
+        keys = (names,) if single else names
+        try:
+            result = fn()
+        except NotComputable as exc:
+            self.fail(list(keys), str(exc))
+            return
+        if single:
+            self.put(names, result)
+        else:
+            if isinstance(result, dict):
+                for k in keys:
+                    self.put(k, result.get(k), None if result.get(k) is not None else "not computed")
+            else:
+                for k, v in zip(keys, result, strict=True):
+                    self.put(k, v)
+
+    def update(self, other: Scores) -> None:
+        for name, value in other.values.items():
+            self.put(name, value, other.reasons.get(name))
+        self.extra.update(other.extra)
