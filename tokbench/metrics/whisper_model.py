@@ -26,7 +26,9 @@ DEFAULT_MODEL = "large-v3"
 # Bound on the reachability check made before a download: whisper's own urlopen has no timeout,
 # and on a network that drops packets a connect can hang for minutes.
 PROBE_TIMEOUT_S = 10.0
-FIX = "run once online to cache it, or pass --set asr_checkpoint=PATH"
+FIX = (
+    "run once online to cache it, or pass --set asr_checkpoint=PATH "
+    "(tokbench score: --asr-checkpoint PATH)")
 
 
 class AsrUnavailable(RuntimeError):
