@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyworld
 
 from tokbench.audio import load_audio, resample
 from tokbench.metrics.mel import mel_l1
@@ -67,6 +68,7 @@ def main() -> None:
     ref8, hyp8 = resample(ref, 16000, 8000), resample(hyp, 16000, 8000)
     f0_ref, f0_hyp = f0_contour(ref), f0_contour(hyp)
     codes = rng.integers(0, 1024, size=(8, int(50 * args.seconds)))
+    x64 = hyp.astype(np.float64)
 
     c0, w0 = time.process_time(), time.perf_counter()
     voice_encoder()
@@ -91,6 +93,11 @@ def main() -> None:
         "codebook_counts (8 x 200 codes, K=1024)": lambda: codebook_counts(codes, [1024] * 8),
         "bitrate_entropy (8 codebooks, K=1024)": lambda: bitrate_entropy(
             50.0, codebook_counts(codes, [1024] * 8)),
+        # Calibration against the reference numbers in NOTES.md (not protocol settings):
+        "[cal] Harvest with its default 71 Hz floor": lambda: pyworld.harvest(
+            hyp.astype(np.float64), 16000, f0_floor=71.0, f0_ceil=800.0, frame_period=5.0),
+        "[cal] WORLD dio + stonemask": lambda: pyworld.stonemask(
+            x64, *pyworld.dio(x64, 16000, frame_period=5.0), 16000),
     }
     print(f"{args.seconds} s of 16 kHz speech, {args.repeats} repeats; times in ms")
     print(f"{'call':48s} {'cpu min':>8s} {'cpu med':>8s} {'wall min':>8s} {'wall med':>8s}")

@@ -40,8 +40,8 @@ def pesq_score(ref: np.ndarray, hyp: np.ndarray, sample_rate: int, mode: str) ->
     except PesqError as exc:  # NoUtterancesError, ...
         raise NotComputable(f"PESQ {mode}: {type(exc).__name__}: {_text(exc)}") from None
     except ValueError as exc:
-        # The C code's level alignment divides by the output's power: a (near-)silent output
-        # ends in "cannot convert float NaN to integer".
+        # A (near-)silent output makes the package fail with "cannot convert float NaN to
+        # integer" (seen with all-zero and with 1e-30-scaled outputs).
         if "NaN" not in str(exc):
             raise
         raise NotComputable(f"PESQ {mode}: output too quiet to align ({exc})") from None
@@ -69,6 +69,7 @@ def stoi_score(ref16: np.ndarray, hyp16: np.ndarray, extended: bool = False) -> 
     ref, hyp = as_pair(ref16, hyp16)
     require_sound(ref, "reference")
     require_sound(hyp, "output")
+    # catch_warnings swaps process-wide state: fine in worker processes, not thread-safe.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = _stoi(ref, hyp, SCORING_SAMPLE_RATE, extended=extended)
