@@ -14,6 +14,7 @@ import torch
 
 from tokbench.audio import fit_length, resample, write_audio
 from tokbench.metrics import rates
+from tokbench.metrics.base import NotComputable
 from tokbench.pipeline import (
     Item,
     length_sorted_batches,
@@ -166,11 +167,13 @@ class Reconstruction(Task):
             used += 1
         metrics: dict = {"bitrate_nominal": meta.bitrate_nominal}
         reasons = {}
-        if used:
+        try:
+            if not used:
+                raise NotComputable("no tokens in the cache for this run's utterances")
             metrics["bitrate_entropy"] = rates.bitrate_entropy(meta.frame_rate, counts)
-        else:
+        except NotComputable as exc:
             metrics["bitrate_entropy"] = None
-            reasons["bitrate_entropy"] = "no tokens in the cache for this run's utterances"
+            reasons["bitrate_entropy"] = str(exc)
         return [make_record(None, metrics, reasons, extra={"n_utterances": used})]
 
 
