@@ -3,12 +3,13 @@
 86.13 Hz), each of 1024 entries; presets ``dac-24k-8q`` etc. use the first N codebooks.
 
 DAC's convolutions are not causal and it has no padding mask: in a batch, the last frames of a
-shorter item see the (processed) padding rather than the zero padding its convolutions see
-alone. Items are padded the same way on both paths (zeros to whole frames, as DAC's own
-preprocessing does), the quantized latents of padding frames are zeroed before decoding, and the
-remaining difference is bounded by ``batch_tolerance`` (held by the tests). The decoder returns
-a few samples fewer than ``frames x hop`` for hop 320 (no output padding on the stride-5
-upsampler): the output is zero-padded to the length asked.
+shorter item would see the (processed) padding rather than the zero padding its convolutions see
+alone. Every item therefore gets ``context_frames`` = 8 zero frames after it, on both paths
+(more than the measured reach of 5 frames for the encoder and 7 for the decoder), which makes
+batched results equal one-at-a-time results up to float rounding. Input is zero-padded to whole
+frames, as DAC's own preprocessing does. The decoder returns 8 samples fewer than
+``frames x hop`` for hop 320 (the stride-5 upsampler has no output padding); the shortfall falls
+inside the context frames, so every item's own samples are decoded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tokbench.adapters.hf_codec import HFCodecTokenizer
 
 #: descript/dac_* commits pinned by several public projects.

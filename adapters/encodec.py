@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tokbench.adapters.hf_codec import HFCodecTokenizer
 
 #: facebook/encodec_24khz commit pinned by several public projects (e.g. MTEB's model registry).

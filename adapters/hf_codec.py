@@ -5,13 +5,20 @@ loaded config against the rates the adapter declares, padding and trimming, batc
 the codebook-vector ``embed``. Each family module supplies the model calls.
 
 Lengths and batching (DESIGN.md section 3). ``encode`` zero-pads every item to whole frames
-(``ceil(len / hop) * hop`` samples) and ignores anything the caller left past ``lengths``, so an
-item is padded the same way alone and in a batch; ``frame_lengths = ceil(len / hop)``. This also
-keeps the models' own length handling out of play: Mimi and EnCodec pad the last partial frame
-internally (EnCodec by reflection), which would make a batched item see its neighbours' padding.
+(``ceil(len / hop) * hop`` samples), ignoring whatever the caller left past ``lengths``;
+``frame_lengths = ceil(len / hop)``. Whole-frame input keeps the models' own right-edge padding
+out of play (Mimi and EnCodec pad a partial last frame internally, EnCodec by reflection, which
+in a batch would read the neighbours' padding). Two class settings then make an item's codes and
+audio independent of the rest of the batch, padding it the same way alone and batched:
+``context_frames`` zero frames after every item for models that look ahead (DAC's convolutions
+are not causal and it has no padding mask), and ``min_frames`` for models whose left-edge
+padding reads ahead (EnCodec reflects). With them, batched equals one-at-a-time up to float
+rounding for all three families (tests/test_codecs.py checks ``batch_tolerance``).
+
 ``decode`` returns ``frame_lengths * hop`` samples (the whole frames the codes stand for), or
-exactly ``lengths`` samples when given, trimming or zero-padding the model output (DAC returns a
-few samples short); samples past an item's length are zero.
+exactly ``lengths`` samples when given (the input lengths), trimming or zero-padding the model
+output (DAC's decoder returns 8 samples fewer than ``frames * hop`` for hop 320); samples past an
+item's length are zero. Codes on padding frames are 0, on both paths.
 """
 
 from __future__ import annotations
@@ -28,8 +35,8 @@ from tokbench.types import Audio, ModelSource, TokenizerBase, TokenizerMeta, Tok
 
 class HFCodecTokenizer(TokenizerBase):
     """Base of the Hugging Face codec adapters. Subclasses set the class constants below and
-    implement ``model_class``, ``n_codebooks_for``, ``encode_kwargs``, ``_encode_frames``,
-    ``_decode_frames``, ``_codebook_tables`` and ``_check_family_config``."""
+    implement ``model_class``, ``n_codebooks_for``, ``call_kwargs``, ``_encode_frames``,
+    ``_decode_frames``, ``_codebook_tables`` and (optionally) ``_check_family_config``."""
 
     name: ClassVar[str]  # model-level name, e.g. "encodec-24k"
     family: ClassVar[str]
@@ -92,8 +99,9 @@ class HFCodecTokenizer(TokenizerBase):
 
     def __init__(self, options: Any, *, device: str = "cpu", checkpoint: str | None = None):
         super().__init__(options, device=device, checkpoint=checkpoint)
+        # float32 whatever the checkpoint's storage dtype: scores must not depend on it
         self.model, source = load_hf_model(self.model_class(), self.repo_id, self.revision,
-                                           checkpoint, device)
+                                           checkpoint, device, dtype=torch.float32)
         self.check_config(self.model.config, source)
         self.meta = dataclasses.replace(self.meta, source=source)
 

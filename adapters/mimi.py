@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tokbench.adapters.hf_codec import HFCodecTokenizer
 
 #: kyutai/mimi commit pinned by several public projects (e.g. in Moshi-derived code).
