@@ -475,7 +475,9 @@ def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("e2e-cache")
 
 
-# End to end: needs tasks/recon.py and the metrics it imports (both landing on main).
+# End to end: needs tasks/recon.py and the metrics it imports (both landing on main). Most of
+# the time goes to scoring the output (WORLD Harvest, PESQ), not to the tiny codecs.
+@pytest.mark.slow
 @pytest.mark.skipif(_recon_unavailable() is not None, reason=str(_recon_unavailable()))
 @pytest.mark.parametrize("preset", ["mimi", "encodec-24k-1.5kbps", "dac-16k-4q"])
 def test_cli_recon_run_with_checkpoint(preset, checkpoint_for, shared_cache, tmp_path, monkeypatch):
