@@ -8,7 +8,6 @@ nominal and entropy bitrate. Everything is scored at 16 kHz (DESIGN.md section 4
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,10 +46,10 @@ class Reconstruction(Task):
     requires = frozenset({"decode"})
 
     def protocol(self) -> dict:
+        from tokbench.metrics.whisper_model import model_id
+
         o = self.options
-        if not o.asr:
-            return {"asr": {"model": None}}
-        return {"asr": {"model": o.asr_checkpoint and Path(o.asr_checkpoint).name or o.asr_model}}
+        return {"asr": {"model": model_id(o.asr_model, o.asr_checkpoint) if o.asr else None}}
 
     def _asr(self, ctx: RunContext):
         if not self.options.asr:
