@@ -475,7 +475,7 @@ def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("e2e-cache")
 
 
-# End to end: needs tasks/recon.py and the metrics it imports (both landing on main). Most of
+# End to end through `tokbench run` (skipped, saying why, if the recon task cannot be imported). Most of
 # the time goes to scoring the output (WORLD Harvest, PESQ), not to the tiny codecs.
 @pytest.mark.slow
 @pytest.mark.skipif(_recon_unavailable() is not None, reason=str(_recon_unavailable()))
