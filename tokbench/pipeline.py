@@ -140,5 +140,5 @@ def encode_dataset(
                 dur = len(item.wav) / meta.sample_rate
                 codes[item.utt.id], durations[item.utt.id] = c, dur
                 cache.save_tensors("tokens", token_cache_key(meta, dataset, item.utt.id),
-                                   {"codes": c, "duration": torch.tensor(dur)})
+                                   {"codes": c, "duration": torch.tensor(dur, dtype=torch.float64)})
     return EncodedSet(codes, errors, durations, total_seconds)
