@@ -7,20 +7,22 @@
 - ``token_perplexity``: 2 ** token_entropy.
 
 In results these metrics are corpus-level records with ``param`` = the codebook index (0-based).
-``bitrate_entropy`` (frame rate x sum over codebooks of the unigram entropy) is computed from the
-same counts, and every entropy here goes through :func:`tokbench.stats.entropy_bits`.
+``bitrate_entropy`` (frame rate x sum over codebooks of the unigram entropy) comes from the same
+counts through :func:`tokbench.metrics.rates.bitrate_entropy`; every entropy here goes through
+:func:`tokbench.stats.entropy_bits`.
 Counts come from whole-corpus token streams: per-utterance counts are too few.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from tokbench.metrics import rates
 from tokbench.metrics.base import NotComputable
 from tokbench.stats import entropy_bits
 from tokbench.store import make_record
@@ -88,6 +90,8 @@ class CodebookStats:
     utilisation: float | None
     perplexity: float | None
     reasons: Mapping[str, str]
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False,
+                               compare=False)  # unigram counts, by code
 
     def metrics(self) -> dict[str, float | None]:
         return {"token_entropy": self.entropy, "token_cond_entropy": self.cond_entropy,
@@ -114,7 +118,7 @@ def codebook_stats(streams: Sequence[np.ndarray], size: int, codebook: int = 0) 
         except NotComputable as exc:
             reasons["token_cond_entropy"] = str(exc)
     return CodebookStats(codebook, size, n, int(pair_counts.sum()), entropy, cond, utilisation,
-                         perplexity, reasons)
+                         perplexity, reasons, counts)
 
 
 def token_stats(
@@ -133,11 +137,9 @@ def token_stats(
 
 
 def bitrate_entropy(stats: Sequence[CodebookStats], frame_rate: float) -> float:
-    """``bitrate_entropy`` (bit/s): frame rate x sum over codebooks of the unigram entropy."""
-    missing = [s.codebook for s in stats if s.entropy is None]
-    if missing or not stats:
-        raise NotComputable(f"no tokens in codebook(s) {missing}" if missing else "no codebooks")
-    return float(frame_rate * sum(s.entropy for s in stats))
+    """``bitrate_entropy`` (bit/s) of these counts, by :func:`tokbench.metrics.rates.bitrate_entropy`
+    (frame rate x sum over codebooks of the unigram entropy), as recon computes it."""
+    return rates.bitrate_entropy(frame_rate, [s.counts for s in stats])
 
 
 def stat_records(
