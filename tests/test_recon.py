@@ -49,6 +49,11 @@ def test_mulaw_is_lower_but_sane(identity_and_mulaw):
     assert 0.9 < mu["stoi"] <= ident["stoi"] + 1e-6
     assert mu["secs"] > 0.9 and mu["gpe"] < 0.1
     assert mu["bitrate_nominal"] == 128_000 and mu["bitrate_entropy"] <= 128_000
+    # Recon records the token statistics too (param = codebook index), from the same counts.
+    stats = runs["mulaw"].summary.set_index(["metric", "param"])["mean"]
+    assert stats[("token_entropy", 0)] * 16000 == pytest.approx(mu["bitrate_entropy"])
+    assert stats[("token_cond_entropy", 0)] < stats[("token_entropy", 0)] <= 8.0
+    assert 0 < stats[("codebook_utilisation", 0)] <= 1.0
 
 
 def test_records_and_provenance(identity_and_mulaw):
