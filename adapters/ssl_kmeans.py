@@ -78,7 +78,7 @@ BATCH_TOLERANCE = 0.99
 # Revisions. Full commit hashes are pinned where the commit could be verified (a commit whose
 # tree holds the current config and weights); "main" otherwise. The resolved commit of what was
 # actually loaded is recorded in every run either way.
-HUBERT_BASE_REVISION = "main"
+HUBERT_BASE_REVISION = "main"  # no full commit hash of this repo could be verified
 HUBERT_LARGE_REVISION = "fa4264f8c20e848d45f9b3e5eea32b5cfab209c3"  # last config change; later: README only
 WAVLM_LARGE_REVISION = "c1423ed94bb01d80a3f5ce5bc39f6026a0f4828c"  # head of main (README update)
 
@@ -96,19 +96,18 @@ class SSLModel:
     revision: str
     arch: Literal["hubert", "wavlm"]
     num_layers: int
-    hidden_size: int
     pretrain_normalize: bool  # input normalisation used in pre-training (fairseq/unilm configs)
     license: str
     citation: str
 
 
 MODELS: dict[str, SSLModel] = {
-    "hubert-base": SSLModel("facebook/hubert-base-ls960", HUBERT_BASE_REVISION, "hubert", 12, 768,
+    "hubert-base": SSLModel("facebook/hubert-base-ls960", HUBERT_BASE_REVISION, "hubert", 12,
                             False, "apache-2.0", HUBERT_CITATION),
-    "hubert-large": SSLModel("facebook/hubert-large-ll60k", HUBERT_LARGE_REVISION, "hubert", 24, 1024,
+    "hubert-large": SSLModel("facebook/hubert-large-ll60k", HUBERT_LARGE_REVISION, "hubert", 24,
                              True, "apache-2.0", HUBERT_CITATION),
-    "wavlm-large": SSLModel("microsoft/wavlm-large", WAVLM_LARGE_REVISION, "wavlm", 24, 1024,
-                            True, "not stated on the model card (see microsoft/unilm)", WAVLM_CITATION),
+    "wavlm-large": SSLModel("microsoft/wavlm-large", WAVLM_LARGE_REVISION, "wavlm", 24, True,
+                            "not stated on the model card (see microsoft/unilm)", WAVLM_CITATION),
 }
 
 ModelName = Literal["hubert-base", "hubert-large", "wavlm-large"]
@@ -142,28 +141,31 @@ def load_pretrained(model_cls: Any, repo_id: str, revision: str, checkpoint: str
         return LoadedCheckpoint(model, folder, ModelSource(repo_id=repo_id, revision=revision,
                                                            resolved=None, local_path=str(folder)))
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
     offline = (f"{repo_id} is not cached and the Hub is unreachable: run once online or pass "
                f"--checkpoint DIR")
     try:
         folder = Path(hf_hub_download(repo_id, "config.json", revision=revision)).parent
+        not_cached = False
         for weights in ("model.safetensors", "pytorch_model.bin"):
             try:
                 hf_hub_download(repo_id, weights, revision=revision)
                 break
-            except LocalEntryNotFoundError:
-                raise
-            except EntryNotFoundError:
+            except LocalEntryNotFoundError:  # offline: the other file may be cached
+                not_cached = True
+            except EntryNotFoundError:  # this revision has no such file
                 continue
         else:
+            if not_cached:
+                raise HubUnavailableError(offline)
             raise FileNotFoundError(f"{repo_id}@{revision} has neither model.safetensors nor "
                                     f"pytorch_model.bin")
-    except LocalEntryNotFoundError:
+    except LocalEntryNotFoundError:  # offline, or the Hub could not be reached, and not cached
         raise HubUnavailableError(offline) from None
-    except OSError as exc:  # connection errors are OSErrors (requests/httpx)
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except (HfHubHTTPError, FileNotFoundError):  # the Hub answered (unknown repo, revision, ...)
+        raise
+    except OSError as exc:  # e.g. OfflineModeIsEnabled
         raise HubUnavailableError(f"{offline} ({exc})") from None
     try:
         hf_hub_download(repo_id, "preprocessor_config.json", revision=revision)

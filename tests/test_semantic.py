@@ -8,6 +8,7 @@ norm + pre-LN blocks for the large models; only widths and depths shrink.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -255,28 +256,81 @@ def test_embed_and_decode_contract(checkpoints):
                        (5, 2, 2, 2, 2, 2, 2)).tolist() == [0, 0, 1, 1, 2]
 
 
-class NeedsDecodeTask(Task):
-    """Stands in for recon (which needs decode) until tasks/recon.py is on this branch."""
+class NeedsDecode(Task):
+    """A task that needs decode, like recon, registered for the runner test below."""
 
     name = "needs-decode-test"
     requires = frozenset({"decode"})
 
 
-def test_recon_on_a_semantic_tokenizer_without_vocoder_is_unsupported(tmp_path):
+def _one_file_dataset(tmp_path) -> str:
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(data / "a.wav", _speechlike(8000, 0).numpy(), 16000)
+    return str(data)
+
+
+def test_decode_tasks_report_that_semantic_tokens_need_a_vocoder(tmp_path):
     from tokbench import registry
     from tokbench.registry import Entry
     from tokbench.runner import run
 
-    reason = NeedsDecodeTask(None).unsupported_reason(resolve_tokenizer("hubert-base-l6-km100").meta)
-    assert "semantic tokens need a vocoder to be decoded (--set vocoder=" in reason
-    registry.tasks.add(NeedsDecodeTask.name,
-                       Entry(NeedsDecodeTask.name, f"{__name__}:NeedsDecodeTask"), replace=True)
-    audio = tmp_path / "data"
-    audio.mkdir()
-    sf.write(audio / "a.wav", _speechlike(8000, 0).numpy(), 16000)
-    # no checkpoint and no centroids: an unsupported run must not try to load anything
-    result = run("hubert-base-l6-km100", NeedsDecodeTask.name, str(audio),
+    registry.tasks.add(NeedsDecode.name, Entry(NeedsDecode.name, f"{__name__}:NeedsDecode"),
+                       replace=True)
+    # no checkpoint and no centroids here: an unsupported run must not try to load anything
+    result = run("hubert-base-l6-km100", NeedsDecode.name, _one_file_dataset(tmp_path),
                  out=tmp_path / "results", log=lambda msg: None)
-    assert result.status == "unsupported" and "needs a vocoder" in result.reason
+    assert result.status == "unsupported"
+    assert "semantic tokens need a vocoder to be decoded (--set vocoder=" in result.reason
     summary = json.loads((result.path / "summary.json").read_text())
     assert "needs a vocoder" in summary["unsupported"]
+    from tokbench.cli import app
+
+    cli = CliRunner().invoke(app, ["run", "--tokenizer", "wavlm-large-l6-km1000", "--task",
+                                   NeedsDecode.name, "--dataset", str(tmp_path / "data"),
+                                   "--out", str(tmp_path / "r2")], env={"COLUMNS": "300"})
+    assert cli.exit_code == 0, cli.output
+    assert "not supported" in cli.output and "needs a vocoder" in cli.output
+    # a non-semantic tokenizer lacking decode keeps the generic message
+    meta = dataclasses.replace(resolve_tokenizer("mulaw").meta, capabilities=frozenset())
+    assert NeedsDecode(None).unsupported_reason(meta) == (
+        "mulaw lacks the capability decode that task needs-decode-test needs")
+
+
+def test_tokbench_run_recon_on_a_semantic_tokenizer_says_it_needs_a_vocoder(tmp_path):
+    pytest.importorskip("tokbench.tasks.recon", exc_type=ImportError)  # needs the metrics on main
+    from tokbench.cli import app
+
+    cli = CliRunner().invoke(app, ["run", "--tokenizer", "wavlm-large-l6-km1000", "--task", "recon",
+                                   "--dataset", _one_file_dataset(tmp_path),
+                                   "--out", str(tmp_path / "results")], env={"COLUMNS": "300"})
+    assert cli.exit_code == 0, cli.output
+    assert "not supported" in cli.output and "needs a vocoder" in cli.output
+
+
+def test_token_pipeline_caches_semantic_tokens(checkpoints, tmp_path):
+    """Tasks (bpe, token statistics, probing) get tokens through encode_dataset: it must work
+    unchanged, and the cache key must change with the centroids."""
+    from tokbench.cache import Cache
+    from tokbench.data import open_dataset
+    from tokbench.pipeline import encode_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, n in enumerate((16000, 9000, 12000)):
+        sf.write(data / f"u{i}.wav", _speechlike(n, i).numpy(), 16000)
+    ds = open_dataset(str(data))
+    _centroids("hubert-base", 6, 100, False, seed=0)
+    tok = load_tokenizer("hubert-base-l6-km100", checkpoint=checkpoints["hubert-base"])
+    first = encode_dataset(tok, ds, ds.utterances, Cache(), batch_size=2)
+    assert not first.errors and sorted(first.codes) == ["u0", "u1", "u2"]
+    for utt in ds.utterances:
+        wav = torch.from_numpy(sf.read(utt.path, dtype="float32")[0])[None]
+        one = tok.encode(wav, torch.tensor([wav.shape[1]]))
+        assert torch.equal(first.codes[utt.id], one.item(0))
+    again = encode_dataset(tok, ds, ds.utterances, Cache(), batch_size=2)
+    assert again.encode_seconds == 0.0  # all from the cache
+    _centroids("hubert-base", 6, 100, False, seed=1)  # refitted centroids, same options
+    other = load_tokenizer("hubert-base-l6-km100", checkpoint=checkpoints["hubert-base"])
+    fresh = encode_dataset(other, ds, ds.utterances, Cache(), batch_size=2)
+    assert fresh.encode_seconds > 0.0  # not served the old centroids' tokens

@@ -130,16 +130,10 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, chunk: int = 16384) -> tupl
     dist = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[0], chunk):
         xb = x[start : start + chunk].to(torch.float32)
-        d = c_sq[None, :] - 2.0 * (xb @ c.T)
-        best, idx = d.min(dim=1)
+        best, idx = torch.addmm(c_sq[None, :], xb, c.T, alpha=-2.0).min(dim=1)
         labels[start : start + chunk] = idx
         dist[start : start + chunk] = (best + (xb * xb).sum(1)).clamp_min(0.0)
     return labels, dist
-
-
-def _sq_dist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Squared distances ``[M, N]`` between candidate centres ``c [M, D]`` and points ``x [N, D]``."""
-    return ((c * c).sum(1)[:, None] - 2.0 * (c @ x.T) + (x * x).sum(1)[None, :]).clamp_min(0.0)
 
 
 def kmeans_plusplus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -148,23 +142,28 @@ def kmeans_plusplus(x: torch.Tensor, k: int, generator: torch.Generator) -> torc
     if n < k:
         raise ValueError(f"k-means++ needs at least k={k} points, got {n}")
     trials = 2 + int(math.log(k))
-    first = int(torch.randint(n, (1,), generator=generator))
-    centres = torch.empty(k, x.shape[1], dtype=torch.float32, device=x.device)
-    centres[0] = x[first]
-    closest = _sq_dist(x, x[first : first + 1])[0]
-    for i in range(1, k):
-        total = float(closest.sum())
+    x_sq = (x * x).sum(1)
+
+    def sq_dist(idx: torch.Tensor) -> torch.Tensor:  # [len(idx), n]
+        # one fused |x|^2 + |c|^2 - 2 x.c (x @ c.T is the fast layout for few centres)
+        return torch.addmm(x_sq[:, None] + x_sq[idx][None, :], x, x[idx].T, alpha=-2.0).clamp_min_(0.0).T
+
+    first = torch.randint(n, (1,), generator=generator).to(x.device)
+    chosen = [first]
+    closest = sq_dist(first)[0]
+    for _ in range(1, k):
         u = torch.rand(trials, generator=generator, dtype=torch.float64)
-        if total > 0:
-            cum = torch.cumsum(closest.to(torch.float64), 0)
-            cand = torch.searchsorted(cum, (u * total).to(cum.device)).clamp_max(n - 1)
+        cum = torch.cumsum(closest.to(torch.float64), 0)
+        total = cum[-1]
+        if float(total) > 0:
+            cand = torch.searchsorted(cum, u.to(x.device) * total).clamp_max(n - 1)
         else:  # every point coincides with a centre already: pick uniformly
             cand = (u * n).long().clamp_max(n - 1).to(x.device)
-        new = torch.minimum(closest[None, :], _sq_dist(x, x[cand]))
-        best = int(torch.argmin(new.sum(1)))
-        centres[i] = x[cand[best]]
+        new = torch.minimum(closest[None, :], sq_dist(cand))
+        best = torch.argmin(new.sum(1))
+        chosen.append(cand[best].reshape(1))
         closest = new[best]
-    return centres
+    return x[torch.cat(chosen)].to(torch.float32).clone()
 
 
 @dataclass
@@ -202,7 +201,10 @@ def fit_kmeans(
     device: str | torch.device | None = None,
     log: Callable[[str], None] | None = None,
 ) -> KMeansResult:
-    """Mini-batch k-means of the rows of ``x`` ``[N, D]`` (kept where it is; batches move to ``device``).
+    """Mini-batch k-means of the rows of ``x`` ``[N, D]`` on ``device`` (default: ``x``'s device).
+
+    ``x`` moves to a GPU ``device`` whole when it takes less than half the free GPU memory,
+    else batch by batch.
 
     Stops after ``max_epochs`` passes, or earlier once the mean squared distance of a pass
     improves by less than ``tol`` (relative) ``patience`` times in a row. A centre that wins no
@@ -218,8 +220,12 @@ def fit_kmeans(
     init_size = min(n, init_size or max(3 * batch_size, 10 * k))
     t0 = time.perf_counter()
 
+    if dev.type == "cuda" and x.device != dev:
+        free, _ = torch.cuda.mem_get_info(dev)
+        if x.numel() * 4 < free // 2:  # keep the frames on the GPU when they fit comfortably
+            x = x.to(dev, torch.float32)
     sample = torch.randperm(n, generator=gen)[:init_size]
-    centres = kmeans_plusplus(x[sample].to(dev, torch.float32), k, gen)
+    centres = kmeans_plusplus(x[sample.to(x.device)].to(dev, torch.float32), k, gen)
     counts = torch.zeros(k, dtype=torch.float64, device=dev)
 
     _sync(dev)
@@ -231,7 +237,7 @@ def fit_kmeans(
     epochs = 0
     for epoch in range(max_epochs):
         epochs = epoch + 1
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=gen).to(x.device)
         won = torch.zeros(k, dtype=torch.bool, device=dev)
         pass_inertia = 0.0
         for start in range(0, n, batch_size):
@@ -252,7 +258,7 @@ def fit_kmeans(
             log(f"k-means pass {epochs}: mean squared distance {mean_inertia:.6g}")
         dead = (~won).nonzero().flatten()
         if len(dead) and epoch + 1 < max_epochs:
-            pick = torch.randint(n, (len(dead),), generator=gen)
+            pick = torch.randint(n, (len(dead),), generator=gen).to(x.device)
             centres[dead] = x[pick].to(dev, torch.float32)
             counts[dead] = 0.0
         if best < math.inf and best - mean_inertia < tol * best:
