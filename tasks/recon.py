@@ -8,13 +8,13 @@ nominal and entropy bitrate. Everything is scored at 16 kHz (DESIGN.md section 4
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from tokbench.audio import fit_length, resample, write_audio
 from tokbench.metrics import rates
+from tokbench.metrics.base import NotComputable
 from tokbench.pipeline import (
     Item,
     length_sorted_batches,
@@ -47,10 +47,10 @@ class Reconstruction(Task):
     requires = frozenset({"decode"})
 
     def protocol(self) -> dict:
+        from tokbench.metrics.whisper_model import model_id
+
         o = self.options
-        if not o.asr:
-            return {"asr": {"model": None}}
-        return {"asr": {"model": o.asr_checkpoint and Path(o.asr_checkpoint).name or o.asr_model}}
+        return {"asr": {"model": model_id(o.asr_model, o.asr_checkpoint) if o.asr else None}}
 
     def _asr(self, ctx: RunContext):
         if not self.options.asr:
@@ -167,11 +167,13 @@ class Reconstruction(Task):
             used += 1
         metrics: dict = {"bitrate_nominal": meta.bitrate_nominal}
         reasons = {}
-        if used:
+        try:
+            if not used:
+                raise NotComputable("no tokens in the cache for this run's utterances")
             metrics["bitrate_entropy"] = rates.bitrate_entropy(meta.frame_rate, counts)
-        else:
+        except NotComputable as exc:
             metrics["bitrate_entropy"] = None
-            reasons["bitrate_entropy"] = "no tokens in the cache for this run's utterances"
+            reasons["bitrate_entropy"] = str(exc)
         return [make_record(None, metrics, reasons, extra={"n_utterances": used})]
 
 

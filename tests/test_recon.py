@@ -217,3 +217,28 @@ def test_dataset_objects_can_be_passed_directly(tmp_path):
     result = run("identity", "recon", ds, out=tmp_path, overrides=NO_ASR, workers=0, cache_dir=tmp_path / "c")
     assert result.run_id.startswith("mini/recon/identity/")
     assert len(list(iter_records(result.path))) == 2
+
+
+def test_asr_with_a_local_checkpoint_and_cached_ground_truth(tmp_path, monkeypatch):
+    """A tiny random Whisper (128 mels, as large-v3) through --set asr_checkpoint: WER is computed,
+    the ground-truth transcription is made once, and the identity row reuses it."""
+    from tokbench.metrics import asr as asr_module
+    from tokbench.metrics.whisper_model import save_checkpoint, tiny_random_model
+
+    ckpt = save_checkpoint(tiny_random_model(n_mels=128), tmp_path / "tiny.pt")
+    calls = []
+    real = asr_module.transcribe
+    monkeypatch.setattr(asr_module, "transcribe", lambda model, wavs, *a, **k: calls.append(len(wavs)) or real(model, wavs, *a, **k))
+    common = dict(limit=3, out=tmp_path / "out", workers=0, cache_dir=tmp_path / "cache",
+                  overrides=[f"asr_checkpoint={ckpt}", "asr_batch_size=3"])
+    ident = run("identity", "recon", "sample", **common)
+    assert calls == [3]  # the ground truth only: identity output is the original, bit for bit
+    mu = run("mulaw", "recon", "sample", **common)
+    assert calls == [3, 3]  # mu-law output is transcribed; the ground truth comes from the cache
+    for result in (ident, mu):
+        recs = list(iter_records(result.path))
+        assert all(r["metrics"]["wer"] is not None for r in recs)
+        assert all(r["extra"]["asr_text_original"] == r["extra"]["asr_text"] for r in recs) == (result is ident)
+        assert all(r["extra"]["ratio"]["wer"][1] > 0 for r in recs)
+    info = json.loads((ident.path / "run.json").read_text())
+    assert info["protocol"]["asr"]["model"].startswith("checkpoint-sha256:")
