@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import math
 import random
@@ -138,8 +139,9 @@ def load_pretrained(model_cls: Any, repo_id: str, revision: str, checkpoint: str
             raise FileNotFoundError(f"--checkpoint {folder} has no config.json: pass a folder "
                                     f"holding a {repo_id} checkpoint (as save_pretrained writes)")
         model = model_cls.from_pretrained(folder)
-        return LoadedCheckpoint(model, folder, ModelSource(repo_id=repo_id, revision=revision,
-                                                           resolved=None, local_path=str(folder)))
+        return LoadedCheckpoint(model, folder, ModelSource(
+            repo_id=repo_id, revision=None, resolved=checkpoint_fingerprint(folder),
+            local_path=str(folder.resolve())))
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
@@ -174,6 +176,19 @@ def load_pretrained(model_cls: Any, repo_id: str, revision: str, checkpoint: str
     model = model_cls.from_pretrained(folder)
     return LoadedCheckpoint(model, folder, ModelSource(repo_id=repo_id, revision=revision,
                                                        resolved=folder.name))
+
+
+def checkpoint_fingerprint(folder: Path) -> str:
+    """``local-sha256:<hash>`` of a local checkpoint's config and weight files (names and bytes),
+    standing in for a commit so that two local checkpoints never share cached tokens."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir()
+                       if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")):
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    return "local-sha256:" + digest.hexdigest()[:16]
 
 
 def read_preprocessor_config(folder: Path) -> dict[str, Any] | None:

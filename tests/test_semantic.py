@@ -221,6 +221,8 @@ def test_normalisation_follows_the_checkpoint_then_the_pretraining_default(check
     assert tok.meta.options["normalize"] is True
     assert tok.meta.options["normalize_from"] == "pre-training default"
     assert tok.meta.source.local_path == checkpoints["hubert-large"]
+    # a local checkpoint is identified by its files, standing in for a Hub commit
+    assert tok.meta.source.resolved.startswith("local-sha256:") and tok.meta.source.revision is None
     x = _speechlike(8000, 1)
     a = tok.encode(x[None], torch.tensor([8000]))
     b = tok.encode(4 * x[None], torch.tensor([8000]))  # normalised input: scale does not matter
