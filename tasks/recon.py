@@ -28,6 +28,7 @@ from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
 from tokbench.store import make_record
 from tokbench.task import RunContext, Task
+from tokbench.token_stats import stat_records, token_stats
 from tokbench.types import Tokens
 
 
@@ -152,10 +153,12 @@ class Reconstruction(Task):
                                      extra={**extra, **more}))
 
     def corpus_records(self, ctx: RunContext, records: list[dict]) -> list[dict]:
-        """Nominal bitrate from the metadata; entropy bitrate from the corpus token counts."""
+        """Nominal bitrate from the metadata; entropy bitrate from the corpus token counts;
+        the token statistics of every codebook (tokbench.token_stats, ``param`` = codebook)."""
         meta = ctx.meta
         counts = [np.zeros(size, dtype=np.int64) for size in meta.codebook_sizes]
         used = 0
+        codes = []
         for record in records:
             if record.get("utterance_id") is None:
                 continue
@@ -164,6 +167,7 @@ class Reconstruction(Task):
                 continue
             for q, c in enumerate(rates.codebook_counts(hit[0], meta.codebook_sizes)):
                 counts[q] += c
+            codes.append(hit[0])
             used += 1
         metrics: dict = {"bitrate_nominal": meta.bitrate_nominal}
         reasons = {}
@@ -174,7 +178,8 @@ class Reconstruction(Task):
         except NotComputable as exc:
             metrics["bitrate_entropy"] = None
             reasons["bitrate_entropy"] = str(exc)
-        return [make_record(None, metrics, reasons, extra={"n_utterances": used})]
+        stats = stat_records(token_stats(codes, meta.codebook_sizes), extra={"n_utterances": used})
+        return [make_record(None, metrics, reasons, extra={"n_utterances": used}), *stats]
 
 
 def _warm_up(ctx: RunContext) -> None:
