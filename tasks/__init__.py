@@ -4,3 +4,5 @@ from tokbench.registry import register, tasks
 
 register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
          "encode, decode and score against the original (WER, PESQ, STOI, SECS, pitch, mel, bitrate)")
+register(tasks, "probe", "tokbench.tasks.probe:Probe",
+         "train lightweight heads on frozen tokens: speaker ID accuracy, CTC content CER/WER")
