@@ -4,5 +4,8 @@ from tokbench.registry import register, tasks
 
 register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
          "encode, decode and score against the original (WER, PESQ, STOI, SECS, pitch, mel, bitrate)")
+register(tasks, "bpe", "tokbench.tasks.bpe:BPEStudy",
+         "acoustic BPE and deduplication: length reduction vs vocabulary size; token entropy, "
+         "codebook utilisation, perplexity")
 register(tasks, "probe", "tokbench.tasks.probe:Probe",
          "train lightweight heads on frozen tokens: speaker ID accuracy, CTC content CER/WER")

@@ -35,6 +35,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+
+from tokbench.distributed import barrier, rank_and_world
+from tokbench.fileio import atomic_write_json
+from tokbench.metrics.base import NotComputable
+from tokbench.options import options_dict
+from tokbench.pipeline import encode_dataset
+from tokbench.splits import Split, cap_per_group
+from tokbench.store import make_record
+from tokbench.task import RunContext, Task
 from tokbench.tasks.probe_heads import (
     MAX_RATE,
     MIN_RATE,
@@ -48,15 +57,6 @@ from tokbench.tasks.probe_heads import (
     plan_frame_rate,
     train_head,
 )
-
-from tokbench.distributed import barrier, rank_and_world
-from tokbench.fileio import atomic_write_json
-from tokbench.metrics.base import NotComputable
-from tokbench.options import options_dict
-from tokbench.pipeline import encode_dataset
-from tokbench.splits import Split, cap_per_group
-from tokbench.store import make_record
-from tokbench.task import RunContext, Task
 from tokbench.types import TokenizerMeta, Tokens
 
 SPLITS_FILE = "splits.json"

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tokbench.fileio import finite_or_none
+from tokbench.metrics.asr import normalize, wer_cer
 from tokbench.metrics.base import NotComputable
 from tokbench.registry import suggest
 from tokbench.splits import Split, SplitError, split_items, split_within_groups
@@ -356,34 +357,6 @@ class SpeakerHead(ProbeHead):
         return {"n_speakers": len(self.labels)}
 
 
-@functools.lru_cache(maxsize=1)
-def _normaliser() -> Callable[[str], str]:
-    from whisper.normalizers import EnglishTextNormalizer
-
-    return EnglishTextNormalizer()
-
-
-def normalise_text(text: str) -> str:
-    """Whisper's EnglishTextNormalizer (the recon task's normaliser)."""
-    return _normaliser()(text)
-
-
-def edit_counts(ref: str, hyp: str) -> dict[str, tuple[int, int]]:
-    """``{"words": (edits, ref words), "chars": (edits, ref chars incl. spaces)}`` of two
-    normalised texts (jiwer; edits = substitutions + deletions + insertions)."""
-    import jiwer
-
-    if not ref.strip():
-        raise ValueError("edit counts need a non-empty reference")
-    out = {}
-    for key, fn in (("words", jiwer.process_words), ("chars", jiwer.process_characters)):
-        o = fn(ref, hyp)
-        edits = o.substitutions + o.deletions + o.insertions
-        n_ref = o.substitutions + o.deletions + o.hits
-        out[key] = (int(edits), int(n_ref))
-    return out
-
-
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each item's first ``lengths[b]`` frames of ``x`` ``[B, T, D]``; padding stays put."""
     t = torch.arange(x.shape[1], device=x.device)[None, :]
@@ -433,10 +406,10 @@ class ContentHead(ProbeHead):
     metrics = ("probe_cer", "probe_wer")
 
     def split(self, items, *, dev_fraction, test_fraction, seed):
-        self.refs: dict[str, str] = {}
+        self.refs: dict[str, str] = {}  # id -> normalised transcript (the CTC target)
         excluded: dict[str, str] = {}
         for i in items:
-            ref = normalise_text(i.text) if i.text else ""
+            ref = normalize(i.text) if i.text else ""
             if ref.strip():
                 self.refs[i.id] = ref
             else:
@@ -474,19 +447,16 @@ class ContentHead(ProbeHead):
         return out
 
     def error(self, items, predictions):
-        edits = total = 0
-        for i, p in zip(items, predictions, strict=True):
-            e, n = edit_counts(self.refs[i.id], normalise_text(p))["chars"]
-            edits, total = edits + e, total + n
-        return edits / total
+        counts = [wer_cer(i.text, p).extra["ratio"]["cer"] for i, p in zip(items, predictions, strict=True)]
+        return sum(e for e, _ in counts) / sum(n for _, n in counts)
 
     def score(self, item, prediction):
-        ref, hyp = self.refs[item.id], normalise_text(prediction)
-        counts = edit_counts(ref, hyp)
-        (we, wn), (ce, cn) = counts["words"], counts["chars"]
-        return Scored({"probe_wer": 100.0 * we / wn, "probe_cer": 100.0 * ce / cn},
-                      ratio={"probe_wer": [we, wn], "probe_cer": [ce, cn]},
-                      extra={"ref": ref, "hyp": hyp})
+        # The recon task's scorer: EnglishTextNormalizer on both sides, jiwer edit counts.
+        s = wer_cer(item.text, prediction)
+        ratio = s.extra["ratio"]
+        return Scored({"probe_wer": s.values["wer"], "probe_cer": s.values["cer"]},
+                      ratio={"probe_wer": ratio["wer"], "probe_cer": ratio["cer"]},
+                      extra={"ref": s.extra["ref_norm"], "hyp": s.extra["asr_norm"]})
 
     def describe(self):
         return {"n_chars": len(self.chars), "chars": "".join(self.chars)}

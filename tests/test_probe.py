@@ -15,22 +15,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from tokbench.tasks.probe import ProbeOptions
-from tokbench.tasks.probe_heads import (
-    AdapterEmbedding,
-    BiLSTM,
-    ContentHead,
-    HeadConfig,
-    LearnedEmbedding,
-    ProbeItem,
-    SpeakerHead,
-    TrainConfig,
-    collate,
-    edit_counts,
-    plan_frame_rate,
-    reverse_valid,
-    train_head,
-)
 
 from tokbench.data import SAMPLE_DIR
 from tokbench.options import OptionError, build_options
@@ -45,6 +29,21 @@ from tokbench.splits import (
     stable_order,
 )
 from tokbench.store import iter_records
+from tokbench.tasks.probe import ProbeOptions
+from tokbench.tasks.probe_heads import (
+    AdapterEmbedding,
+    BiLSTM,
+    ContentHead,
+    HeadConfig,
+    LearnedEmbedding,
+    ProbeItem,
+    SpeakerHead,
+    TrainConfig,
+    collate,
+    plan_frame_rate,
+    reverse_valid,
+    train_head,
+)
 from tokbench.types import Tokens
 
 # ----------------------------------------------------------------------------------- splits
@@ -172,11 +171,6 @@ def test_bilstm_outputs_on_valid_frames_ignore_padding():
         short = lstm(x[:, :3], torch.tensor([3]))
     torch.testing.assert_close(both[1, :3], short[0])
     torch.testing.assert_close(both[0], lstm(x, torch.tensor([5]))[0])
-
-
-def test_edit_counts_are_words_and_characters_with_spaces():
-    assert edit_counts("the cat", "the hat on") == {"words": (2, 2), "chars": (4, 7)}
-    assert edit_counts("a b c", "") == {"words": (3, 3), "chars": (5, 5)}
 
 
 # ---------------------------------------------------------------------- known-answer probes

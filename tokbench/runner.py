@@ -138,6 +138,9 @@ def run(
     model = resolved.load(device=device, checkpoint=checkpoint)
     meta = model.meta
     load_seconds = time.time() - started
+    # The loaded model's options can say more than the preset (e.g. the hash of the k-means
+    # centroids it found): they belong to the run's identity.
+    spec_kwargs["tokenizer_options"] = {**resolved.options_dict(), **dict(meta.options)}
     spec = RunSpec(tokenizer_revision=meta.source.resolved or meta.source.revision, **spec_kwargs)
     store = RunStore(Path(out), spec, rank=rank, world_size=world).open({
         "tokbench_version": tokbench.__version__,
@@ -157,7 +160,7 @@ def run(
     ctx = RunContext(
         tokenizer=model, dataset=data, utterances=shard(list(data.utterances), rank, world),
         store=store, cache=Cache(cache_dir), spec=spec, device=device, batch_size=batch_size,
-        workers=workers if workers is not None else 0, progress=_tqdm_progress(progress), log=log,
+        workers=workers, progress=_tqdm_progress(progress), log=log,
     )
     t0 = time.time()
     try:
