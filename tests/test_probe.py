@@ -31,16 +31,19 @@ from tokbench.splits import (
 from tokbench.store import iter_records
 from tokbench.tasks.probe import ProbeOptions
 from tokbench.tasks.probe_heads import (
+    HEADS,
     AdapterEmbedding,
     BiLSTM,
     ContentHead,
     HeadConfig,
     LearnedEmbedding,
     ProbeItem,
+    Scored,
     SpeakerHead,
     TrainConfig,
     collate,
     plan_frame_rate,
+    register_head,
     reverse_valid,
     train_head,
 )
@@ -241,6 +244,39 @@ def test_content_probe_reads_tokens_that_spell_the_characters():
     assert edits / chars < 0.05
     first = next(iter(result.scores.values()))
     assert first.extra["ref"] == first.extra["ref"].lower() and "." not in first.extra["ref"]
+
+
+def test_new_heads_plug_in_without_touching_adapters():
+    class SpeakerParity(SpeakerHead):  # e.g. an emotion head would look like this
+        name = "toy_parity"
+        metrics = ("toy_parity_acc",)
+
+        def split(self, items, **kw):
+            relabelled = [ProbeItem(i.id, i.codes, f"p{int(i.speaker[3:]) % 2}") for i in items]
+            self._labels = {i.id: i.speaker for i in relabelled}
+            return super().split(relabelled, **kw)
+
+        def fit_labels(self, train):
+            super().fit_labels([ProbeItem(i.id, i.codes, self._labels[i.id]) for i in train])
+
+        def loss(self, outputs, lengths, items):
+            return super().loss(outputs, lengths, [ProbeItem(i.id, i.codes, self._labels[i.id]) for i in items])
+
+        def score(self, item, prediction):
+            return Scored({"toy_parity_acc": float(prediction == self._labels[item.id])})
+
+    register_head(SpeakerParity)
+    try:
+        assert build_options(ProbeOptions, {}, {"heads": "speaker,toy_parity"}).heads == ("speaker", "toy_parity")
+        items = dict(list(speaker_items(informative=True, frames=8).items())[::10])
+        head = SpeakerParity(HeadConfig(width=8, hidden=8))
+        split = head.split(list(items.values()), dev_fraction=0.0, test_fraction=0.2, seed=0)
+        result = train_head(head, lambda: LearnedEmbedding([64, 64], 8), items, split,
+                            plan_frame_rate(50.0), TrainConfig(epochs=1), seed=0)
+        assert result.info["n_speakers"] == 2 and len(result.scores) == len(split.test)
+        assert all(set(s.metrics) == {"toy_parity_acc"} for s in result.scores.values())
+    finally:
+        HEADS.pop("toy_parity")
 
 
 # ---------------------------------------------------------------------------------- options
