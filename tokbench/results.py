@@ -89,7 +89,11 @@ def _aggregate(group: pd.DataFrame, spec: MetricSpec | None) -> dict:
     scored = group[group["value"].notna()]
     aggregation = spec.aggregation if spec else "mean"
     out = {"n": int(len(scored)), "n_total": int(len(group))}
-    if aggregation == "ratio" and scored["denominator"].notna().all() and len(scored):
+    if aggregation == "ratio" and len(scored):
+        if scored["denominator"].isna().any():
+            # A mean of per-utterance values would be a different definition under this name.
+            raise ValueError(f"{group['metric'].iloc[0]} in {group['run_id'].iloc[0]}: records lack "
+                             "the numerator/denominator (extra.ratio) its corpus ratio needs")
         num, den = scored["numerator"].to_numpy(), scored["denominator"].to_numpy()
         total = den.sum()
         if total > 0:
@@ -156,7 +160,15 @@ def compare(df: pd.DataFrame, a: str, b: str, metric: str, by: str = "variant") 
         part = sub[sub[by] == name]
         if part.empty:
             raise ValueError(f"no {metric} values for {by}={name!r}")
-        pivot[name] = part.groupby("utterance_id")["value"].mean()
+        setups = part[["task", "dataset"]].drop_duplicates()
+        params = part["param"].map(repr).unique()
+        if len(setups) > 1 or len(params) > 1:
+            raise ValueError(f"{by}={name!r} has {metric} from several tasks, datasets or params: "
+                             "filter the DataFrame to one before comparing")
+        if part["utterance_id"].duplicated().any():
+            raise ValueError(f"{by}={name!r} has several runs with {metric} for the same "
+                             "utterances: select one run_id before comparing")
+        pivot[name] = part.set_index("utterance_id")["value"]
     shared = pivot[a].index.intersection(pivot[b].index)
     diffs = (pivot[a][shared] - pivot[b][shared]).to_numpy()
     lo, hi, p = paired_bootstrap(diffs)
