@@ -188,7 +188,9 @@
   function metricCell(row, metric) {
     var cell = row.cells[metric.metric];
     if (!cell) {
-      return el("td", {class: "gap", title: "not recorded by this run"}, "–");
+      var why = row.reported !== null ? "no comparable published figure (see Reported figures)"
+                                      : "not recorded by this run";
+      return el("td", {class: "gap", title: why}, "–");
     }
     if (!isNum(cell.mean)) {
       return el("td", {class: "na", title: cell.reason || "not computable"}, cell.text || "n/a",
