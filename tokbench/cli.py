@@ -12,7 +12,8 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="tokbench: score discrete audio tokenizers the same way.")
-console = Console()
+# Wide enough for the tables when output goes to a file or a pipe (rich defaults to 80 there).
+console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
@@ -119,6 +120,39 @@ def run_cmd(
         console.print(f"recorded in {result.path}")
         return
     print_summary(result.summary, title=f"{result.run_id}")
+    console.print(f"results: {result.path}")
+
+
+@app.command("score")
+def score_cmd(
+    ref: Path = typer.Option(..., "--ref", help="folder of reference audio"),
+    hyp: Path = typer.Option(..., "--hyp", help="folder of outputs (matched to references by file stem)"),
+    text: Path | None = typer.Option(None, "--text", help="transcripts: lines 'ID TEXT'"),
+    out: Path = typer.Option(Path("results"), "--out", help="results root"),
+    name: str | None = typer.Option(None, "--name", help="label of the outputs (default: the folder name)"),
+    asr: bool = typer.Option(True, "--asr/--no-asr", help="compute WER/CER with Whisper"),
+    asr_model: str = typer.Option("large-v3", "--asr-model"),
+    asr_checkpoint: str | None = typer.Option(None, "--asr-checkpoint", help="local Whisper checkpoint file"),
+    device: Device | None = typer.Option(None, "--device"),
+    workers: int | None = typer.Option(None, "--workers", min=0),
+) -> None:
+    """Score audio made elsewhere against references, with the recon metrics."""
+    from tokbench.data import DatasetError
+    from tokbench.external import score_folders
+    from tokbench.runner import default_device
+
+    try:
+        result = score_folders(ref, hyp, text=text, out=out, name=name, asr=asr, asr_model=asr_model,
+                               asr_checkpoint=asr_checkpoint,
+                               device=device.value if device else default_device(), workers=workers)
+    except DatasetError as exc:
+        fail(str(exc))
+        return
+    print_summary(result.summary, title=f"{hyp} vs {ref}")
+    if result.missing_hyp:
+        console.print(f"[yellow]{len(result.missing_hyp)} references without an output[/]")
+    if result.unmatched_hyp:
+        console.print(f"[yellow]{len(result.unmatched_hyp)} outputs without a reference[/]")
     console.print(f"results: {result.path}")
 
 

@@ -89,6 +89,34 @@ def token_cache_key(meta: TokenizerMeta, dataset: Dataset, utterance_id: str) ->
     )
 
 
+def _compact(codes: torch.Tensor) -> torch.Tensor:
+    """The smallest integer dtype that holds the codes (identity tokens at 16 kHz are large)."""
+    top = int(codes.max()) if codes.numel() else 0
+    low = int(codes.min()) if codes.numel() else 0
+    if low >= 0 and top < 256:
+        return codes.to(torch.uint8)
+    if low >= -(2**15) and top < 2**15:
+        return codes.to(torch.int16)
+    if low >= -(2**31) and top < 2**31:
+        return codes.to(torch.int32)
+    return codes
+
+
+def save_tokens(cache: Cache, meta: TokenizerMeta, dataset: Dataset, utterance_id: str,
+                codes: torch.Tensor, duration: float) -> None:
+    """Cache the ``[Q, F]`` codes of one utterance (and its input duration in seconds)."""
+    cache.save_tensors("tokens", token_cache_key(meta, dataset, utterance_id),
+                       {"codes": _compact(codes), "duration": torch.tensor(float(duration))})
+
+
+def load_tokens(cache: Cache, meta: TokenizerMeta, dataset: Dataset,
+                utterance_id: str) -> tuple[torch.Tensor, float] | None:
+    hit = cache.load_tensors("tokens", token_cache_key(meta, dataset, utterance_id))
+    if hit is None:
+        return None
+    return hit["codes"].to(torch.long), float(hit["duration"])
+
+
 @dataclass
 class EncodedSet:
     """Tokens of many utterances (``[Q, F_i]`` each) and the reasons for those that failed."""
@@ -118,10 +146,9 @@ def encode_dataset(
     errors: dict[str, str] = {}
     todo: list[Utterance] = []
     for utt in utterances:
-        hit = cache.load_tensors("tokens", token_cache_key(meta, dataset, utt.id))
+        hit = load_tokens(cache, meta, dataset, utt.id)
         if hit is not None:
-            codes[utt.id] = hit["codes"]
-            durations[utt.id] = float(hit["duration"])
+            codes[utt.id], durations[utt.id] = hit
         else:
             todo.append(utt)
     total_seconds = 0.0
@@ -139,6 +166,5 @@ def encode_dataset(
                 c = tokens.item(k).clone()
                 dur = len(item.wav) / meta.sample_rate
                 codes[item.utt.id], durations[item.utt.id] = c, dur
-                cache.save_tensors("tokens", token_cache_key(meta, dataset, item.utt.id),
-                                   {"codes": c, "duration": torch.tensor(dur)})
+                save_tokens(cache, meta, dataset, item.utt.id, c, dur)
     return EncodedSet(codes, errors, durations, total_seconds)

@@ -157,7 +157,7 @@ def run(
     ctx = RunContext(
         tokenizer=model, dataset=data, utterances=shard(list(data.utterances), rank, world),
         store=store, cache=Cache(cache_dir), spec=spec, device=device, batch_size=batch_size,
-        workers=workers if workers is not None else 0, progress=_tqdm_progress(progress), log=log,
+        workers=workers, progress=_tqdm_progress(progress), log=log,
     )
     t0 = time.time()
     try:

@@ -26,7 +26,7 @@ class RunContext:
     spec: RunSpec
     device: str
     batch_size: int
-    workers: int
+    workers: int | None  # CPU metric processes; None = one per core, 0 = in-process
     progress: Callable[..., Iterable]
     log: Callable[[str], None]
 

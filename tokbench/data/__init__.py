@@ -27,6 +27,8 @@ def sample() -> Dataset:
 
 register(datasets, "sample", "tokbench.data:sample",
          "bundled synthetic speech with transcripts and speaker labels (offline)")
+register(datasets, "librispeech-test-clean", "tokbench.data.librispeech:librispeech_test_clean",
+         "LibriSpeech test-clean, 2,620 utterances, 16 kHz (downloaded from OpenSLR on first use)")
 
 
 def open_dataset(spec: str, transcript: str | None = None, **kwargs) -> Dataset:

@@ -1,0 +1,188 @@
+"""Task ``recon``: encode, decode, and score the output against the original.
+
+Per utterance: signal metrics (PESQ, STOI/ESTOI, SECS, GPE/VDE/FFE, F0 correlation, mel
+distance), WER/CER of Whisper on the output, token rate and real-time factors. Per corpus:
+nominal and entropy bitrate. Everything is scored at 16 kHz (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tokbench.audio import fit_length, resample, write_audio
+from tokbench.metrics import rates
+from tokbench.pipeline import (
+    Item,
+    length_sorted_batches,
+    load_item,
+    load_tokens,
+    save_tokens,
+    timed,
+    to_batch,
+)
+from tokbench.protocol import SCORING_SAMPLE_RATE
+from tokbench.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
+from tokbench.store import make_record
+from tokbench.task import RunContext, Task
+from tokbench.types import Tokens
+
+
+@dataclass(frozen=True)
+class ReconOptions:
+    asr: bool = True  # compute WER/CER with Whisper
+    asr_model: str = "large-v3"  # any openai-whisper model name
+    asr_checkpoint: str | None = None  # a local Whisper checkpoint file instead of the download
+    asr_batch_size: int = 16
+    keep_audio: int = 0  # store this many original/reconstruction pairs in the run folder
+
+
+class Reconstruction(Task):
+    name = "recon"
+    version = "1"
+    Options = ReconOptions
+    requires = frozenset({"decode"})
+
+    def protocol(self) -> dict:
+        o = self.options
+        if not o.asr:
+            return {"asr": {"model": None}}
+        return {"asr": {"model": o.asr_checkpoint and Path(o.asr_checkpoint).name or o.asr_model}}
+
+    def _asr(self, ctx: RunContext):
+        if not self.options.asr:
+            return None
+        from tokbench.metrics.asr import AsrScorer
+
+        scorer = AsrScorer(self.options.asr_model, checkpoint=self.options.asr_checkpoint,
+                           device=ctx.device, batch_size=self.options.asr_batch_size)
+        if not scorer.available:
+            ctx.log(f"WER/CER will not be computed: {scorer.reason}")
+        return scorer
+
+    def run(self, ctx: RunContext) -> None:
+        todo = [u for u in ctx.utterances if not ctx.store.is_done(u.id)]
+        if not todo:
+            return
+        keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
+        meta = ctx.meta
+        _warm_up(ctx)
+        refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
+        chunk = max(ctx.batch_size * 4, 16)  # utterances loaded at once (memory bound)
+        with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
+            pending = None
+            bar = ctx.progress(range(len(todo)), total=len(todo), desc=f"recon {meta.name}")
+            progress = iter(bar)
+            for start in range(0, len(todo), chunk):
+                items = [load_item(ctx.dataset, u, meta.sample_rate) for u in todo[start:start + chunk]]
+                for item in items:
+                    if not item.ok:  # unreadable audio: record why, and go on
+                        self._write(ctx, ScoreItem(item.utt.id, np.zeros(0, np.float32), None,
+                                                   reason=item.error), None)
+                        next(progress, None)
+                score_items = []
+                for batch in length_sorted_batches(items, ctx.batch_size):
+                    score_items += self._model_batch(ctx, batch, keep)
+                # Signal metrics of this chunk run in the pool while the model works on the next.
+                new = scorer.start(score_items)
+                if pending is not None:
+                    for it, scores in scorer.finish(pending):
+                        self._write(ctx, it, scores)
+                        next(progress, None)
+                pending = new
+            if pending is not None:
+                for it, scores in scorer.finish(pending):
+                    self._write(ctx, it, scores)
+                    next(progress, None)
+            for _ in progress:
+                pass
+
+    def _model_batch(self, ctx: RunContext, batch: list[Item], keep: set[str]) -> list[ScoreItem]:
+        meta, tok = ctx.meta, ctx.tokenizer
+        audio = to_batch(batch, meta.sample_rate, ctx.device)
+        tokens, t_enc = timed(lambda: tok.encode(audio.wav, audio.lengths), ctx.device)
+        decoded, t_dec = timed(lambda: tok.decode(tokens), ctx.device)
+        tokens = Tokens(tokens.codes.cpu(), tokens.frame_lengths.cpu())
+        seconds = sum(len(i.wav) for i in batch) / meta.sample_rate
+        out = []
+        for k, item in enumerate(batch):
+            codes = tokens.item(k)
+            duration = len(item.wav) / meta.sample_rate
+            save_tokens(ctx.cache, meta, ctx.dataset, item.utt.id, codes, duration)
+            hyp = decoded.item(k).detach().float().cpu().numpy()
+            extra = {
+                "n_frames": int(codes.shape[1]),
+                "duration": duration,
+                "length_mismatch": int(len(hyp) - len(item.wav)),  # samples at the model rate
+                "source_rate": item.source_rate,
+                "downmixed": bool(item.channels and item.channels > 1),
+                # batch time shared by audio length: per-utterance seconds per audio second
+                "rtf_encode": t_enc / seconds,
+                "rtf_decode": t_dec / seconds,
+                "token_rate": codes.numel() / duration if duration > 0 else None,
+            }
+            reason = check_output(hyp)
+            hyp16 = None
+            if reason is None:
+                hyp16, _ = fit_length(resample(hyp, decoded.sample_rate, SCORING_SAMPLE_RATE),
+                                      len(item.ref16))
+                if item.utt.id in keep:
+                    folder = ctx.store.path / "examples" / _safe_name(item.utt.id)
+                    write_audio(folder / "original.wav", item.ref16, SCORING_SAMPLE_RATE)
+                    write_audio(folder / "reconstruction.wav", hyp16, SCORING_SAMPLE_RATE)
+            out.append(ScoreItem(item.utt.id, item.ref16, hyp16, item.utt.text, reason, extra))
+        return out
+
+    def _write(self, ctx: RunContext, item: ScoreItem, scores) -> None:
+        extra = dict(item.extra)
+        metrics = {name: extra.pop(name, None) for name in ("token_rate", "rtf_encode", "rtf_decode")}
+        reasons = {name: item.reason or "not computed" for name, v in metrics.items() if v is None}
+        values, why, more = {}, {}, {}
+        if scores is not None:
+            values, why, more = scores.values, scores.reasons, scores.extra
+        else:
+            from tokbench.scoring import ASR_METRICS, SIGNAL_METRICS
+
+            values = dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS))
+            why = dict.fromkeys(values, item.reason or "not computed")
+        ctx.store.append(make_record(item.utterance_id, {**values, **metrics}, {**why, **reasons},
+                                     extra={**extra, **more}))
+
+    def corpus_records(self, ctx: RunContext, records: list[dict]) -> list[dict]:
+        """Nominal bitrate from the metadata; entropy bitrate from the corpus token counts."""
+        meta = ctx.meta
+        counts = [np.zeros(size, dtype=np.int64) for size in meta.codebook_sizes]
+        used = 0
+        for record in records:
+            if record.get("utterance_id") is None:
+                continue
+            hit = load_tokens(ctx.cache, meta, ctx.dataset, record["utterance_id"])
+            if hit is None:
+                continue
+            for q, c in enumerate(rates.codebook_counts(hit[0], meta.codebook_sizes)):
+                counts[q] += c
+            used += 1
+        metrics: dict = {"bitrate_nominal": meta.bitrate_nominal}
+        reasons = {}
+        if used:
+            metrics["bitrate_entropy"] = rates.bitrate_entropy(meta.frame_rate, counts)
+        else:
+            metrics["bitrate_entropy"] = None
+            reasons["bitrate_entropy"] = "no tokens in the cache for this run's utterances"
+        return [make_record(None, metrics, reasons, extra={"n_utterances": used})]
+
+
+def _warm_up(ctx: RunContext) -> None:
+    """One encode/decode of a short signal so that timings exclude first-call costs."""
+    sr = ctx.meta.sample_rate
+    wav = torch.zeros(1, sr, device=ctx.device)
+    wav[0] = 0.1 * torch.sin(torch.arange(sr, device=ctx.device) * 2 * np.pi * 220 / sr)
+    with torch.inference_mode():
+        ctx.tokenizer.decode(ctx.tokenizer.encode(wav, torch.tensor([sr], device=ctx.device)))
+
+
+def _safe_name(utterance_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in utterance_id)

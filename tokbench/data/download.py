@@ -1,0 +1,114 @@
+"""Fetching corpora from their official source: resumable download, checksum, safe extraction."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from tokbench.data.base import DatasetError
+
+CHUNK = 1 << 20
+
+
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    h = hashlib.new(algorithm)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    md5: str | None = None,
+    size: int | None = None,
+    opener: Callable[..., object] = urllib.request.urlopen,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Path:
+    """Download ``url`` to ``dest``, resuming a partial ``dest.part`` with an HTTP Range request,
+    then verify size and MD5. A verified ``dest`` is returned without any network access."""
+    dest = Path(dest)
+    if dest.is_file() and (md5 is None or file_digest(dest) == md5):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    if size is not None and have > size:
+        part.unlink()
+        have = 0
+    if size is None or have < size:
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            response = opener(request, timeout=60)
+        except (urllib.error.URLError, OSError) as exc:
+            raise DatasetError(
+                f"cannot download {url} ({exc}); download it by hand and place it at {dest}"
+            ) from None
+        with response:
+            status = getattr(response, "status", 200)
+            mode = "ab" if have and status == 206 else "wb"  # the server may ignore Range
+            if mode == "wb":
+                have = 0
+            with part.open(mode) as fh:
+                while block := response.read(CHUNK):
+                    fh.write(block)
+                    have += len(block)
+                    if progress:
+                        progress(have, size)
+    if size is not None and part.stat().st_size != size:
+        raise DatasetError(f"{url}: got {part.stat().st_size} bytes, expected {size}; run again to resume")
+    if md5 is not None:
+        got = file_digest(part)
+        if got != md5:
+            part.unlink()
+            raise DatasetError(f"{url}: MD5 {got} does not match the published {md5}; "
+                               "the partial file was removed, run again")
+    os.replace(part, dest)
+    return dest
+
+
+def _is_safe(member: tarfile.TarInfo, root: Path) -> str | None:
+    """Why ``member`` must not be extracted, or None."""
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts:
+        return "its path leaves the extraction folder"
+    if member.issym() or member.islnk():
+        return "links are not extracted"
+    if not (member.isfile() or member.isdir()):
+        return "only files and folders are extracted"
+    target = (root / member.name).resolve()
+    if not target.is_relative_to(root.resolve()):
+        return "its path leaves the extraction folder"
+    return None
+
+
+def safe_extract(archive: Path, dest: Path, marker: str = ".extracted") -> Path:
+    """Extract a tar archive into ``dest``, refusing absolute paths, '..', links and devices.
+    Extraction goes to a temporary folder first, so a crash never leaves a half tree behind."""
+    dest = Path(dest)
+    if (dest / marker).is_file():
+        return dest
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        for m in members:
+            why = _is_safe(m, tmp)
+            if why:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise DatasetError(f"{archive}: refusing to extract {m.name!r}: {why}")
+        tar.extractall(tmp, members=members, filter="data")
+    (tmp / marker).write_text(str(archive) + "\n")
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest

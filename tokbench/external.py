@@ -1,0 +1,128 @@
+"""``tokbench score``: score audio made elsewhere against references, with the recon metrics.
+
+Files are matched by stem (``ref/abc.wav`` with ``hyp/abc.flac``), at any sample rate; both sides
+are resampled to 16 kHz and the output is fitted to the reference length. Results go to the same
+store as every run, so ``load_results(out)`` reads them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import tokbench
+from tokbench.audio import AudioError, fit_length, load_audio, resample
+from tokbench.cache import Cache
+from tokbench.data import read_folder
+from tokbench.data.base import content_revision
+from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
+from tokbench.results import load_results, summarize
+from tokbench.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
+from tokbench.store import RunSpec, RunStore, make_record
+
+TASK = "score"
+TASK_VERSION = "1"
+
+
+@dataclass
+class ScoreResult:
+    path: Path
+    summary: pd.DataFrame
+    missing_hyp: list[str]  # references without an output
+    unmatched_hyp: list[str]  # outputs without a reference
+
+
+def score_folders(
+    ref: str | Path,
+    hyp: str | Path,
+    *,
+    text: str | Path | None = None,
+    out: str | Path = "results",
+    name: str | None = None,
+    asr: bool = True,
+    asr_model: str = "large-v3",
+    asr_checkpoint: str | None = None,
+    device: str = "cpu",
+    workers: int | None = None,
+    batch_size: int = 16,
+    cache_dir: str | Path | None = None,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+) -> ScoreResult:
+    refs = read_folder(ref, transcript=text)
+    hyp_set = read_folder(hyp)
+    hyp_by_id = {u.id: u for u in hyp_set.utterances}
+    ref_ids = {u.id for u in refs.utterances}
+    missing = sorted(ref_ids - set(hyp_by_id))
+    unmatched = sorted(set(hyp_by_id) - ref_ids)
+    if missing:
+        log(f"{len(missing)} references have no output in {hyp}: {', '.join(missing[:5])}"
+            + (" ..." if len(missing) > 5 else ""))
+    if unmatched:
+        log(f"{len(unmatched)} outputs have no reference in {ref}: {', '.join(unmatched[:5])}"
+            + (" ..." if len(unmatched) > 5 else ""))
+    hyp_paths = [Path(u.path) for u in hyp_set.utterances]
+    hyp_revision = content_revision(hyp_paths, Path(hyp))
+    model_label = Path(asr_checkpoint).name if asr_checkpoint else asr_model
+    spec = RunSpec(
+        dataset=refs.name, dataset_revision=refs.revision, task=TASK, task_version=TASK_VERSION,
+        task_options={"asr": asr, "asr_model": model_label},
+        tokenizer="external", variant=name or Path(hyp).resolve().name,
+        tokenizer_options={"hyp_revision": hyp_revision}, tokenizer_revision=hyp_revision,
+        protocol=protocol_settings(asr={"model": model_label if asr else None}), kind="external",
+    )
+    store = RunStore(Path(out), spec).open({
+        "tokbench_version": tokbench.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "ref_dir": str(Path(ref).resolve()), "hyp_dir": str(Path(hyp).resolve()),
+        "dataset": refs.describe(), "missing_outputs": missing, "unmatched_outputs": unmatched,
+    })
+    asr_scorer = None
+    if asr:
+        from tokbench.metrics.asr import AsrScorer
+
+        asr_scorer = AsrScorer(asr_model, checkpoint=asr_checkpoint, device=device,
+                               batch_size=batch_size)
+        if not asr_scorer.available:
+            log(f"WER/CER will not be computed: {asr_scorer.reason}")
+    items: list[ScoreItem] = []
+    for utt in refs.utterances:
+        if utt.id not in hyp_by_id or store.is_done(utt.id):
+            continue
+        items.append(_load_pair(utt.id, utt.path, hyp_by_id[utt.id].path, utt.text))
+    with Scorer(Cache(cache_dir), ReferenceKeys(refs.name, refs.revision), workers, asr_scorer) as scorer:
+        for start in range(0, len(items), 64):
+            for item, scores in scorer.score(items[start:start + 64]):
+                store.append(make_record(item.utterance_id, scores.values, scores.reasons,
+                                         extra={**item.extra, **scores.extra}))
+    summary = summarize(load_results(store.path))
+    store.finish({"run_id": spec.run_id, "metrics": summary.to_dict(orient="records")})
+    return ScoreResult(store.path, summary, missing, unmatched)
+
+
+def _load_pair(utt_id: str, ref_path: str, hyp_path: str, text: str | None) -> ScoreItem:
+    try:
+        r = load_audio(ref_path)
+    except AudioError as exc:
+        return _failed(utt_id, f"reference: {exc}")
+    ref16 = resample(r.wav, r.sample_rate, SCORING_SAMPLE_RATE)
+    try:
+        h = load_audio(hyp_path)
+    except AudioError as exc:
+        return ScoreItem(utt_id, ref16, None, text, f"output: {exc}")
+    reason = check_output(h.wav)
+    if reason:
+        return ScoreItem(utt_id, ref16, None, text, reason)
+    hyp16, mismatch = fit_length(resample(h.wav, h.sample_rate, SCORING_SAMPLE_RATE), len(ref16))
+    extra = {"length_mismatch_16k": mismatch, "ref_rate": r.sample_rate, "hyp_rate": h.sample_rate}
+    return ScoreItem(utt_id, ref16, hyp16, text, None, extra)
+
+
+def _failed(utt_id: str, reason: str) -> ScoreItem:
+    return ScoreItem(utt_id, np.zeros(0, np.float32), None, None, reason)
+

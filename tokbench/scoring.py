@@ -1,0 +1,168 @@
+"""Scoring a decoded (or externally made) signal against its reference, the same way everywhere.
+
+``recon`` and ``tokbench score`` both go through :class:`Scorer`: CPU metrics (PESQ, STOI, pitch,
+speaker similarity, mel distance) run in a pool of spawned worker processes, one torch thread
+each, while the caller keeps the model busy; WER/CER run in the calling process, batched.
+Reference-side features (F0, speaker embedding) come from the reference cache, so they are
+computed once per dataset and reused for every tokenizer.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tokbench.cache import Cache
+from tokbench.metrics.base import NotComputable, Scores
+
+SIGNAL_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "secs", "gpe", "vde", "ffe", "f0_corr",
+                  "mel_l1")
+ASR_METRICS = ("wer", "cer")
+
+
+@dataclass
+class ScoreItem:
+    utterance_id: str
+    ref16: np.ndarray  # the original at 16 kHz
+    hyp16: np.ndarray | None  # the output at 16 kHz, already fitted to len(ref16); None if failed
+    text: str | None = None  # reference transcript
+    reason: str | None = None  # why hyp16 is None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReferenceKeys:
+    """Identifies the reference side (dataset, revision) for the reference-feature cache."""
+
+    dataset: str
+    revision: str
+
+
+def _init_worker() -> None:
+    # One thread per worker: the pool provides the parallelism; more threads only contend.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: ReferenceKeys,
+                  utterance_id: str) -> Scores:
+    """All signal metrics of one utterance (runs in a worker process)."""
+    from tokbench.metrics import mel, pitch, reference, signal, speaker
+
+    scores = Scores()
+    scores.update(signal.pesq_scores(ref16, hyp16))
+    scores.update(signal.stoi_scores(ref16, hyp16))
+    scores.compute("mel_l1", lambda: mel.mel_l1(ref16, hyp16))
+
+    def f0_key(feature: str) -> str:
+        return reference.reference_key(refkeys.dataset, refkeys.revision, utterance_id, feature)
+
+    f0_ref = reference.cached_f0(cache, f0_key("f0"), ref16)
+    scores.update(pitch.pitch_scores(f0_ref, pitch.f0_contour(hyp16)))
+
+    def secs() -> float:
+        ref_emb = reference.cached_embedding(cache, f0_key("speaker"), ref16)
+        return speaker.secs(ref_emb, hyp16)
+
+    scores.compute("secs", secs)
+    return scores
+
+
+@dataclass
+class Pending:
+    """Items whose signal metrics are being computed by the pool."""
+
+    items: list[ScoreItem]
+    futures: list[Future | Scores]
+
+
+class Scorer:
+    """Scores items in a worker pool (``workers`` processes; 0 = in this process)."""
+
+    def __init__(self, cache: Cache, refkeys: ReferenceKeys, workers: int | None = None,
+                 asr=None):
+        self.cache = cache
+        self.refkeys = refkeys
+        self.asr = asr  # an AsrScorer or None (then wer/cer are not computed, with a reason)
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+        if self.workers > 0:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=_init_worker)
+
+    def submit(self, item: ScoreItem) -> Future | Scores:
+        """Start the signal metrics of ``item``; returns a future (or the scores, inline)."""
+        if item.hyp16 is None:
+            s = Scores()
+            s.fail(SIGNAL_METRICS, item.reason or "no output")
+            return s
+        args = (item.ref16, item.hyp16, self.cache, self.refkeys, item.utterance_id)
+        if self._pool is None:
+            return score_signals(*args)
+        return self._pool.submit(score_signals, *args)
+
+    def asr_scores(self, items: Sequence[ScoreItem]) -> list[Scores]:
+        """WER/CER for ``items`` (batched ASR), or null with the reason when ASR is unavailable."""
+        out = [Scores() for _ in items]
+        if self.asr is None:
+            for s in out:
+                s.fail(ASR_METRICS, "ASR disabled (--set asr=false)")
+            return out
+        if not self.asr.available:
+            for s in out:
+                s.fail(ASR_METRICS, self.asr.reason)
+            return out
+        todo = [k for k, it in enumerate(items) if it.hyp16 is not None]
+        for k, it in enumerate(items):
+            if it.hyp16 is None:
+                out[k].fail(ASR_METRICS, it.reason or "no output")
+        if todo:
+            scored = self.asr.score([items[k].text for k in todo], [items[k].hyp16 for k in todo])
+            for k, s in zip(todo, scored, strict=True):
+                out[k] = s
+        return out
+
+    def start(self, items: Sequence[ScoreItem]) -> Pending:
+        """Submit the signal metrics of ``items`` to the pool and return at once."""
+        return Pending(list(items), [self.submit(it) for it in items])
+
+    def finish(self, pending: Pending) -> Iterator[tuple[ScoreItem, Scores]]:
+        """Run ASR on the items here (batched), then collect their signal metrics."""
+        asr = self.asr_scores(pending.items)
+        for it, p, a in zip(pending.items, pending.futures, asr, strict=True):
+            s = p.result() if isinstance(p, Future) else p
+            s.update(a)
+            yield it, s
+
+    def score(self, items: Sequence[ScoreItem]) -> Iterator[tuple[ScoreItem, Scores]]:
+        return self.finish(self.start(items))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def check_output(wav: np.ndarray) -> str | None:
+    """Why a decoder output cannot be scored (NaN/inf samples), or None if it can."""
+    if not np.all(np.isfinite(wav)):
+        bad = int(np.sum(~np.isfinite(wav)))
+        return f"the decoder returned {bad} NaN or infinite samples"
+    return None
+
+
+__all__ = ["ASR_METRICS", "SIGNAL_METRICS", "NotComputable", "ReferenceKeys", "ScoreItem",
+           "Scorer", "check_output", "score_signals"]
