@@ -1,0 +1,269 @@
+"""Intelligibility: WER and CER of Whisper transcriptions (DESIGN.md section 4, WER/CER).
+
+Protocol: openai-whisper (``large-v3`` by default), English, greedy decoding (temperature 0,
+no temperature fallback, no timestamps, no conditioning on previous text); the log-mel size
+comes from the model (``model.dims.n_mels``: 128 for large-v3, 80 for the others). Whisper's
+``EnglishTextNormalizer`` is applied to reference and hypothesis; WER and CER are in percent.
+Each record keeps ``extra["ratio"] = {"wer": [word edits, reference words], "cer": [char edits,
+reference chars]}`` (spaces count as characters), from which ``tokbench.results.summarize``
+computes the corpus figure as total edits / total reference length.
+
+Utterances up to 30 s are decoded in length-sorted batches with ``whisper.decode``; longer ones
+go through ``model.transcribe`` with the same settings, window by window.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import torch
+import whisper
+from whisper.audio import N_SAMPLES, SAMPLE_RATE
+from whisper.normalizers import EnglishTextNormalizer
+
+from tokbench.cache import Cache
+from tokbench.metrics.base import Scores
+from tokbench.metrics.whisper_model import (
+    DEFAULT_MODEL,
+    AsrUnavailable,
+    load_asr_model,
+)
+from tokbench.metrics.whisper_model import model_id as asr_model_id
+
+__all__ = ["AsrScorer", "AsrUnavailable", "DECODING", "ground_truth_transcripts",
+           "normalize", "transcribe", "wer_cer"]
+
+METRICS = ("wer", "cer")
+# Changing any decoding setting below must change this string (it is part of cache keys).
+DECODING = "greedy, temperature 0, no fallback, no timestamps, no previous text, no silence skip"
+CACHE_KIND = "asr_transcripts"
+assert SAMPLE_RATE == 16_000  # the scoring rate; whisper's own constant
+
+
+def decoding_options(fp16: bool, sample_len: int | None = None) -> whisper.DecodingOptions:
+    """The protocol's decoding settings. ``sample_len`` caps the tokens per 30 s window
+    (``None``: Whisper's default, half the text context); tests lower it for speed."""
+    return whisper.DecodingOptions(
+        language="en", task="transcribe", temperature=0.0, without_timestamps=True,
+        fp16=fp16, beam_size=None, best_of=None, sample_len=sample_len)
+
+
+def _as_audio(wav: np.ndarray) -> torch.Tensor:
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim != 1:
+        raise ValueError(f"expected mono 16 kHz audio of shape [T], got shape {wav.shape}")
+    return torch.from_numpy(np.ascontiguousarray(wav))
+
+
+def transcribe(
+    model: whisper.Whisper, wavs16: Sequence[np.ndarray], batch_size: int = 16,
+    sample_len: int | None = None,
+) -> list[str]:
+    """Transcribe 16 kHz mono utterances; one text per input, in input order.
+
+    Up to 30 s: batched ``whisper.decode`` on ``[B, n_mels, 3000]`` log-mels, batches sorted by
+    length (every item is padded to 30 s anyway, but similar lengths give similar transcript
+    lengths, so a batch stops decoding sooner). Longer: ``model.transcribe`` with the same
+    settings, 30 s windows without conditioning on the previous window. Silence skipping
+    (``no_speech_threshold``) is off so that both paths decode every window alike.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    audios = [_as_audio(w) for w in wavs16]
+    fp16 = model.device.type == "cuda"
+    options = decoding_options(fp16, sample_len)
+    n_mels = model.dims.n_mels
+    texts: list[str | None] = [None] * len(audios)
+
+    short = sorted((i for i, a in enumerate(audios) if len(a) <= N_SAMPLES),
+                   key=lambda i: -len(audios[i]))
+    for start in range(0, len(short), batch_size):
+        idx = short[start:start + batch_size]
+        mel = torch.stack([
+            whisper.log_mel_spectrogram(whisper.pad_or_trim(audios[i]), n_mels=n_mels,
+                                        device=model.device)
+            for i in idx])
+        results = whisper.decode(model, mel, options)
+        for i, result in zip(idx, results, strict=True):
+            texts[i] = result.text.strip()
+
+    for i, audio in enumerate(audios):
+        if len(audio) > N_SAMPLES:
+            # temperature is one number, so there is no fallback; the remaining keywords are
+            # the DecodingOptions of the short path.
+            result = model.transcribe(
+                audio, verbose=None, temperature=0.0, condition_on_previous_text=False,
+                no_speech_threshold=None, language=options.language, task=options.task,
+                without_timestamps=True, fp16=fp16, beam_size=None, best_of=None,
+                sample_len=sample_len)
+            texts[i] = result["text"].strip()
+    assert all(t is not None for t in texts)
+    return texts  # type: ignore[return-value]
+
+
+@functools.cache
+def _normalizer() -> EnglishTextNormalizer:
+    return EnglishTextNormalizer()
+
+
+def normalize(text: str) -> str:
+    """Whisper's English normaliser (lower case, no punctuation, spelled numbers to digits,
+    British to American spelling, contractions expanded, fillers and bracketed noise removed)."""
+    return _normalizer()(text)
+
+
+def _edits(out) -> tuple[int, int]:
+    """(substitutions + deletions + insertions, reference length) of a jiwer alignment."""
+    return (out.substitutions + out.deletions + out.insertions,
+            out.hits + out.substitutions + out.deletions)
+
+
+def wer_cer(ref_text: str | None, hyp_text: str) -> Scores:
+    """WER and CER in percent of one utterance, after normalising both texts.
+
+    ``extra`` holds ``ratio`` (edit counts and reference lengths, for the corpus figure),
+    ``asr_text`` (the raw hypothesis) and the normalised texts ``ref_norm`` / ``asr_norm``.
+    A missing reference, or one that normalises to nothing, makes both metrics not computable.
+    """
+    scores = Scores(extra={"asr_text": hyp_text})
+    hyp_norm = normalize(hyp_text)
+    scores.extra["asr_norm"] = hyp_norm
+    if ref_text is None:
+        scores.fail(list(METRICS), "no reference transcript for this utterance")
+        return scores
+    ref_norm = normalize(ref_text)
+    scores.extra["ref_norm"] = ref_norm
+    if not ref_norm.strip():
+        scores.fail(list(METRICS), f"reference transcript {ref_text!r} is empty after "
+                                   "Whisper's EnglishTextNormalizer")
+        return scores
+    word_edits, n_words = _edits(jiwer.process_words(ref_norm, hyp_norm))
+    char_edits, n_chars = _edits(jiwer.process_characters(ref_norm, hyp_norm))
+    scores.put("wer", 100.0 * word_edits / n_words)
+    scores.put("cer", 100.0 * char_edits / n_chars)
+    scores.extra["ratio"] = {"wer": [word_edits, n_words], "cer": [char_edits, n_chars]}
+    return scores
+
+
+def _transcript_key(dataset_name: str, dataset_revision: str, utt_id: str, model_id: str,
+                    sample_len: int | None) -> str:
+    return Cache.key(kind=CACHE_KIND, dataset=dataset_name, dataset_revision=dataset_revision,
+                     utterance=utt_id, asr_model=model_id, decoding=DECODING,
+                     sample_len=sample_len)
+
+
+def ground_truth_transcripts(
+    cache: Cache, model: whisper.Whisper, dataset_name: str, dataset_revision: str,
+    items: Sequence[tuple[str, np.ndarray]], model_id: str, batch_size: int = 16,
+    sample_len: int | None = None,
+) -> dict[str, str]:
+    """ASR transcripts of the ORIGINAL audio, computed once per (dataset, revision, utterance,
+    ASR model) and cached, so the ground-truth row and every tokenizer reuse them.
+
+    ``items`` are ``(utterance_id, wav16)``; only those not yet cached are transcribed.
+    """
+    out: dict[str, str] = {}
+    todo: list[tuple[str, np.ndarray, str]] = []
+    for utt_id, wav in items:
+        key = _transcript_key(dataset_name, dataset_revision, utt_id, model_id, sample_len)
+        hit = cache.load_json(CACHE_KIND, key)
+        if isinstance(hit, dict) and isinstance(hit.get("text"), str):
+            out[utt_id] = hit["text"]
+        else:
+            todo.append((utt_id, wav, key))
+    if todo:
+        texts = transcribe(model, [w for _, w, _ in todo], batch_size, sample_len)
+        for (utt_id, _, key), text in zip(todo, texts, strict=True):
+            cache.save_json(CACHE_KIND, key, {"text": text, "asr_model": model_id})
+            out[utt_id] = text
+    return out
+
+
+class AsrScorer:
+    """WER/CER for a task: loads Whisper lazily, once, and degrades to null-with-reason offline.
+
+    ``available`` is False (and ``reason`` says why) when the checkpoint could not be had
+    (:class:`AsrUnavailable`); ``score`` then returns wer/cer null with that reason for every
+    utterance, and the task carries on with its other metrics.
+    """
+
+    def __init__(self, model_name: str = DEFAULT_MODEL, checkpoint: str | Path | None = None,
+                 device: str = "cpu", batch_size: int = 16, sample_len: int | None = None,
+                 download_root: str | Path | None = None):
+        self.model_name = model_name
+        self.checkpoint = checkpoint
+        self.device = device
+        self.batch_size = batch_size
+        self.sample_len = sample_len
+        self.download_root = download_root
+        self._model: whisper.Whisper | None = None
+        self._reason: str | None = None
+        self._tried = False
+
+    @functools.cached_property
+    def model_id(self) -> str:
+        """Named model's official file name, or ``checkpoint-sha256:<16 hex>`` of a local file."""
+        return asr_model_id(self.model_name, self.checkpoint)
+
+    def protocol(self) -> dict[str, object]:
+        """The ``asr`` entry of the protocol settings for this scorer."""
+        return {"model": self.model_id, "decoding": DECODING,
+                **({"sample_len": self.sample_len} if self.sample_len is not None else {})}
+
+    def _load(self) -> None:
+        if self._tried:
+            return
+        self._tried = True
+        try:
+            self._model = load_asr_model(self.model_name, self.device, self.checkpoint,
+                                         self.download_root)
+        except AsrUnavailable as exc:
+            self._reason = str(exc)
+
+    @property
+    def available(self) -> bool:
+        self._load()
+        return self._model is not None
+
+    @property
+    def reason(self) -> str | None:
+        self._load()
+        return self._reason
+
+    @property
+    def model(self) -> whisper.Whisper:
+        if not self.available:
+            raise AsrUnavailable(self._reason)
+        assert self._model is not None
+        return self._model
+
+    def transcribe(self, wavs16: Sequence[np.ndarray]) -> list[str]:
+        return transcribe(self.model, wavs16, self.batch_size, self.sample_len)
+
+    def ground_truth(self, cache: Cache, dataset_name: str, dataset_revision: str,
+                     items: Sequence[tuple[str, np.ndarray]]) -> dict[str, str]:
+        """Cached transcripts of the original audio (see :func:`ground_truth_transcripts`)."""
+        return ground_truth_transcripts(cache, self.model, dataset_name, dataset_revision, items,
+                                        self.model_id, self.batch_size, self.sample_len)
+
+    @staticmethod
+    def score_texts(refs: Sequence[str | None], hyps: Sequence[str]) -> list[Scores]:
+        """WER/CER of transcripts made already (e.g. the cached ground-truth transcripts)."""
+        return [wer_cer(r, h) for r, h in zip(refs, hyps, strict=True)]
+
+    def score(self, refs: Sequence[str | None], wavs16: Sequence[np.ndarray]) -> list[Scores]:
+        """Transcribe ``wavs16`` (16 kHz mono) and score each against its reference text."""
+        if len(refs) != len(wavs16):
+            raise ValueError(f"{len(refs)} references for {len(wavs16)} utterances")
+        if not self.available:
+            out = []
+            for _ in refs:
+                s = Scores()
+                s.fail(list(METRICS), f"ASR unavailable: {self._reason}")
+                out.append(s)
+            return out
+        return self.score_texts(refs, self.transcribe(wavs16))

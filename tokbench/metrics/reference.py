@@ -1,0 +1,80 @@
+"""Reference-side features computed once per dataset and reused for every tokenizer.
+
+Reference F0 contours (WORLD Harvest, the costliest metric) and reference speaker
+embeddings depend only on the dataset audio and the protocol, so they are cached under keys of
+(dataset name, dataset revision, utterance id, feature, the feature's settings and package
+version, resampler, protocol version). A reference on which a feature is not computable is
+cached as such, with its reason, so it is not recomputed either.
+
+The cache is an explicit argument (``Cache`` only holds a path, so it pickles into workers).
+Usage::
+
+    key = reference_key(dataset.name, dataset.revision, utt.id, "f0")
+    f0_ref = cached_f0(cache, key, ref16)          # raises NotComputable (cached) on failure
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable
+
+import numpy as np
+
+from tokbench.cache import Cache
+from tokbench.metrics.base import NotComputable
+from tokbench.metrics.pitch import F0_CEIL, F0_FLOOR, HOP_MS, f0_contour
+from tokbench.metrics.speaker import MODEL, speaker_embedding
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# What determines each feature besides the audio: part of the cache key.
+FEATURES: dict[str, Callable[[], dict]] = {
+    "f0": lambda: {"method": "harvest", "hop_ms": HOP_MS, "f0_floor": F0_FLOOR,
+                   "f0_ceil": F0_CEIL, "pyworld": _version("pyworld")},
+    "speaker": lambda: {"model": MODEL, "resemblyzer": _version("resemblyzer"),
+                        "preprocess": "preprocess_wav"},
+}
+
+
+def reference_key(dataset_name: str, dataset_revision: str, utterance_id: str, feature: str) -> str:
+    """Cache key of reference ``feature`` ("f0" or "speaker") of one utterance."""
+    if feature not in FEATURES:
+        raise ValueError(f"unknown reference feature {feature!r}; known: {sorted(FEATURES)}")
+    return Cache.key(dataset=dataset_name, dataset_revision=dataset_revision,
+                     utterance=utterance_id, feature=feature, settings=FEATURES[feature]())
+
+
+def _cached(cache: Cache, feature: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    kind = f"reference-{feature}"
+    hit = cache.load_array(kind, key)
+    if hit is not None:
+        return hit
+    failed = cache.load_json(kind, key)
+    if isinstance(failed, dict) and "not_computable" in failed:
+        raise NotComputable(str(failed["not_computable"]))
+    try:
+        value = compute()
+    except NotComputable as exc:
+        cache.save_json(kind, key, {"not_computable": str(exc)})
+        raise
+    cache.save_array(kind, key, value)
+    return value
+
+
+def cached_f0(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
+    """The reference F0 contour (see :func:`tokbench.metrics.pitch.f0_contour`) stored under
+    ``key``, computed from ``wav16`` and saved on a miss."""
+    return _cached(cache, "f0", key, lambda: f0_contour(wav16))
+
+
+def cached_embedding(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
+    """The reference speaker embedding (see :func:`tokbench.metrics.speaker.speaker_embedding`)
+    stored under ``key``, computed from ``wav16`` and saved on a miss; raises NotComputable
+    (also from the cache) when the reference has no usable speech."""
+    return _cached(cache, "speaker", key, lambda: speaker_embedding(wav16))

@@ -1,0 +1,65 @@
+"""Speaker similarity (SECS) with Resemblyzer's ``VoiceEncoder``.
+
+The encoder (weights ship inside the package, so it works offline) is loaded lazily, once per
+process, on the CPU: importing this module loads nothing. Embeddings are 256-d and
+L2-normalised, so the cosine of two of them is their dot product.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from tokbench.metrics.base import NotComputable
+from tokbench.metrics.inputs import as_signal, require_sound
+from tokbench.protocol import SCORING_SAMPLE_RATE
+
+MODEL = "resemblyzer VoiceEncoder"
+
+
+@functools.lru_cache(maxsize=1)
+def voice_encoder() -> Any:
+    """This process's ``resemblyzer.VoiceEncoder('cpu')`` (loaded on first use)."""
+    from resemblyzer import VoiceEncoder
+
+    return VoiceEncoder("cpu", verbose=False)
+
+
+def speaker_embedding(wav16: np.ndarray) -> np.ndarray:
+    """Utterance embedding (float32 [256]) of a 16 kHz signal: ``preprocess_wav`` (volume
+    normalisation, VAD trimming of long silences) then ``embed_utterance``. NotComputable for
+    digital silence, when the VAD keeps nothing, or if the result is not finite."""
+    from resemblyzer import preprocess_wav
+
+    x = as_signal(wav16, "signal", np.float32)
+    # Resemblyzer's volume normalisation divides by the RMS: silence would become NaN.
+    require_sound(x, "signal")
+    wav = preprocess_wav(x, source_sr=SCORING_SAMPLE_RATE)
+    if len(wav) == 0:
+        raise NotComputable("voice activity detection found no speech (Resemblyzer preprocess_wav "
+                            "left no samples)")
+    emb = np.asarray(voice_encoder().embed_utterance(wav), dtype=np.float32)
+    if not np.all(np.isfinite(emb)):
+        raise NotComputable("the speaker embedding is not finite")
+    return emb
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two vectors; NotComputable if either has zero norm or the result is
+    not finite."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"cannot compare embeddings of shapes {a.shape} and {b.shape}")
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if not (na > 0 and nb > 0 and np.isfinite(na) and np.isfinite(nb)):
+        raise NotComputable("an embedding has zero or non-finite norm")
+    return float(np.dot(a, b) / (na * nb))
+
+
+def secs(ref_emb: np.ndarray, hyp16: np.ndarray) -> float:
+    """SECS: cosine of the reference embedding (see ``tokbench.metrics.reference.cached_embedding``)
+    and the embedding of the 16 kHz output. NotComputable as :func:`speaker_embedding`."""
+    return cosine(ref_emb, speaker_embedding(hyp16))
