@@ -130,7 +130,7 @@ def _row_colours(rows: Sequence[Row]) -> list[str]:
 def bitrate_figure(table: ResultTable, metrics: Sequence[str] | None = None):
     """Quality against bitrate (kbps, log scale): one labelled point per tokenizer variant."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     rated = [r for r in table.rows if r.supported and math.isfinite(r.kbps) and r.kbps > 0]
     if not rated:
@@ -148,6 +148,7 @@ def bitrate_figure(table: ResultTable, metrics: Sequence[str] | None = None):
     if not chosen:
         raise ChartUnavailable(
             f"no quality metric with a declared direction was scored in {table.title}")
+    lo_kbps, hi_kbps = min(r.kbps for r in rated), max(r.kbps for r in rated)
     fig = Figure(figsize=(4.6 * len(chosen), 4.2), layout="constrained")
     for i, col in enumerate(chosen):
         ax = fig.add_subplot(1, len(chosen), i + 1)
@@ -164,8 +165,12 @@ def bitrate_figure(table: ResultTable, metrics: Sequence[str] | None = None):
             ax.annotate(row.label, (row.kbps, cell.mean), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
         ax.set_xscale("log")
+        # Whole decades as limits, so there are always labelled major ticks (1, 10, 100, ...),
+        # and no minor labels (they collide when the points span less than a decade).
+        ax.set_xlim(10 ** math.floor(math.log10(lo_kbps / 1.5)), 10 ** math.ceil(math.log10(hi_kbps * 1.5)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        ax.margins(x=0.2, y=0.12)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(y=0.12)
         ax.set_xlabel("bitrate (kbps, nominal, log scale)")
         unit = f" ({col.unit})" if col.unit else ""
         better = "higher" if col.direction == "higher" else "lower"

@@ -33,7 +33,19 @@ def _kind(row: Row) -> str:
 
 
 def _footnotes(table: ResultTable) -> list[str]:
+    """Why rows are not supported or partial, and why n/a cells could not be computed."""
     notes = []
+    missing: dict[tuple[str, str], list[str]] = {}
+    for row in table.rows:
+        for col in table.columns:
+            cell = row.cells.get(col.metric)
+            if cell is not None and not cell.scored:
+                missing.setdefault((col.metric, cell.reason or "no reason recorded"), []).append(row.label)
+    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # same reason, same rows: one note
+    for (metric, reason), labels in missing.items():
+        grouped.setdefault((reason, tuple(labels)), []).append(metric)
+    for (reason, labels), metrics in grouped.items():
+        notes.append(f"{', '.join(metrics)} n/a ({', '.join(labels)}): {reason}")
     for row in table.rows:
         if row.status_reason:
             status = row_status_text(row)
