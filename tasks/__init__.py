@@ -4,3 +4,6 @@ from tokbench.registry import register, tasks
 
 register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
          "encode, decode and score against the original (WER, PESQ, STOI, SECS, pitch, mel, bitrate)")
+register(tasks, "bpe", "tokbench.tasks.bpe:BPEStudy",
+         "acoustic BPE and deduplication: length reduction vs vocabulary size; token entropy, "
+         "codebook utilisation, perplexity")

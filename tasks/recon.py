@@ -8,13 +8,13 @@ nominal and entropy bitrate. Everything is scored at 16 kHz (DESIGN.md section 4
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from tokbench.audio import fit_length, resample, write_audio
 from tokbench.metrics import rates
+from tokbench.metrics.base import NotComputable
 from tokbench.pipeline import (
     Item,
     length_sorted_batches,
@@ -28,6 +28,7 @@ from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
 from tokbench.store import make_record
 from tokbench.task import RunContext, Task
+from tokbench.token_stats import stat_records, token_stats
 from tokbench.types import Tokens
 
 
@@ -47,10 +48,10 @@ class Reconstruction(Task):
     requires = frozenset({"decode"})
 
     def protocol(self) -> dict:
+        from tokbench.metrics.whisper_model import model_id
+
         o = self.options
-        if not o.asr:
-            return {"asr": {"model": None}}
-        return {"asr": {"model": o.asr_checkpoint and Path(o.asr_checkpoint).name or o.asr_model}}
+        return {"asr": {"model": model_id(o.asr_model, o.asr_checkpoint) if o.asr else None}}
 
     def _asr(self, ctx: RunContext):
         if not self.options.asr:
@@ -152,10 +153,12 @@ class Reconstruction(Task):
                                      extra={**extra, **more}))
 
     def corpus_records(self, ctx: RunContext, records: list[dict]) -> list[dict]:
-        """Nominal bitrate from the metadata; entropy bitrate from the corpus token counts."""
+        """Nominal bitrate from the metadata; entropy bitrate from the corpus token counts;
+        the token statistics of every codebook (tokbench.token_stats, ``param`` = codebook)."""
         meta = ctx.meta
         counts = [np.zeros(size, dtype=np.int64) for size in meta.codebook_sizes]
         used = 0
+        codes = []
         for record in records:
             if record.get("utterance_id") is None:
                 continue
@@ -164,15 +167,19 @@ class Reconstruction(Task):
                 continue
             for q, c in enumerate(rates.codebook_counts(hit[0], meta.codebook_sizes)):
                 counts[q] += c
+            codes.append(hit[0])
             used += 1
         metrics: dict = {"bitrate_nominal": meta.bitrate_nominal}
         reasons = {}
-        if used:
+        try:
+            if not used:
+                raise NotComputable("no tokens in the cache for this run's utterances")
             metrics["bitrate_entropy"] = rates.bitrate_entropy(meta.frame_rate, counts)
-        else:
+        except NotComputable as exc:
             metrics["bitrate_entropy"] = None
-            reasons["bitrate_entropy"] = "no tokens in the cache for this run's utterances"
-        return [make_record(None, metrics, reasons, extra={"n_utterances": used})]
+            reasons["bitrate_entropy"] = str(exc)
+        stats = stat_records(token_stats(codes, meta.codebook_sizes), extra={"n_utterances": used})
+        return [make_record(None, metrics, reasons, extra={"n_utterances": used}), *stats]
 
 
 def _warm_up(ctx: RunContext) -> None:

@@ -16,9 +16,9 @@ from .synth import harmonic
 def _counting(monkeypatch, name, fn):
     calls = []
 
-    def wrapped(wav):
+    def wrapped(wav, **kwargs):
         calls.append(len(wav))
-        return fn(wav)
+        return fn(wav, **kwargs)
 
     monkeypatch.setattr(reference, name, wrapped)
     return calls
@@ -53,7 +53,7 @@ def test_f0_is_computed_once(tmp_path, monkeypatch):
 
 def test_embedding_is_computed_once(tmp_path, monkeypatch):
     vec = np.arange(256, dtype=np.float32) / 1000
-    calls = _counting(monkeypatch, "speaker_embedding", lambda wav: vec)
+    calls = _counting(monkeypatch, "speaker_embedding", lambda wav, **kw: vec)
     cache = Cache(tmp_path)
     key = reference_key("sample", "r1", "u1", "speaker")
     for _ in range(3):
@@ -67,13 +67,13 @@ def test_not_computable_reference_is_cached_with_its_reason(tmp_path, monkeypatc
     key = reference_key("sample", "r1", "silent", "speaker")
     silence = np.zeros(16000, np.float32)
     for _ in range(2):
-        with pytest.raises(NotComputable, match="digital silence"):
+        with pytest.raises(NotComputable, match="reference is digital silence"):
             cached_embedding(cache, key, silence)
     assert len(calls) == 1
 
 
 def test_disabled_cache_always_computes(tmp_path, monkeypatch):
-    calls = _counting(monkeypatch, "f0_contour", lambda wav: np.zeros(3))
+    calls = _counting(monkeypatch, "f0_contour", lambda wav, **kw: np.zeros(3))
     cache = Cache(tmp_path, enabled=False)
     key = reference_key("sample", "r1", "u1", "f0")
     cached_f0(cache, key, np.ones(10))

@@ -21,6 +21,7 @@ from tokbench.audio import AudioError, fit_length, load_audio, resample
 from tokbench.cache import Cache
 from tokbench.data import read_folder
 from tokbench.data.base import content_revision
+from tokbench.metrics.whisper_model import model_id
 from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
 from tokbench.results import load_results, summarize
 from tokbench.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
@@ -68,13 +69,13 @@ def score_folders(
             + (" ..." if len(unmatched) > 5 else ""))
     hyp_paths = [Path(u.path) for u in hyp_set.utterances]
     hyp_revision = content_revision(hyp_paths, Path(hyp))
-    model_label = Path(asr_checkpoint).name if asr_checkpoint else asr_model
+    model_label = model_id(asr_model, asr_checkpoint) if asr else None
     spec = RunSpec(
         dataset=refs.name, dataset_revision=refs.revision, task=TASK, task_version=TASK_VERSION,
         task_options={"asr": asr, "asr_model": model_label},
         tokenizer="external", variant=name or Path(hyp).resolve().name,
         tokenizer_options={"hyp_revision": hyp_revision}, tokenizer_revision=hyp_revision,
-        protocol=protocol_settings(asr={"model": model_label if asr else None}), kind="external",
+        protocol=protocol_settings(asr={"model": model_label}), kind="external",
     )
     store = RunStore(Path(out), spec).open({
         "tokbench_version": tokbench.__version__,

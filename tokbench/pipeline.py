@@ -106,7 +106,9 @@ def save_tokens(cache: Cache, meta: TokenizerMeta, dataset: Dataset, utterance_i
                 codes: torch.Tensor, duration: float) -> None:
     """Cache the ``[Q, F]`` codes of one utterance (and its input duration in seconds)."""
     cache.save_tensors("tokens", token_cache_key(meta, dataset, utterance_id),
-                       {"codes": _compact(codes), "duration": torch.tensor(float(duration))})
+                       {"codes": _compact(codes),
+                        # float64: a resumed run must see the very duration a fresh one saw
+                        "duration": torch.tensor(float(duration), dtype=torch.float64)})
 
 
 def load_tokens(cache: Cache, meta: TokenizerMeta, dataset: Dataset,

@@ -62,6 +62,9 @@ def load_results(path: str | Path = "results") -> pd.DataFrame:
         rows.extend(_rows_of_run(run_dir))
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["value"] = df["value"].astype(float)
+    # Keep params as recorded (None stays None, 512 stays 512): pandas would turn a column of
+    # None and ints into floats with NaN.
+    df["param"] = pd.Series([r["param"] for r in rows], index=df.index, dtype=object)
     return df
 
 
@@ -211,7 +214,9 @@ def summarize(df: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.Data
         row["direction"] = spec.direction if spec else "none"
         row["unit"] = spec.unit if spec else ""
         rows.append(row)
-    return pd.DataFrame(rows)[columns].reset_index(drop=True)
+    out = pd.DataFrame(rows)[columns].reset_index(drop=True)
+    out["param"] = pd.Series([r["param"] for r in rows], dtype=object)
+    return out
 
 
 def compare(df: pd.DataFrame, a: str, b: str, metric: str, by: str = "variant") -> dict:

@@ -64,8 +64,11 @@ def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: R
     def f0_key(feature: str) -> str:
         return reference.reference_key(refkeys.dataset, refkeys.revision, utterance_id, feature)
 
-    f0_ref = reference.cached_f0(cache, f0_key("f0"), ref16)
-    scores.update(pitch.pitch_scores(f0_ref, pitch.f0_contour(hyp16)))
+    try:
+        f0_ref = reference.cached_f0(cache, f0_key("f0"), ref16)
+        scores.update(pitch.pitch_scores(f0_ref, pitch.f0_contour(hyp16)))
+    except NotComputable as exc:
+        scores.fail(pitch.PITCH_METRICS, str(exc))
 
     def secs() -> float:
         ref_emb = reference.cached_embedding(cache, f0_key("speaker"), ref16)
@@ -119,14 +122,28 @@ class Scorer:
             for s in out:
                 s.fail(ASR_METRICS, self.asr.reason)
             return out
-        todo = [k for k, it in enumerate(items) if it.hyp16 is not None]
         for k, it in enumerate(items):
             if it.hyp16 is None:
                 out[k].fail(ASR_METRICS, it.reason or "no output")
+        scorable = [k for k, it in enumerate(items) if it.hyp16 is not None]
+        if not scorable:
+            return out
+        # ASR of the original audio: computed once per dataset and ASR model, then cached. Output
+        # identical to its reference (the identity row) reuses it instead of a second ASR pass.
+        gt = self.asr.ground_truth(self.cache, self.refkeys.dataset, self.refkeys.revision,
+                                   [(items[k].utterance_id, items[k].ref16) for k in scorable])
+        same = [k for k in scorable if np.array_equal(items[k].hyp16, items[k].ref16)]
+        todo = sorted(set(scorable) - set(same))
+        if same:
+            texts = [gt[items[k].utterance_id] for k in same]
+            for k, s in zip(same, self.asr.score_texts([items[k].text for k in same], texts), strict=True):
+                out[k] = s
         if todo:
             scored = self.asr.score([items[k].text for k in todo], [items[k].hyp16 for k in todo])
             for k, s in zip(todo, scored, strict=True):
                 out[k] = s
+        for k in scorable:
+            out[k].extra["asr_text_original"] = gt[items[k].utterance_id]
         return out
 
     def start(self, items: Sequence[ScoreItem]) -> Pending:

@@ -104,3 +104,33 @@ for _spec in [
        category="efficiency"),
 ]:
     declare(_spec)
+
+
+# --- Token statistics and the bpe task (tokbench/token_stats.py, tasks/bpe.py) ---------------
+# All corpus level, one value per run. `param` carries the codebook index (0-based) for the
+# four token statistics, and the target BPE vocabulary size for the bpe_* metrics.
+for _spec in [
+    _M("token_entropy", "unigram entropy of one codebook's tokens over the corpus (param = codebook index)",
+       "none", "bit/token", level="corpus", aggregation="value", category="statistic"),
+    _M("token_cond_entropy", "H(X_t | X_t-1) of one codebook's tokens from corpus bigram counts, pairs "
+       "within utterances (param = codebook index)", "none", "bit/token", level="corpus",
+       aggregation="value", category="statistic"),
+    _M("codebook_utilisation", "share of one codebook's codes used at least once in the corpus "
+       "(param = codebook index)", "higher", "ratio", level="corpus", aggregation="value", lo=0.0,
+       hi=1.0, category="statistic"),
+    _M("token_perplexity", "2 ** token_entropy (param = codebook index)", "none", "tokens",
+       level="corpus", aggregation="value", category="statistic"),
+    _M("bpe_reduction", "original tokens / BPE tokens on the held-out part (param = target BPE "
+       "vocabulary size)", "higher", "x", level="corpus", aggregation="value", category="efficiency"),
+    _M("bpe_tokens_per_s", "BPE tokens per second of held-out audio (param = target vocabulary size)",
+       "lower", "tokens/s", level="corpus", aggregation="value", category="efficiency"),
+    _M("bpe_lossless", "share of held-out utterances whose BPE encoding decodes to the exact original "
+       "tokens; must be 1 (param = target vocabulary size)", "higher", "ratio", level="corpus",
+       aggregation="value", lo=0.0, hi=1.0, category="statistic"),
+    _M("bpe_vocab_size", "vocabulary size BPE learned (below param when no pair is frequent "
+       "enough any more; param = target vocabulary size)", "none", "tokens", level="corpus",
+       aggregation="value", category="statistic"),
+    _M("dedup_reduction", "original tokens / tokens after removing consecutive repeats (held-out part)",
+       "higher", "x", level="corpus", aggregation="value", category="efficiency"),
+]:
+    declare(_spec)

@@ -77,4 +77,4 @@ def cached_embedding(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
     """The reference speaker embedding (see :func:`tokbench.metrics.speaker.speaker_embedding`)
     stored under ``key``, computed from ``wav16`` and saved on a miss; raises NotComputable
     (also from the cache) when the reference has no usable speech."""
-    return _cached(cache, "speaker", key, lambda: speaker_embedding(wav16))
+    return _cached(cache, "speaker", key, lambda: speaker_embedding(wav16, role="reference"))

@@ -27,22 +27,23 @@ def voice_encoder() -> Any:
     return VoiceEncoder("cpu", verbose=False)
 
 
-def speaker_embedding(wav16: np.ndarray) -> np.ndarray:
+def speaker_embedding(wav16: np.ndarray, role: str = "signal") -> np.ndarray:
     """Utterance embedding (float32 [256]) of a 16 kHz signal: ``preprocess_wav`` (volume
     normalisation, VAD trimming of long silences) then ``embed_utterance``. NotComputable for
-    digital silence, when the VAD keeps nothing, or if the result is not finite."""
+    digital silence, when the VAD keeps nothing, or if the result is not finite; ``role``
+    ("reference", "output", ...) names the signal in those reasons."""
     from resemblyzer import preprocess_wav
 
-    x = as_signal(wav16, "signal", np.float32)
+    x = as_signal(wav16, role, np.float32)
     # Resemblyzer's volume normalisation divides by the RMS: silence would become NaN.
-    require_sound(x, "signal")
+    require_sound(x, role)
     wav = preprocess_wav(x, source_sr=SCORING_SAMPLE_RATE)
     if len(wav) == 0:
-        raise NotComputable("voice activity detection found no speech (Resemblyzer preprocess_wav "
-                            "left no samples)")
+        raise NotComputable(f"voice activity detection found no speech in the {role} "
+                            "(Resemblyzer preprocess_wav left no samples)")
     emb = np.asarray(voice_encoder().embed_utterance(wav), dtype=np.float32)
     if not np.all(np.isfinite(emb)):
-        raise NotComputable("the speaker embedding is not finite")
+        raise NotComputable(f"the speaker embedding of the {role} is not finite")
     return emb
 
 
@@ -62,4 +63,4 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def secs(ref_emb: np.ndarray, hyp16: np.ndarray) -> float:
     """SECS: cosine of the reference embedding (see ``tokbench.metrics.reference.cached_embedding``)
     and the embedding of the 16 kHz output. NotComputable as :func:`speaker_embedding`."""
-    return cosine(ref_emb, speaker_embedding(hyp16))
+    return cosine(ref_emb, speaker_embedding(hyp16, role="output"))

@@ -1,0 +1,164 @@
+"""Token statistics every tokenizer report needs, per codebook and over the whole corpus.
+
+- ``token_entropy``: unigram entropy H(X) in bits per token;
+- ``token_cond_entropy``: H(X_t | X_{t-1}) = H(X_{t-1}, X_t) - H(X_{t-1}), from the bigram
+  counts of the corpus (pairs within each utterance only, never across utterances);
+- ``codebook_utilisation``: share of the codebook's codes that occur at least once;
+- ``token_perplexity``: 2 ** token_entropy.
+
+In results these metrics are corpus-level records with ``param`` = the codebook index (0-based).
+``bitrate_entropy`` (frame rate x sum over codebooks of the unigram entropy) comes from the same
+counts through :func:`tokbench.metrics.rates.bitrate_entropy`; every entropy here goes through
+:func:`tokbench.stats.entropy_bits`.
+Counts come from whole-corpus token streams: per-utterance counts are too few.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from tokbench.metrics import rates
+from tokbench.metrics.base import NotComputable
+from tokbench.stats import entropy_bits
+from tokbench.store import make_record
+
+STAT_METRICS = ("token_entropy", "token_cond_entropy", "codebook_utilisation", "token_perplexity")
+
+
+def _as_int_array(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.int64)
+
+
+def _check_range(stream: np.ndarray, size: int, codebook: int) -> None:
+    if len(stream) and (int(stream.min()) < 0 or int(stream.max()) >= size):
+        raise ValueError(
+            f"codebook {codebook}: codes must lie in [0, {size}) but range over "
+            f"[{int(stream.min())}, {int(stream.max())}]; the adapter's codebook_sizes are wrong"
+        )
+
+
+def unigram_counts(streams: Iterable[np.ndarray], size: int, codebook: int = 0) -> np.ndarray:
+    """How often each of the ``size`` codes occurs over all ``streams`` (1-D code arrays)."""
+    counts = np.zeros(size, dtype=np.int64)
+    for s in streams:
+        s = _as_int_array(s)
+        _check_range(s, size, codebook)
+        counts += np.bincount(s, minlength=size)
+    return counts
+
+
+def bigram_counts(streams: Iterable[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of the observed (previous, next) pairs within each stream.
+
+    Returns ``(pairs [N, 2], counts [N])``: only observed pairs are kept, so a 65536-code
+    codebook does not need a 65536 x 65536 table.
+    """
+    keys = [s[:-1] * size + s[1:] for s in (_as_int_array(s) for s in streams) if len(s) > 1]
+    if not keys:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    uniq, counts = np.unique(np.concatenate(keys), return_counts=True)
+    return np.stack([uniq // size, uniq % size], axis=1), counts
+
+
+def conditional_entropy_bits(pairs: np.ndarray, counts: np.ndarray) -> float:
+    """H(next | previous) in bits from bigram counts: H(previous, next) - H(previous)."""
+    if len(counts) == 0:
+        raise NotComputable("no token pairs: every utterance has fewer than 2 frames")
+    prev, inverse = np.unique(pairs[:, 0], return_inverse=True)
+    prev_counts = np.bincount(inverse, weights=counts, minlength=len(prev))
+    # Rounding can make the difference a hair negative when it is truly 0.
+    return max(0.0, entropy_bits(counts) - entropy_bits(prev_counts))
+
+
+@dataclass(frozen=True)
+class CodebookStats:
+    """Corpus statistics of one codebook. ``None`` fields come with a reason in ``reasons``."""
+
+    codebook: int
+    size: int
+    n_tokens: int
+    n_pairs: int
+    entropy: float | None
+    cond_entropy: float | None
+    utilisation: float | None
+    perplexity: float | None
+    reasons: Mapping[str, str]
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False,
+                               compare=False)  # unigram counts, by code
+
+    def metrics(self) -> dict[str, float | None]:
+        return {"token_entropy": self.entropy, "token_cond_entropy": self.cond_entropy,
+                "codebook_utilisation": self.utilisation, "token_perplexity": self.perplexity}
+
+
+def codebook_stats(streams: Sequence[np.ndarray], size: int, codebook: int = 0) -> CodebookStats:
+    """Statistics of one codebook from its per-utterance 1-D code streams."""
+    streams = [_as_int_array(s) for s in streams]
+    counts = unigram_counts(streams, size, codebook)
+    pairs, pair_counts = bigram_counts(streams, size)
+    reasons: dict[str, str] = {}
+    n = int(counts.sum())
+    entropy = utilisation = perplexity = cond = None
+    if n == 0:
+        for name in STAT_METRICS:
+            reasons[name] = "no tokens"
+    else:
+        entropy = entropy_bits(counts)
+        perplexity = float(2.0**entropy)
+        utilisation = float(np.count_nonzero(counts) / size)
+        try:
+            cond = conditional_entropy_bits(pairs, pair_counts)
+        except NotComputable as exc:
+            reasons["token_cond_entropy"] = str(exc)
+    return CodebookStats(codebook, size, n, int(pair_counts.sum()), entropy, cond, utilisation,
+                         perplexity, reasons, counts)
+
+
+def token_stats(
+    codes: Iterable[np.ndarray | torch.Tensor], codebook_sizes: Sequence[int]
+) -> list[CodebookStats]:
+    """Per-codebook statistics of a corpus given per-utterance codes ``[Q, F_i]``."""
+    per_codebook: list[list[np.ndarray]] = [[] for _ in codebook_sizes]
+    for c in codes:
+        c = _as_int_array(c)
+        if c.ndim != 2 or c.shape[0] != len(codebook_sizes):
+            raise ValueError(f"codes must be [Q={len(codebook_sizes)}, F], got {tuple(c.shape)}")
+        for q in range(c.shape[0]):
+            per_codebook[q].append(c[q])
+    return [codebook_stats(s, int(size), q)
+            for q, (s, size) in enumerate(zip(per_codebook, codebook_sizes, strict=True))]
+
+
+def bitrate_entropy(stats: Sequence[CodebookStats], frame_rate: float) -> float:
+    """``bitrate_entropy`` (bit/s) of these counts, by :func:`tokbench.metrics.rates.bitrate_entropy`
+    (frame rate x sum over codebooks of the unigram entropy), as recon computes it."""
+    return rates.bitrate_entropy(frame_rate, [s.counts for s in stats])
+
+
+def stat_records(
+    stats: Sequence[CodebookStats], frame_rate: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> list[dict]:
+    """Corpus records: one per codebook (``param`` = codebook index) with the four statistics,
+    plus one ``bitrate_entropy`` record (``param`` None) when ``frame_rate`` is given."""
+    records = [
+        make_record(None, s.metrics(), reasons=dict(s.reasons), param=s.codebook,
+                    extra={**(extra or {}), "codebook_size": s.size, "n_tokens": s.n_tokens,
+                           "n_pairs": s.n_pairs})
+        for s in stats
+    ]
+    if frame_rate is not None:
+        try:
+            value, reasons = bitrate_entropy(stats, frame_rate), {}
+        except NotComputable as exc:
+            value, reasons = None, {"bitrate_entropy": str(exc)}
+        records.append(make_record(None, {"bitrate_entropy": value}, reasons=reasons,
+                                   extra={**(extra or {}), "frame_rate": frame_rate}))
+    return records
