@@ -148,6 +148,8 @@ class Browser:
         """Console errors, uncaught exceptions, failed requests, and requests off the machine."""
         self.drain()
         out = []
+        urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in self.events
+                if e["method"] == "Network.requestWillBeSent"}
         for event in self.events:
             method, params = event["method"], event.get("params", {})
             if method == "Runtime.exceptionThrown":
@@ -156,8 +158,11 @@ class Browser:
                 out.append(f"console.{params['type']}: {params.get('args')}")
             elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
                 out.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
-            elif method == "Network.loadingFailed":
-                out.append(f"request failed: {params.get('errorText')}")
+            elif method == "Network.loadingFailed" and not params.get("canceled"):
+                # canceled: the page dropped the element mid-load (e.g. charts replaced when the
+                # table changes); a missing file is ERR_FILE_NOT_FOUND and not canceled.
+                out.append(f"request failed: {params.get('errorText')} "
+                           f"{urls.get(params.get('requestId'), '?')}")
             elif method == "Network.requestWillBeSent":
                 url = params["request"]["url"]
                 if not url.startswith(("file:", "data:", "about:")):

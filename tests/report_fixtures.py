@@ -39,7 +39,7 @@ def run_spec(meta: TokenizerMeta, variant: str, protocol: dict, dataset: str = "
 def write_run(root: Path, meta: TokenizerMeta, variant: str, values: dict[str, list[float | None]],
               protocol: dict = PROTOCOL_A, reasons: dict[str, str] | None = None,
               wer: list[tuple[int, int]] | None = None, examples: int = 0,
-              dataset: str = "sample") -> Path:
+              dataset: str = "sample", codebook_stats: list[dict] | None = None) -> Path:
     """A complete run; ``values[metric][i]`` for utterance i (None = not computable)."""
     spec = run_spec(meta, variant, protocol, dataset)
     store = RunStore(root, spec).open({
@@ -57,8 +57,11 @@ def write_run(root: Path, meta: TokenizerMeta, variant: str, values: dict[str, l
             extra = {"ratio": {"wer": [e, words]}}
         why = {m: (reasons or {}).get(m, "not computable") for m, v in metrics.items() if v is None}
         store.append(make_record(f"utt{i}", metrics, reasons=why, extra=extra))
-    store.write_corpus([make_record(None, {"bitrate_nominal": meta.bitrate_nominal,
-                                           "token_rate": meta.token_rate})])
+    corpus = [make_record(None, {"bitrate_nominal": meta.bitrate_nominal,
+                                 "token_rate": meta.token_rate})]
+    # per-codebook statistics (param = codebook index), as the recon task records them
+    corpus += [make_record(None, v, param=q) for q, v in enumerate(codebook_stats or [])]
+    store.write_corpus(corpus)
     rng = np.random.default_rng(0)
     for i in range(examples):
         folder = store.path / "examples" / f"utt{i}"
@@ -80,18 +83,21 @@ def write_unsupported(root: Path, meta: TokenizerMeta, variant: str, reason: str
 
 def make_results(root: Path) -> Path:
     """Six runs on `sample` (recon): ground truth, three tokenizers, one unsupported, and one
-    more under a second protocol. Known answers are documented beside each."""
+    more under a second protocol; mulaw also has per-codebook statistics (a by-param table).
+    Known answers are documented beside each."""
     root = Path(root)
     ones = [1.0] * N_UTT
     # ground truth (kind reference): best everywhere, but excluded from "best" marks
     write_run(root, make_meta("identity", "reference", 16000.0, (65536,)), "identity",
               {"pesq_wb": [4.64] * N_UTT, "stoi": ones, "secs": ones, "mel_l1": [0.0] * N_UTT},
               wer=[(0, 10)] * N_UTT)
-    # mu-law: pesq mean 4.0, stoi 0.95, wer 2/60 -> 3.33 %, keeps 2 audio examples
+    # mu-law: pesq mean 4.0, stoi 0.95, wer 2/60 -> 3.33 %, keeps 2 audio examples, and the
+    # statistics of its one codebook (param 0)
     write_run(root, make_meta("mulaw", "acoustic", 16000.0, (256,)), "mulaw",
               {"pesq_wb": [3.9, 4.1, 3.8, 4.2, 4.0, 4.0], "stoi": [0.95] * N_UTT,
                "secs": [0.9] * N_UTT, "mel_l1": [0.2] * N_UTT},
-              wer=[(1, 10), (0, 10), (1, 10), (0, 10), (0, 10), (0, 10)], examples=2)
+              wer=[(1, 10), (0, 10), (1, 10), (0, 10), (0, 10), (0, 10)], examples=2,
+              codebook_stats=[{"token_entropy": 7.6, "codebook_utilisation": 0.98}])
     # the hostile name: lower quality, and no secs at all (a gap, not an average)
     write_run(root, make_meta(XSS_NAME, "acoustic", 75.0, (1024,) * 8, repo="evil/<b>repo</b>"), XSS_NAME,
               {"pesq_wb": [2.0, 2.5, 3.0, 2.5, 2.0, 3.0], "stoi": [0.85] * N_UTT,

@@ -87,6 +87,20 @@ def test_filters(page):
     assert "needs at least 3" in radar  # said in the chart's place
 
 
+def test_by_param_table(page):
+    page.evaluate("(() => { const s = document.getElementById('f-protocol'); s.value = s.options[0].value;"
+                  " s.dispatchEvent(new Event('change')); })()")
+    parts = page.evaluate("Array.from(document.getElementById('f-part').options).map(o => o.textContent)")
+    assert parts == ["results", "token_entropy, codebook_utilisation (by param)"]
+    page.evaluate("(() => { const s = document.getElementById('f-part'); s.value = s.options[1].value;"
+                  " s.dispatchEvent(new Event('change')); })()")
+    assert names(page) == ["mulaw"]
+    cells = page.evaluate("Array.from(document.querySelectorAll('#results tbody td')).map(e => e.textContent)")
+    assert cells[:3] == ["acoustic", "mulaw", "0"]  # the param column
+    headers = page.evaluate("Array.from(document.querySelectorAll('#results th')).map(e => e.dataset.key)")
+    assert headers[-2:] == ["m:token_entropy", "m:codebook_utilisation"]
+
+
 def test_assets_load_and_no_errors(page):
     page.evaluate("(() => { const s = document.getElementById('f-protocol'); s.value = s.options[0].value;"
                   " s.dispatchEvent(new Event('change')); })()")

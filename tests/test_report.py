@@ -46,7 +46,7 @@ def tables(results):
 
 
 def main_table(tables):
-    (table,) = [t for t in tables if t.protocol_id == protocol_id(PROTOCOL_A)]
+    (table,) = [t for t in tables if t.protocol_id == protocol_id(PROTOCOL_A) and not t.part]
     return table
 
 
@@ -70,9 +70,10 @@ def test_runs_table_lists_provenance_and_unsupported_runs(results):
 
 
 def test_protocols_are_never_mixed(tables):
-    assert len(tables) == 2
-    assert {t.protocol_id for t in tables} == {protocol_id(PROTOCOL_A), tables[1].protocol_id}
-    other = [t for t in tables if t.protocol_id != protocol_id(PROTOCOL_A)][0]
+    # protocol A: main table, then mulaw's per-codebook statistics; then protocol B
+    assert [(t.protocol_id == protocol_id(PROTOCOL_A), t.part) for t in tables] == [
+        (True, ""), (True, "token_entropy, codebook_utilisation"), (False, "")]
+    other = tables[2]
     assert [r.label for r in other.rows] == ["mulaw-4bit"]
     assert all(r.label != "mulaw-4bit" for r in main_table(tables).rows)
 
@@ -143,6 +144,32 @@ def test_unfinished_run_is_flagged_not_hidden(tmp_path):
     assert "run status is 'running'" in render([table], "md")
 
 
+def test_metrics_recorded_per_param_get_tables_of_their_own(tmp_path):
+    from tests.report_fixtures import run_spec
+    from tokbench.store import RunStore, make_record
+
+    store = RunStore(tmp_path, run_spec(make_meta("mulaw", "acoustic", 16000.0, (256,)), "mulaw",
+                                        PROTOCOL_A)).open({})
+    store.append(make_record("utt0", {"pesq_wb": 3.0}))
+    store.write_corpus(
+        [make_record(None, {"bitrate_entropy": 1000.0})]
+        + [make_record(None, {"token_entropy": 7.0 + q, "codebook_utilisation": 0.5}, param=q)
+           for q in (0, 1)]
+        + [make_record(None, {"bpe_reduction": r, "bpe_lossless": 1.0}, param=v)
+           for v, r in ((1024, 1.5), (256, 1.0))])
+    main, bpe, stats = report_tables(tmp_path)
+    assert main.part == "" and [c.metric for c in main.columns] == ["pesq_wb", "bitrate_entropy"]
+    assert [r.param for r in main.rows] == [None]  # one row per run
+    assert bpe.part == "bpe_reduction, bpe_lossless" and bpe.title.endswith("by param")
+    assert [r.param for r in bpe.rows] == [256, 1024]  # numeric order, not text order
+    assert [r.cells["bpe_reduction"].mean for r in bpe.rows] == [1.0, 1.5]
+    assert stats.part == "token_entropy, codebook_utilisation"
+    assert [(r.param, r.cells["token_entropy"].mean) for r in stats.rows] == [(0, 7.0), (1, 8.0)]
+    md = render([bpe], "md")
+    assert "| acoustic | mulaw | 256 |" in md and "| acoustic | mulaw | 1024 |" in md
+    assert [o.chart for o in write_charts([bpe, stats], tmp_path / "c")] == []  # no radar of codebooks
+
+
 # ----------------------------------------------------------------------------- formats
 
 def test_markdown(tables):
@@ -159,7 +186,10 @@ def test_markdown(tables):
 
 def test_csv(tables):
     rows = list(csv.DictReader(io.StringIO(render(tables, "csv"))))
-    assert len(rows) == 6
+    assert len(rows) == 7
+    (stats,) = [r for r in rows if r["param"] == "0"]
+    assert stats["label"] == "mulaw" and float(stats["token_entropy_mean"]) == 7.6
+    rows = [r for r in rows if r["param"] == ""]
     by = {r["label"]: r for r in rows}
     assert float(by["mulaw"]["pesq_wb_mean"]) == pytest.approx(4.0)
     assert by["mulaw"]["pesq_wb_best"] == "1" and by["identity"]["pesq_wb_best"] == "0"
@@ -171,7 +201,7 @@ def test_csv(tables):
 
 def test_latex(tables):
     tex = render(tables, "latex")
-    assert tex.count(r"\begin{tabular}") == 2 and r"\toprule" in tex
+    assert tex.count(r"\begin{tabular}") == 3 and r"\toprule" in tex
     assert r"\textbf{4.00}" in tex and r"pesq\_wb $\uparrow$" in tex and r"wer $\downarrow$" in tex
     assert r"\textless{}script\textgreater{}alert(1)" in tex and "<script>" not in tex
     xss_line = next(line for line in tex.splitlines() if "alert" in line)
@@ -205,7 +235,7 @@ def test_charts_written_or_explained(tables, tmp_path):
         svg = files["svg"].read_text()
         assert svg.lstrip().startswith("<?xml") and "<svg" in svg
         assert "<script" not in svg  # names are drawn as paths, comments are escaped
-    other = [t for t in tables if t.title != main][0].title
+    other = [t for t in tables if t.title != main and not t.part][0].title
     radar = by[(other, "radar")]
     assert not radar.ok and "at least 3" in radar.message and "pesq_wb, stoi" in radar.message
     assert by[(other, "bitrate")].ok
@@ -244,7 +274,7 @@ def test_chart_failures_never_break_the_report(tables, tmp_path, monkeypatch):
     def broken(table):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(charts_mod.CHARTS, "radar", broken)
+    monkeypatch.setitem(charts_mod.CHARTS, "radar", ("radar", broken))
     outcomes = write_charts([bare], tmp_path, formats=("svg",))
     assert outcomes[0].message == "could not draw the radar chart: RuntimeError: boom"
     assert outcomes[1].ok

@@ -33,7 +33,8 @@ class ChartUnavailable(Exception):
 @dataclass
 class ChartOutcome:
     table: str  # the table's title
-    chart: str  # "radar" or "bitrate"
+    chart: str  # a key of CHARTS or TASK_CHARTS, e.g. "radar"
+    title: str = ""  # what the chart shows, for captions
     files: dict[str, Path] = field(default_factory=dict)  # format -> file written
     message: str | None = None  # why nothing was drawn
 
@@ -51,6 +52,11 @@ def _radar_axes(table: ResultTable) -> list[Column]:
         if any(col.metric in r.cells and r.cells[col.metric].scored for r in table.rows):
             axes.append(col)
     return axes
+
+
+def chart_label(row: Row) -> str:
+    """A row's name in a legend or annotation: the param is part of it (no param column here)."""
+    return row.label if row.param is None else f"{row.label} @ {row.param}"
 
 
 def _scored(row: Row, metric: str) -> bool:
@@ -87,7 +93,7 @@ def radar_figure(table: ResultTable, max_rows: int = 12):
             values.append(col.spec.normalise(cell.mean) if cell is not None and cell.scored else np.nan)
         values_arr = np.array(values, dtype=float)
         missing = [c.metric for c, v in zip(axes, values_arr, strict=True) if np.isnan(v)]
-        label = row.label + (f" (missing: {', '.join(missing)})" if missing else "")
+        label = chart_label(row) + (f" (missing: {', '.join(missing)})" if missing else "")
         closed = np.append(values_arr, values_arr[0])
         theta = np.append(angles, angles[0])
         style = "--" if row.is_reference else "-"
@@ -162,7 +168,7 @@ def bitrate_figure(table: ResultTable, metrics: Sequence[str] | None = None):
                 yerr = [[max(0.0, cell.mean - cell.ci_low)], [max(0.0, cell.ci_high - cell.mean)]]
             ax.errorbar([row.kbps], [cell.mean], yerr=yerr, fmt="o", color=colour, capsize=2,
                         markersize=5)
-            ax.annotate(row.label, (row.kbps, cell.mean), textcoords="offset points",
+            ax.annotate(chart_label(row), (row.kbps, cell.mean), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
         ax.set_xscale("log")
         # Whole decades as limits, so there are always labelled major ticks (1, 10, 100, ...),
@@ -207,17 +213,39 @@ def save_figure(fig, stem: Path, formats: Sequence[str] = CHART_FORMATS) -> dict
     return out
 
 
-CHARTS = {"radar": radar_figure, "bitrate": bitrate_figure}
+def bpe_reduction_figure(table: ResultTable):
+    """The bpe task's figure (length reduction against vocabulary size), by tokbench.report_bpe."""
+    from tokbench.report_bpe import reduction_chart, reduction_table
+
+    if table.data is None or reduction_table(table.data).empty:
+        raise ChartUnavailable(f"no bpe_reduction figures in {table.title}")
+    return reduction_chart(table.data)
+
+
+# Charts of every table, and charts of one task's main table (by task name: the task defines
+# what its figures mean). name -> (caption, function of a ResultTable).
+CHARTS = {"radar": ("radar (outward is better)", radar_figure),
+          "bitrate": ("quality against bitrate", bitrate_figure)}
+TASK_CHARTS = {"bpe": {"bpe_reduction": ("length reduction against vocabulary size",
+                                         bpe_reduction_figure)}}
+
+
+def charts_for(table: ResultTable) -> dict:
+    """Main tables get the generic charts and their task's; by-param tables (per codebook, per
+    vocabulary size) none: a radar over codebooks would compare nothing meaningful."""
+    if table.part:
+        return {}
+    return {**CHARTS, **TASK_CHARTS.get(table.task, {})}
 
 
 def write_charts(tables: Sequence[ResultTable], out_dir: str | Path,
                  formats: Sequence[str] = CHART_FORMATS) -> list[ChartOutcome]:
-    """Radar and bitrate charts of every table; a chart that cannot be drawn says why."""
+    """The charts of every table (``charts_for``); a chart that cannot be drawn says why."""
     out_dir = Path(out_dir)
     outcomes = []
     for table in tables:
-        for name, make in CHARTS.items():
-            outcome = ChartOutcome(table.title, name)
+        for name, (title, make) in charts_for(table).items():
+            outcome = ChartOutcome(table.title, name, title)
             try:
                 fig = make(table)
                 outcome.files = save_figure(fig, out_dir / f"{table.slug}-{name}", formats)

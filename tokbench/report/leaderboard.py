@@ -107,12 +107,13 @@ def _table_data(table: ResultTable, run_index: dict[str, int]) -> dict[str, Any]
             "status_reason": row.status_reason, "cells": cells, "reported": None,
         })
     return {"id": table.slug, "title": table.title, "task": table.task, "dataset": table.dataset,
-            "protocol_id": table.protocol_id, "columns": columns, "rows": rows, "charts": []}
+            "protocol_id": table.protocol_id, "part": table.part, "columns": columns,
+            "rows": rows, "charts": []}
 
 
 def _reported_rows(table: ResultTable, ref_index: int, ref: ReferenceTable) -> list[dict[str, Any]]:
     """Rows of a published table placed under the comparable metrics of a matching table."""
-    if (ref.task, ref.dataset) != (table.task, table.dataset):
+    if (ref.task, ref.dataset) != (table.task, table.dataset) or table.part:
         return []
     mapped = ref.comparable_columns()
     metrics = {c.metric for c in table.columns}
@@ -188,7 +189,7 @@ def _copy_examples(runs: pd.DataFrame, run_index: dict[str, int], site: Path) ->
 
 
 def _chart_data(outcome: ChartOutcome, site: Path) -> dict[str, Any]:
-    return {"chart": outcome.chart, "message": outcome.message,
+    return {"chart": outcome.chart, "title": outcome.title, "message": outcome.message,
             "files": {fmt: p.relative_to(site).as_posix() for fmt, p in outcome.files.items()}}
 
 

@@ -106,16 +106,24 @@ class ResultTable:
     protocol_id: str
     columns: list[Column]
     rows: list[Row]
+    # "" for the main table (records without a param: one row per run); for metrics recorded
+    # per param (e.g. per codebook, per BPE vocabulary size) the metrics of one such family.
+    part: str = ""
+    # The long results of this (task, dataset, protocol), params included: for task-specific
+    # charts and for notebooks.
+    data: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
     def title(self) -> str:
-        return f"{self.task} on {self.dataset} (protocol {self.protocol_id})"
+        base = f"{self.task} on {self.dataset} (protocol {self.protocol_id})"
+        return f"{base}: {self.part} by param" if self.part else base
 
     @property
     def slug(self) -> str:
         import re
 
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{self.task}-{self.dataset}-{self.protocol_id}")
+        part = f"-{self.part.split(',')[0]}-by-param" if self.part else ""
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{self.task}-{self.dataset}-{self.protocol_id}{part}")
 
     @property
     def has_param(self) -> bool:
@@ -205,12 +213,56 @@ def build_tables(
                   & (df["protocol_id"].astype(str) == protocol)]
         run_part = runs[(runs["task"].astype(str) == task) & (runs["dataset"].astype(str) == dataset)
                         & (runs["protocol_id"].astype(str) == protocol)] if len(runs) else runs
-        tables.append(_build_one(task, dataset, protocol, part, run_part, meta, metrics))
-    # Per task and dataset, the table with the most runs first (usually the current protocol).
-    return sorted((t for t in tables if t.rows), key=lambda t: (t.task, t.dataset, -len(t.rows), t.protocol_id))
+        has_param = part["param"].notna()
+        group = []
+        main = _build_one(task, dataset, protocol, part[~has_param], run_part, meta, metrics,
+                          recorded=set(part["run_id"]))
+        group.append(main)
+        by_param = part[has_param]
+        for family in _families(by_param):
+            rows = by_param[by_param["metric"].isin(family)]
+            group.append(_build_one(task, dataset, protocol, rows, run_part.iloc[0:0], meta, metrics,
+                                    recorded=set(), part_label=", ".join(_column_order(family, metrics))))
+        for table in group:
+            table.data = part
+        tables += [t for t in group if t.rows]
+    # Per task and dataset: the table with the most runs first (usually the current protocol),
+    # each protocol's main table before its by-param tables.
+    order = {}
+    for t in tables:
+        order.setdefault((t.task, t.dataset, t.protocol_id), (len(order), -len(t.rows)))
+    return sorted(tables, key=lambda t: (t.task, t.dataset, order[(t.task, t.dataset, t.protocol_id)][1],
+                                         t.protocol_id, t.part != "", t.part))
 
 
-def _build_one(task, dataset, protocol, part, run_part, meta, metrics) -> ResultTable:
+def _families(df: pd.DataFrame) -> list[list[str]]:
+    """Metrics recorded together (in the same records), as groups: each becomes one table.
+
+    Per-codebook statistics and per-vocabulary-size BPE figures have different params, so they
+    are never rows of one table; which metrics belong together is read from the records, not
+    from the metrics' names.
+    """
+    parent: dict[str, str] = {}
+
+    def find(m: str) -> str:
+        while parent.setdefault(m, m) != m:
+            m = parent[m]
+        return m
+
+    keys = df.assign(_u=df["utterance_id"].fillna(""), _p=df["param"].map(repr))
+    for _, group in keys.groupby(["run_id", "_u", "_p"], sort=False):
+        names = list(dict.fromkeys(group["metric"]))
+        for other in names[1:]:
+            parent[find(other)] = find(names[0])
+        find(names[0])
+    families: dict[str, list[str]] = {}
+    for m in parent:
+        families.setdefault(find(m), []).append(m)
+    return sorted(families.values(), key=lambda f: _column_order(f, None))
+
+
+def _build_one(task, dataset, protocol, part, run_part, meta, metrics, recorded: set,
+               part_label: str = "") -> ResultTable:
     summary = summarize(part) if len(part) else pd.DataFrame(
         columns=["run_id", "tokenizer", "variant", "kind", "param", "metric", "mean", "ci_low",
                  "ci_high", "n", "n_total"])
@@ -236,7 +288,7 @@ def _build_one(task, dataset, protocol, part, run_part, meta, metrics) -> Result
                 mean=_num(rec["mean"]), ci_low=_num(rec["ci_low"]), ci_high=_num(rec["ci_high"]),
                 n=int(rec["n"]), n_total=int(rec["n_total"]),
                 reason=reasons.get((rec["run_id"], rec["metric"])) if int(rec["n"]) == 0 else None)
-    recorded = {run_id for run_id, _ in rows}
+    recorded = recorded | {run_id for run_id, _ in rows}
     for info in run_part.to_dict(orient="records"):
         if info["run_id"] in recorded:
             continue
@@ -250,21 +302,30 @@ def _build_one(task, dataset, protocol, part, run_part, meta, metrics) -> Result
             status=status, status_reason=reason)
     ordered = sorted(rows.values(), key=lambda r: (
         _kind_rank(r.kind), r.tokenizer, r.kbps if math.isfinite(r.kbps) else math.inf,
-        r.variant, repr(r.param), r.run_id))
+        r.variant, r.run_id, _param_key(r.param)))
     _unique_labels(ordered)
-    table = ResultTable(task, dataset, protocol, columns, ordered)
+    table = ResultTable(task, dataset, protocol, columns, ordered, part=part_label)
     _mark_best(table)
     return table
 
 
+def _param_key(param: object) -> tuple:
+    """Numeric params in numeric order (256 before 1024), others after, as text."""
+    if param is None:
+        return (0, 0.0, "")
+    try:
+        return (1, float(param), "")  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return (2, 0.0, repr(param))
+
+
 def _unique_labels(rows: list[Row]) -> None:
-    counts = Counter(r.variant for r in rows)
+    """The variant; runs of the same preset in another configuration get their config hash.
+    (The param has a column of its own.)"""
     for r in rows:
         label = r.variant
-        if counts[r.variant] > 1 and len({x.run_id for x in rows if x.variant == r.variant}) > 1:
-            label += f" ({r.run_id.rsplit('/', 1)[-1][:6]})"  # same preset, another configuration
-        if r.param is not None:
-            label += f" @ {r.param}"
+        if len({x.run_id for x in rows if x.variant == r.variant}) > 1:
+            label += f" ({r.run_id.rsplit('/', 1)[-1][:6]})"
         r.label = label
 
 

@@ -9,7 +9,7 @@
   var KIND_LABELS = DATA.kinds || {};
 
   var state = {
-    task: null, dataset: null, protocol: null,
+    task: null, dataset: null, protocol: null, part: null,
     kinds: null,           // Set of kinds shown (null until a table is chosen)
     kbpsMin: null, kbpsMax: null, search: "", reported: true,
     sort: null             // {key: string, dir: 1 | -1}
@@ -67,11 +67,20 @@
     state.dataset = fillSelect($("f-dataset"), datasets, state.dataset);
     var protocols = uniq(tablesFor(state.task, state.dataset).map(function (t) { return t.protocol_id; }));
     state.protocol = fillSelect($("f-protocol"), protocols, state.protocol);
+    // The main table of a protocol ("") and its by-param tables (per codebook, per vocabulary).
+    var parts = tablesFor(state.task, state.dataset).filter(function (t) {
+      return t.protocol_id === state.protocol;
+    }).map(function (t) { return t.part; });
+    state.part = fillSelect($("f-part"), parts, state.part);
+    Array.prototype.forEach.call($("f-part").options, function (o) {
+      o.textContent = o.value ? o.value + " (by param)" : "results";
+    });
   }
 
   function currentTable() {
     var found = DATA.tables.filter(function (t) {
-      return t.task === state.task && t.dataset === state.dataset && t.protocol_id === state.protocol;
+      return t.task === state.task && t.dataset === state.dataset &&
+        t.protocol_id === state.protocol && t.part === state.part;
     });
     return found.length ? found[0] : null;
   }
@@ -262,7 +271,7 @@
       return;
     }
     table.charts.forEach(function (chart) {
-      var title = chart.chart === "radar" ? "radar (outward is better)" : "quality against bitrate";
+      var title = chart.title || chart.chart;
       if (chart.files && chart.files.svg) {
         var fig = el("figure", {"data-chart": chart.chart},
                      el("img", {src: chart.files.svg, alt: title + ": " + table.title, loading: "lazy"}),
@@ -427,15 +436,21 @@
 
   function bind() {
     $("f-task").addEventListener("change", function (e) {
-      state.task = e.target.value; state.dataset = null; state.protocol = null; state.kinds = null;
+      state.task = e.target.value; state.dataset = null; state.protocol = null; state.part = null;
+      state.kinds = null;
       state.sort = null; syncSelectors(); renderAll();
     });
     $("f-dataset").addEventListener("change", function (e) {
-      state.dataset = e.target.value; state.protocol = null; state.kinds = null; state.sort = null;
+      state.dataset = e.target.value; state.protocol = null; state.part = null; state.kinds = null;
+      state.sort = null;
       syncSelectors(); renderAll();
     });
     $("f-protocol").addEventListener("change", function (e) {
-      state.protocol = e.target.value; state.kinds = null; state.sort = null; renderAll();
+      state.protocol = e.target.value; state.part = null; state.kinds = null; state.sort = null;
+      syncSelectors(); renderAll();
+    });
+    $("f-part").addEventListener("change", function (e) {
+      state.part = e.target.value; state.kinds = null; state.sort = null; renderAll();
     });
     $("f-kbps-min").addEventListener("input", function (e) { state.kbpsMin = readNumber(e.target); renderTable(); });
     $("f-kbps-max").addEventListener("input", function (e) { state.kbpsMax = readNumber(e.target); renderTable(); });
