@@ -193,10 +193,13 @@ def build_tables(
 ) -> list[ResultTable]:
     """Tables from a ``load_results`` frame (already filtered) and the matching ``runs_table``.
 
-    One table per (task, dataset, protocol id): figures made under different protocols are
-    never put side by side. Runs in ``runs`` without records (e.g. unsupported) become rows
-    marked "not supported" with their reason. ``metrics`` picks and orders the columns; by
-    default every recorded metric in declaration order, except the rates shown in each row.
+    Per (task, dataset, protocol id) a main table of the records without a ``param`` (one row
+    per run), then one table per family of metrics recorded with a ``param`` (rows: run x param,
+    e.g. per codebook or per BPE vocabulary size). Figures made under different protocols are
+    never put side by side. Runs in ``runs`` without records (e.g. unsupported) become rows of
+    the main table marked "not supported" with their reason. ``metrics`` picks and orders the
+    columns; by default every recorded metric in declaration order, except the rates shown in
+    each row.
     """
     runs = runs if runs is not None else pd.DataFrame(columns=["run_id"])
     if metrics:
@@ -226,12 +229,13 @@ def build_tables(
         for table in group:
             table.data = part
         tables += [t for t in group if t.rows]
-    # Per task and dataset: the table with the most runs first (usually the current protocol),
-    # each protocol's main table before its by-param tables.
-    order = {}
+    # Per task and dataset: the protocol with the most runs first (usually the current one),
+    # and within a protocol the main table before its by-param tables.
+    n_runs: dict[tuple[str, str, str], set[str]] = {}
     for t in tables:
-        order.setdefault((t.task, t.dataset, t.protocol_id), (len(order), -len(t.rows)))
-    return sorted(tables, key=lambda t: (t.task, t.dataset, order[(t.task, t.dataset, t.protocol_id)][1],
+        n_runs.setdefault((t.task, t.dataset, t.protocol_id), set()).update(r.run_id for r in t.rows)
+    return sorted(tables, key=lambda t: (t.task, t.dataset,
+                                         -len(n_runs[(t.task, t.dataset, t.protocol_id)]),
                                          t.protocol_id, t.part != "", t.part))
 
 
