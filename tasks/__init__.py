@@ -7,3 +7,5 @@ register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
 register(tasks, "bpe", "tokbench.tasks.bpe:BPEStudy",
          "acoustic BPE and deduplication: length reduction vs vocabulary size; token entropy, "
          "codebook utilisation, perplexity")
+register(tasks, "probe", "tokbench.tasks.probe:Probe",
+         "train lightweight heads on frozen tokens: speaker ID accuracy, CTC content CER/WER")
