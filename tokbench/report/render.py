@@ -58,6 +58,13 @@ LEGEND = ("mean [95% bootstrap CI] n=utterances scored; best per column marked "
           "(ground truth excluded); – = not recorded; n/a = recorded but not computable")
 
 
+def legend(table: ResultTable) -> str:
+    if table.part:
+        return LEGEND.replace("(ground truth excluded)",
+                              "among rows of the same param (ground truth excluded)")
+    return LEGEND
+
+
 # ----------------------------------------------------------------------------- rich
 
 def _rich_width(table: ResultTable, col: Column | None) -> int:
@@ -98,7 +105,7 @@ def to_rich(table: ResultTable, columns: Sequence[Column] | None = None, title: 
     from rich.text import Text
 
     columns = list(table.columns if columns is None else columns)
-    t = Table(title=title or table.title, caption=LEGEND if caption else None,
+    t = Table(title=title or table.title, caption=legend(table) if caption else None,
               caption_justify="left", show_lines=False)
     t.add_column("tokenizer", no_wrap=True)
     if table.has_param:
@@ -193,7 +200,7 @@ def to_markdown(tables: Sequence[ResultTable]) -> str:
                 cells.append(" ".join(p for p in (mean, ci, n) if p))
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
-        out.append(f"_{_md_escape(LEGEND)}_")
+        out.append(f"_{_md_escape(legend(table))}_")
         for note in _footnotes(table):
             out.append(f"- {_md_escape(note)}")
         out.append("")

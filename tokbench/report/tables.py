@@ -171,19 +171,25 @@ def _reasons(df: pd.DataFrame) -> dict[tuple[str, str], str]:
 
 
 def _mark_best(table: ResultTable) -> None:
-    """Best per column among the scored, non-reference rows (ties all marked); needs 2+ rows."""
+    """Best per column among the scored, non-reference rows (ties all marked); needs 2+ rows.
+
+    In a by-param table rows compete only with rows of the same param: the best tokenizer at
+    one vocabulary size or seed, never one seed of a run against another.
+    """
     for col in table.columns:
         if col.direction not in ("higher", "lower"):
             continue
-        candidates = [(r.cells[col.metric].mean, r.cells[col.metric]) for r in table.rows
-                      if not r.is_reference and col.metric in r.cells
-                      and r.cells[col.metric].scored]
-        if len(candidates) < 2:
-            continue
-        pick = max if col.direction == "higher" else min
-        best = pick(v for v, _ in candidates)
-        for v, cell in candidates:
-            cell.best = v == best
+        groups: dict[str, list[Cell]] = {}
+        for r in table.rows:
+            if not r.is_reference and col.metric in r.cells and r.cells[col.metric].scored:
+                groups.setdefault(repr(r.param), []).append(r.cells[col.metric])
+        for cells in groups.values():
+            if len(cells) < 2:
+                continue
+            pick = max if col.direction == "higher" else min
+            best = pick(c.mean for c in cells)
+            for cell in cells:
+                cell.best = cell.mean == best
 
 
 def build_tables(
