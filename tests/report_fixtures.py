@@ -17,7 +17,7 @@ from tokbench.store import RunSpec, RunStore, make_record
 from tokbench.types import ModelSource, TokenizerMeta
 
 XSS_NAME = "<script>alert(1)</script>"
-PROTOCOL_A = protocol_settings()
+PROTOCOL_A = protocol_settings(asr={"model": "large-v3"})
 PROTOCOL_B = protocol_settings(asr={"model": "tiny"})  # another protocol: never mixed with A
 N_UTT = 6
 
@@ -57,8 +57,10 @@ def write_run(root: Path, meta: TokenizerMeta, variant: str, values: dict[str, l
             extra = {"ratio": {"wer": [e, words]}}
         why = {m: (reasons or {}).get(m, "not computable") for m, v in metrics.items() if v is None}
         store.append(make_record(f"utt{i}", metrics, reasons=why, extra=extra))
+    # token_rate is a ratio metric (tokens / seconds), as the recon task records it
     corpus = [make_record(None, {"bitrate_nominal": meta.bitrate_nominal,
-                                 "token_rate": meta.token_rate})]
+                                 "token_rate": meta.token_rate},
+                          extra={"ratio": {"token_rate": [meta.token_rate, 1.0]}})]
     # per-codebook statistics (param = codebook index), as the recon task records them
     corpus += [make_record(None, v, param=q) for q, v in enumerate(codebook_stats or [])]
     store.write_corpus(corpus)
