@@ -30,3 +30,22 @@ for _rate, _cls, _full, _fewer in (("16k", "Dac16kTokenizer", 12, (8, 4, 2)),
     for _n in _fewer:
         register(tokenizers, f"dac-{_rate}-{_n}q", f"tokbench.adapters.dac:{_cls}",
                  f"Descript DAC {_rate}Hz, first {_n} of {_full} codebooks", n_quantizers=_n)
+
+# Semantic tokens: k-means units of a self-supervised model's layer L (the output of transformer
+# block L). Centroids: --set centroids=PATH or $TOKBENCH_CACHE/kmeans/<model>-l<L>-km<K>.npz
+# (`tokbench fit-kmeans`, or `tokbench convert-gslm` for the published GSLM ones).
+_SSL = "tokbench.adapters.ssl_kmeans:SSLKMeansTokenizer"
+for _k in (50, 100, 200):
+    # GSLM's published centroids were fitted on un-normalised input: the preset says so.
+    register(tokenizers, f"hubert-base-l6-km{_k}", _SSL,
+             f"HuBERT-base layer 6, k-means K={_k} (GSLM units; tokbench convert-gslm --k {_k})",
+             model="hubert-base", layer=6, k=_k, normalize=False)
+register(tokenizers, "hubert-base-l9-km500", _SSL,
+         "HuBERT-base layer 9, k-means K=500 (centroids from tokbench fit-kmeans)",
+         model="hubert-base", layer=9, k=500)
+register(tokenizers, "hubert-large-l22-km500", _SSL,
+         "HuBERT-large (LL60k) layer 22, k-means K=500 (centroids from tokbench fit-kmeans)",
+         model="hubert-large", layer=22, k=500)
+register(tokenizers, "wavlm-large-l6-km1000", _SSL,
+         "WavLM-large layer 6, k-means K=1000 (centroids from tokbench fit-kmeans)",
+         model="wavlm-large", layer=6, k=1000)

@@ -57,9 +57,12 @@ class Task:
 
     def unsupported_reason(self, meta: TokenizerMeta) -> str | None:
         missing = sorted(self.requires - set(meta.capabilities))
-        if missing:
-            return f"{meta.name} lacks the capability {', '.join(missing)} that task {self.name} needs"
-        return None
+        if not missing:
+            return None
+        if meta.kind == "semantic" and "decode" in missing:
+            return (f"{meta.name} needs a vocoder: semantic tokens need a vocoder to be decoded "
+                    f"(--set vocoder=...), and task {self.name} needs decode")
+        return f"{meta.name} lacks the capability {', '.join(missing)} that task {self.name} needs"
 
     def run(self, ctx: RunContext) -> None:
         raise NotImplementedError
