@@ -7,3 +7,6 @@ register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
 register(tasks, "bpe", "tokbench.tasks.bpe:BPEStudy",
          "acoustic BPE and deduplication: length reduction vs vocabulary size; token entropy, "
          "codebook utilisation, perplexity")
+register(tasks, "vc", "tokbench.tasks.vc:VoiceConversion",
+         "voice conversion: decode each utterance with another speaker's prompt (WER, SECS to "
+         "target and source, F0 correlation)")
