@@ -15,8 +15,9 @@ are not causal and it has no padding mask), and ``min_frames`` for models whose 
 padding reads ahead (EnCodec reflects). With them, batched equals one-at-a-time up to float
 rounding for all three families (tests/test_codecs.py checks ``batch_tolerance``).
 
-``decode`` returns ``frame_lengths * hop`` samples (the whole frames the codes stand for), or
-exactly ``lengths`` samples when given (the input lengths), trimming or zero-padding the model
+``decode`` returns exactly the input length (``Tokens.sample_lengths``, set by ``encode``, or
+an explicit ``lengths``), or ``frame_lengths * hop`` samples (the whole frames the codes stand
+for) when the input length is unknown, trimming or zero-padding the model
 output (DAC's decoder returns 8 samples fewer than ``frames * hop`` for hop 320); samples past an
 item's length are zero. Codes on padding frames are 0, on both paths.
 """
@@ -152,7 +153,8 @@ class HFCodecTokenizer(TokenizerBase):
         batch, n_q = wav.shape[0], self.meta.n_codebooks
         n_frames, total = (int(frames.max()) if batch else 0), self.padded_frames(frames)
         if total == 0:
-            return Tokens(torch.zeros(batch, n_q, 0, dtype=torch.long, device=dev), frames.to(dev))
+            return Tokens(torch.zeros(batch, n_q, 0, dtype=torch.long, device=dev), frames.to(dev),
+                          lengths.to(dev))
         x = torch.zeros(batch, 1, total * self.hop_length, dtype=torch.float32, device=dev)
         for b in range(batch):
             x[b, 0, : int(lengths[b])] = wav[b, : int(lengths[b])].to(dev, torch.float32)
@@ -161,19 +163,22 @@ class HFCodecTokenizer(TokenizerBase):
             raise RuntimeError(f"{self.name}: model returned codes of shape {tuple(codes.shape)}, "
                                f"expected {(batch, n_q, total)}")
         codes = codes[:, :, :n_frames].to(torch.long)
-        return Tokens(self._zero_padding(codes, frames.to(dev)), frames.to(dev))
+        return Tokens(self._zero_padding(codes, frames.to(dev)), frames.to(dev), lengths.to(dev))
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens, prompt: Audio | None = None, *,
                lengths: torch.Tensor | None = None) -> Audio:
-        """Audio for ``tokens``: ``frame_lengths * hop`` samples per item, or ``lengths`` if given
-        (the input lengths: the output is trimmed or zero-padded to them)."""
+        """Audio for ``tokens``: the input length of each item (``lengths``, else the
+        ``sample_lengths`` that encode recorded), or ``frame_lengths * hop`` samples when neither
+        is known (tokens from a cache or a language model)."""
         if prompt is not None:
             raise ValueError(f"{self.name} takes no speaker prompt (capability 'speaker_prompt')")
         self._check_codes(tokens)
         dev = self._device()
         frame_lengths = tokens.frame_lengths.to(torch.long).cpu()
         natural = frame_lengths * self.hop_length
+        if lengths is None:
+            lengths = tokens.sample_lengths
         out_lengths = natural if lengths is None else lengths.to(torch.long).cpu()
         if out_lengths.shape != frame_lengths.shape:
             raise ValueError(f"lengths must have shape {tuple(frame_lengths.shape)}")

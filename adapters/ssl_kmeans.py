@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import math
 import random
@@ -60,6 +59,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from tokbench.hub import hub_cache_dir, hub_offline, load_hf_model
 from tokbench.kmeans import (
     Centroids,
     CentroidsError,
@@ -119,86 +119,23 @@ MODELS: dict[str, SSLModel] = {
 ModelName = Literal["hubert-base", "hubert-large", "wavlm-large"]
 
 
-class HubUnavailableError(FileNotFoundError):
-    """The weights are not in the local Hugging Face cache and the Hub cannot be reached."""
+# --- loading ---------------------------------------------------------------------------------
 
+def read_preprocessor_config(repo_id: str, revision: str, checkpoint: str | None) -> dict[str, Any] | None:
+    """The checkpoint's ``preprocessor_config.json`` (``from_pretrained`` of the model does not
+    fetch it): from ``checkpoint``, else the Hub cache (fetched when online). None if absent."""
+    if checkpoint is not None:
+        path: Path | None = Path(checkpoint).expanduser() / "preprocessor_config.json"
+    else:
+        from huggingface_hub import hf_hub_download
 
-# --- loading (local helper; to be replaced by tokbench.hub once it is on main) -----------------
-
-@dataclass
-class LoadedCheckpoint:
-    model: Any
-    folder: Path
-    source: ModelSource
-
-
-def load_pretrained(model_cls: Any, repo_id: str, revision: str, checkpoint: str | None) -> LoadedCheckpoint:
-    """``model_cls.from_pretrained`` from ``checkpoint`` (a local folder) or the Hub at ``revision``.
-
-    Only config.json, preprocessor_config.json and one weights file (safetensors preferred,
-    else pytorch_model.bin, which transformers reads with ``weights_only=True``) are fetched.
-    """
-    if checkpoint:
-        folder = Path(checkpoint).expanduser()
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(f"--checkpoint {folder} has no config.json: pass a folder "
-                                    f"holding a {repo_id} checkpoint (as save_pretrained writes)")
-        model = model_cls.from_pretrained(folder)
-        return LoadedCheckpoint(model, folder, ModelSource(
-            repo_id=repo_id, revision=None, resolved=checkpoint_fingerprint(folder),
-            local_path=str(folder.resolve())))
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
-
-    offline = (f"{repo_id} is not cached and the Hub is unreachable: run once online or pass "
-               f"--checkpoint DIR")
-    try:
-        folder = Path(hf_hub_download(repo_id, "config.json", revision=revision)).parent
-        not_cached = False
-        for weights in ("model.safetensors", "pytorch_model.bin"):
-            try:
-                hf_hub_download(repo_id, weights, revision=revision)
-                break
-            except LocalEntryNotFoundError:  # offline: the other file may be cached
-                not_cached = True
-            except EntryNotFoundError:  # this revision has no such file
-                continue
-        else:
-            if not_cached:
-                raise HubUnavailableError(offline)
-            raise FileNotFoundError(f"{repo_id}@{revision} has neither model.safetensors nor "
-                                    f"pytorch_model.bin")
-    except LocalEntryNotFoundError:  # offline, or the Hub could not be reached, and not cached
-        raise HubUnavailableError(offline) from None
-    except (HfHubHTTPError, FileNotFoundError):  # the Hub answered (unknown repo, revision, ...)
-        raise
-    except OSError as exc:  # e.g. OfflineModeIsEnabled
-        raise HubUnavailableError(f"{offline} ({exc})") from None
-    try:
-        hf_hub_download(repo_id, "preprocessor_config.json", revision=revision)
-    except (EntryNotFoundError, OSError):
-        pass  # optional: without it the documented pre-training default applies
-    model = model_cls.from_pretrained(folder)
-    return LoadedCheckpoint(model, folder, ModelSource(repo_id=repo_id, revision=revision,
-                                                       resolved=folder.name))
-
-
-def checkpoint_fingerprint(folder: Path) -> str:
-    """``local-sha256:<hash>`` of a local checkpoint's config and weight files (names and bytes),
-    standing in for a commit so that two local checkpoints never share cached tokens."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.iterdir()
-                       if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")):
-        digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                digest.update(block)
-    return "local-sha256:" + digest.hexdigest()[:16]
-
-
-def read_preprocessor_config(folder: Path) -> dict[str, Any] | None:
-    path = folder / "preprocessor_config.json"
-    if not path.is_file():
+        try:
+            path = Path(hf_hub_download(repo_id, "preprocessor_config.json", revision=revision,
+                                        cache_dir=str(hub_cache_dir()),
+                                        local_files_only=hub_offline()))
+        except OSError:  # not in the repo (or offline and not cached): the documented default
+            path = None
+    if path is None or not path.is_file():
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -231,8 +168,8 @@ class SSLFeatures:
         from transformers import HubertModel, WavLMModel
 
         cls = HubertModel if spec.arch == "hubert" else WavLMModel
-        loaded = load_pretrained(cls, spec.repo_id, revision or spec.revision, checkpoint)
-        net = loaded.model.eval()
+        revision = revision or spec.revision
+        net, source = load_hf_model(cls, spec.repo_id, revision, checkpoint, device)
         cfg = net.config
         n_layers = len(net.encoder.layers)
         if not 1 <= layer <= n_layers:
@@ -241,7 +178,7 @@ class SSLFeatures:
         if math.prod(cfg.conv_stride) != HOP:
             raise ValueError(f"{spec.repo_id}: conv strides {list(cfg.conv_stride)} give a hop of "
                              f"{math.prod(cfg.conv_stride)} samples; this adapter needs {HOP} (50 Hz)")
-        pre = read_preprocessor_config(loaded.folder)
+        pre = read_preprocessor_config(spec.repo_id, revision, checkpoint)
         if pre and int(pre.get("sampling_rate", SAMPLE_RATE)) != SAMPLE_RATE:
             raise ValueError(f"{spec.repo_id}: preprocessor sampling_rate {pre['sampling_rate']} "
                              f"!= {SAMPLE_RATE}")
@@ -255,7 +192,7 @@ class SSLFeatures:
         self.spec = spec
         self.layer = layer
         self.device = device
-        self.source = loaded.source
+        self.source = source
         self.dim = int(cfg.hidden_size)
         self.kernels = tuple(int(k) for k in cfg.conv_kernel)
         self.strides = tuple(int(s) for s in cfg.conv_stride)
@@ -264,7 +201,7 @@ class SSLFeatures:
         net.encoder.layers = net.encoder.layers[:layer]
         self._captured: torch.Tensor | None = None
         net.encoder.layers[layer - 1].register_forward_hook(self._capture)
-        self.net = net.to(device)
+        self.net = net
 
     def _capture(self, module: Any, args: Any, output: Any) -> None:
         self._captured = output[0] if isinstance(output, tuple) else output

@@ -55,18 +55,21 @@ class Voice:
     description: str
 
 
-# Chosen so that Resemblyzer tells every voice from every other with a clear
-# margin (see tests/test_sample_set.py). Note: `en-gb+f3` silently ignores the
-# +f3 variant, so British female voices use `en-gb-x-rp`.
+# Chosen (from a sweep over espeak-ng variants and pitches) so that Resemblyzer
+# tells every voice from every other with a clear margin, and the nominally
+# female voices have clearly higher F0 (about 160-250 Hz vs 85-130 Hz); see
+# tests/test_sample_set.py. Notes: `en-gb+f3` silently ignores the +f3 variant,
+# so the British female voice uses `en-gb-x-rp`; `en-gb-scotland+m1` was too
+# close to `en-us+john` for the speaker encoder.
 VOICES: tuple[Voice, ...] = (
-    Voice("spk01", "en-us+f3", 60, 160, "female", "US English, female variant f3, raised pitch"),
-    Voice("spk02", "en-gb-x-rp+f4", 45, 150, "female", "British RP, female variant f4"),
-    Voice("spk03", "en+f5", 35, 170, "female", "English, female variant f5, lowered pitch"),
-    Voice("spk04", "en-us+f1", 70, 145, "female", "US English, female variant f1, high pitch, slow"),
-    Voice("spk05", "en+m3", 40, 165, "male", "English, male variant m3"),
-    Voice("spk06", "en-gb-scotland+m1", 50, 155, "male", "Scottish English, male variant m1"),
-    Voice("spk07", "en-us+m7", 25, 150, "male", "US English, male variant m7, low pitch"),
-    Voice("spk08", "en-029+m2", 60, 180, "male", "Caribbean English, male variant m2, fast"),
+    Voice("spk01", "en-us+Alicia", 50, 165, "female", "US English, variant Alicia"),
+    Voice("spk02", "en-gb-x-rp+f4", 40, 150, "female", "British RP English, variant f4, slow"),
+    Voice("spk03", "en+f5", 70, 170, "female", "English, variant f5, high pitch"),
+    Voice("spk04", "en-us+grandma", 50, 155, "female", "US English, variant grandma"),
+    Voice("spk05", "en+m7", 70, 175, "male", "English, variant m7, raised pitch, fast"),
+    Voice("spk06", "en-us+john", 30, 160, "male", "US English, variant john, low pitch"),
+    Voice("spk07", "en-us+klatt3", 50, 150, "male", "US English, Klatt variant klatt3, slow"),
+    Voice("spk08", "en-us+edward", 70, 165, "male", "US English, variant edward, raised pitch"),
 )
 
 # One sentence every voice says (same content, different speakers) ...
@@ -122,7 +125,7 @@ def utterances() -> list[dict[str, str]]:
     """The planned utterances, in manifest order."""
     assert len(OWN_SENTENCES) == len(VOICES)
     rows = []
-    for voice, own in zip(VOICES, OWN_SENTENCES):
+    for voice, own in zip(VOICES, OWN_SENTENCES, strict=True):
         for k, text in enumerate((*own, SHARED_SENTENCE), start=1):
             rows.append({"id": f"{voice.speaker}-{k:03d}", "text": text, "speaker": voice.speaker})
     return rows
@@ -139,6 +142,16 @@ def espeak_version() -> str:
     return line.split(":", 1)[1].split("Data at")[0].strip()
 
 
+def debian_package_version(package: str) -> str | None:
+    """Exact Debian package version (e.g. "1.51+dfsg-10+deb12u2"), if dpkg knows it."""
+    if shutil.which("dpkg-query") is None:
+        return None
+    res = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True
+    )
+    return (res.stdout.strip() or None) if res.returncode == 0 else None
+
+
 def sox_version() -> str:
     # "sox:      SoX v14.4.2" -> "14.4.2"
     return tool_version(["sox", "--version"]).split()[-1].lstrip("v")
@@ -147,19 +160,57 @@ def sox_version() -> str:
 def synthesise(voice: Voice, text: str, out_path: Path, tmp: Path) -> None:
     raw = tmp / f"{out_path.stem}.wav"
     subprocess.run(
-        ["espeak-ng", "-v", voice.voice, "-p", str(voice.pitch), "-s", str(voice.speed),
-         "-w", str(raw), text],
+        [
+            "espeak-ng",
+            "-v",
+            voice.voice,
+            "-p",
+            str(voice.pitch),
+            "-s",
+            str(voice.speed),
+            "-w",
+            str(raw),
+            text,
+        ],
         check=True,
     )
     subprocess.run(
-        ["sox", "-R", "-D", "-V1", str(raw),
-         "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-C", "8", str(out_path),
-         # trim leading silence, then trailing (by reversing)
-         "silence", "1", TRIM_MIN_S, TRIM_THRESHOLD,
-         "reverse", "silence", "1", TRIM_MIN_S, TRIM_THRESHOLD, "reverse",
-         "rate", "-v", str(SAMPLE_RATE),
-         "gain", "-n", str(PEAK_DBFS),
-         "pad", str(PAD_S), str(PAD_S)],
+        [
+            "sox",
+            "-R",
+            "-D",
+            "-V1",
+            str(raw),
+            "-r",
+            str(SAMPLE_RATE),
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-C",
+            "8",
+            str(out_path),
+            # trim leading silence, then trailing (by reversing)
+            "silence",
+            "1",
+            TRIM_MIN_S,
+            TRIM_THRESHOLD,
+            "reverse",
+            "silence",
+            "1",
+            TRIM_MIN_S,
+            TRIM_THRESHOLD,
+            "reverse",
+            "rate",
+            "-v",
+            str(SAMPLE_RATE),
+            "gain",
+            "-n",
+            str(PEAK_DBFS),
+            "pad",
+            str(PAD_S),
+            str(PAD_S),
+        ],
         check=True,
     )
     raw.unlink()
@@ -179,7 +230,7 @@ def readme_text(command: str, espeak: str, sox: str, n_utts: int) -> str:
 {n_utts} short English utterances from {len(VOICES)} synthetic voices, bundled with tokbench for
 smoke tests and quick demos (reconstruction metrics, WER, speaker similarity).
 
-- Audio: `<id>.flac`, 16 kHz, mono, 16-bit, 1 to 5 s each; leading/trailing silence trimmed to
+- Audio: `<id>.flac`, 16 kHz, mono, 16-bit, 2 to 5 s each; leading/trailing silence trimmed to
   {PAD_S} s, peak normalised to {PEAK_DBFS:g} dBFS.
 - `manifest.jsonl`: one JSON object per line,
   `{{"id": ..., "path": "<id>.flac", "text": ..., "speaker": ...}}`; `path` is relative to
@@ -195,7 +246,7 @@ rewrites the same files):
 
     {command}
 
-with eSpeak NG {espeak} (`espeak-ng`) and SoX {sox} (`sox`). Per utterance:
+with eSpeak NG (`espeak-ng`) {espeak} and SoX (`sox`) {sox}. Per utterance:
 
     espeak-ng -v VOICE -p PITCH -s SPEED -w raw.wav "TEXT"
     sox -R -D raw.wav -r 16000 -c 1 -b 16 -C 8 ID.flac \\
@@ -225,11 +276,32 @@ def check(out: Path) -> None:
     durs = [duration_s(out / r["path"]) for r in rows]
     print(f"durations: min {min(durs):.2f} s, max {max(durs):.2f} s, total {sum(durs):.1f} s")
     try:
+        import librosa
+        import numpy as np
+        import soundfile as sf
+    except ImportError as exc:  # optional
+        print(f"skipping F0 check ({exc})")
+    else:
+        gender = {v.speaker: v.gender for v in VOICES}
+        for v in VOICES:
+            f0s = []
+            for r in rows:
+                if r["speaker"] != v.speaker:
+                    continue
+                x, sr = sf.read(out / r["path"], dtype="float32")
+                f0 = librosa.yin(x, fmin=60, fmax=500, sr=sr, frame_length=1024, hop_length=256)
+                rms = librosa.feature.rms(y=x, frame_length=1024, hop_length=256)[0][: len(f0)]
+                f0s.append(float(np.median(f0[rms > 0.1 * rms.max()])))
+            print(f"  {v.speaker} ({gender[v.speaker]:<6}) median F0 {np.median(f0s):5.0f} Hz")
+    try:
         import numpy as np
         from resemblyzer import VoiceEncoder, preprocess_wav
     except ImportError as exc:  # optional
         print(f"skipping speaker check ({exc})")
         return
+    import torch
+
+    torch.set_num_threads(1)  # 2 threads on a busy 2-core machine: ~40x slower (contention)
     enc = VoiceEncoder("cpu", verbose=False)
     emb = np.stack([enc.embed_utterance(preprocess_wav(out / r["path"])) for r in rows])
     spk = [r["speaker"] for r in rows]
@@ -249,7 +321,7 @@ def check(out: Path) -> None:
     for a, sa in enumerate(names):
         print(f"  {sa} " + " ".join(f"{x:5.3f}" for x in mat[a]))
     margins = [mat[a, a] - np.delete(mat[a], a).max() for a in range(len(names))]
-    for sa, m in zip(names, margins):
+    for sa, m in zip(names, margins, strict=True):
         print(f"  {sa}: within minus max between = {m:+.3f}")
     print(f"min margin {min(margins):+.3f}")
 
@@ -257,10 +329,17 @@ def check(out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=repo / "tokbench" / "data" / "sample",
-                    help="output directory (default: tokbench/data/sample)")
-    ap.add_argument("--check", action="store_true",
-                    help="afterwards print durations and the Resemblyzer similarity matrix")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=repo / "tokbench" / "data" / "sample",
+        help="output directory (default: tokbench/data/sample)",
+    )
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help="afterwards print durations and the Resemblyzer similarity matrix",
+    )
     args = ap.parse_args(argv)
 
     for tool in ("espeak-ng", "sox", "soxi"):
@@ -268,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: `{tool}` not found (apt-get install espeak-ng sox)", file=sys.stderr)
             return 1
     espeak, sox = espeak_version(), sox_version()
+    if deb := debian_package_version("espeak-ng"):
+        espeak += f" (Debian package {deb})"
+    if deb := debian_package_version("sox"):
+        sox += f" (Debian package {deb})"
     out: Path = args.out
     print(f"espeak-ng {espeak}, sox {sox}; writing to {out}")
     out.mkdir(parents=True, exist_ok=True)
@@ -283,25 +366,34 @@ def main(argv: list[str] | None = None) -> int:
             v = voices[row["speaker"]]
             path = out / f"{row['id']}.flac"
             synthesise(v, row["text"], path, Path(tmp))
-            print(f"  {row['id']}  {v.voice:<18} -p {v.pitch:<2} -s {v.speed}  "
-                  f"{duration_s(path):.2f} s  {row['text']}")
+            print(
+                f"  {row['id']}  {v.voice:<18} -p {v.pitch:<2} -s {v.speed}  "
+                f"{duration_s(path):.2f} s  {row['text']}"
+            )
 
     with open(out / "manifest.jsonl", "w", encoding="utf-8", newline="\n") as f:
         for row in rows:
-            rec = {"id": row["id"], "path": f"{row['id']}.flac",
-                   "text": row["text"], "speaker": row["speaker"]}
+            rec = {
+                "id": row["id"],
+                "path": f"{row['id']}.flac",
+                "text": row["text"],
+                "speaker": row["speaker"],
+            }
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     try:
         shown = out.resolve().relative_to(repo)
     except ValueError:
         shown = out
     command = "python scripts/make_sample_set.py" + (
-        "" if shown == Path("tokbench/data/sample") else f" --out {shown}")
+        "" if shown == Path("tokbench/data/sample") else f" --out {shown}"
+    )
     (out / "README.md").write_text(readme_text(command, espeak, sox, len(rows)), encoding="utf-8")
 
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
-    print(f"wrote {len(rows)} utterances from {len(VOICES)} voices, manifest.jsonl, README.md "
-          f"({size / 1e6:.2f} MB) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote {len(rows)} utterances from {len(VOICES)} voices, manifest.jsonl, README.md "
+        f"({size / 1e6:.2f} MB) in {time.perf_counter() - t0:.1f} s"
+    )
     if args.check:
         check(out)
     return 0

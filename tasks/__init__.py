@@ -7,6 +7,8 @@ register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
 register(tasks, "bpe", "tokbench.tasks.bpe:BPEStudy",
          "acoustic BPE and deduplication: length reduction vs vocabulary size; token entropy, "
          "codebook utilisation, perplexity")
+register(tasks, "probe", "tokbench.tasks.probe:Probe",
+         "train lightweight heads on frozen tokens: speaker ID accuracy, CTC content CER/WER")
 register(tasks, "vc", "tokbench.tasks.vc:VoiceConversion",
          "voice conversion: decode each utterance with another speaker's prompt (WER, SECS to "
          "target and source, F0 correlation)")

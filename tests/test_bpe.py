@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-from tokbench.tasks.bpe import BPEOptions
 
 from tokbench.bpe import (
     MAX_UNITS,
@@ -16,6 +15,7 @@ from tokbench.bpe import (
     units_to_text,
 )
 from tokbench.options import OptionError, build_options
+from tokbench.tasks.bpe import BPEOptions
 
 
 def reduction(bpe: UnitBPE, seqs: list[np.ndarray]) -> float:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tokbench.tasks.bpe import BPEOptions, study
 from typer.testing import CliRunner
 
 import tokbench
@@ -16,6 +15,7 @@ from tokbench.pipeline import EncodedSet
 from tokbench.report_bpe import reduction_chart, reduction_table, stats_table, write_bpe_report
 from tokbench.runner import run
 from tokbench.store import RunSpec, RunStore
+from tokbench.tasks.bpe import BPEOptions, study
 from tokbench.token_stats import stat_records, token_stats
 from tokbench.types import TokenizerMeta
 

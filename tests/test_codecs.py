@@ -227,7 +227,7 @@ def roundtrip(loaded):
             for b, n in enumerate(batch.lengths.tolist()):
                 noisy[b, n:] = 0.5  # garbage past the lengths must not matter
             tokens = tok.encode(noisy, batch.lengths)
-            decoded = tok.decode(tokens, lengths=batch.lengths)
+            decoded = tok.decode(tokens)  # encode recorded the input lengths
             singles = [tok.encode(x[None], torch.tensor([len(x)])) for x in items]
         finally:
             del tok.model.encode
@@ -265,11 +265,13 @@ def test_frames_codes_and_lengths(roundtrip, preset):
     for b, n in enumerate(lengths.tolist()):
         assert not rt.decoded.wav[b, n:].any()
         assert torch.isfinite(rt.decoded.item(b)).all() and rt.decoded.item(b).abs().sum() > 0
-    # without lengths: the whole frames the codes stand for
-    natural = tok.decode(rt.singles[1])
+    assert rt.tokens.sample_lengths.tolist() == lengths.tolist()
+    # tokens that do not know their input length (a cache, an LM): the whole frames
+    bare = Tokens(rt.singles[1].codes, rt.singles[1].frame_lengths)
+    natural = tok.decode(bare)
     assert natural.lengths.tolist() == [expected[1] * tok.hop_length]
     assert torch.allclose(natural.item(0)[: len(rt.items[1])],
-                          tok.decode(rt.singles[1], lengths=torch.tensor([len(rt.items[1])])).item(0))
+                          tok.decode(rt.singles[1]).item(0))
 
 
 def _snr_db(ref: torch.Tensor, hyp: torch.Tensor) -> float:

@@ -15,15 +15,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from typer.testing import CliRunner
+
 from tokbench.adapters.ssl_kmeans import (
     BATCH_TOLERANCE,
-    HubUnavailableError,
     SSLKMeansOptions,
     SSLKMeansTokenizer,
     conv_frames,
 )
-from typer.testing import CliRunner
-
 from tokbench.kmeans import (
     CentroidsError,
     CentroidsNotFoundError,
@@ -146,14 +145,14 @@ def test_missing_centroids_say_how_to_make_them(checkpoints):
 
 
 def test_offline_without_checkpoint_is_a_clear_error(monkeypatch, tmp_path):
-    from huggingface_hub import constants
+    from tokbench.hub import ModelNotAvailableError
 
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     _centroids("hubert-base", 9, 500, normalize=False)
-    with pytest.raises(HubUnavailableError,
-                       match=r"facebook/hubert-base-ls960 is not cached and the Hub is unreachable: "
-                             r"run once online or pass --checkpoint DIR"):
+    with pytest.raises(ModelNotAvailableError,
+                       match=r"facebook/hubert-base-ls960 is not cached and the Hub is unreachable"
+                             r".*run once online or pass --checkpoint DIR"):
         load_tokenizer("hubert-base-l9-km500")
 
 
@@ -338,3 +337,25 @@ def test_token_pipeline_caches_semantic_tokens(checkpoints, tmp_path):
     other = load_tokenizer("hubert-base-l6-km100", checkpoint=checkpoints["hubert-base"])
     fresh = encode_dataset(other, ds, ds.utterances, Cache(), batch_size=2)
     assert fresh.encode_seconds > 0.0  # not served the old centroids' tokens
+
+
+def test_bpe_task_runs_unchanged_on_semantic_tokens(checkpoints, tmp_path):
+    """The bpe task (token statistics included) sees only the adapter contract."""
+    from tokbench.results import load_results
+    from tokbench.runner import run
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(6):
+        sf.write(data / f"u{i}.wav", _speechlike(16000 + 1600 * i, i).numpy(), 16000)
+    _centroids("hubert-base", 6, 100, False)
+    result = run("hubert-base-l6-km100", "bpe", str(data), out=tmp_path / "results",
+                 checkpoint=checkpoints["hubert-base"], device="cpu", batch_size=4,
+                 overrides=["multipliers=1,2"], log=lambda msg: None)
+    assert result.status == "complete", result.reason
+    df = load_results(result.path)
+    assert set(df["tokenizer"]) == {"hubert-base-l6-km100"}
+    assert {"bpe_reduction", "bpe_lossless", "token_entropy", "codebook_utilisation",
+            "bitrate_entropy"} <= set(df["metric"])
+    lossless = df[df["metric"] == "bpe_lossless"]["value"]
+    assert len(lossless) and (lossless == 1).all()  # BPE over these units decodes back exactly

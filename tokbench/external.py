@@ -23,7 +23,7 @@ from tokbench.data import read_folder
 from tokbench.data.base import content_revision
 from tokbench.metrics.whisper_model import model_id
 from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
-from tokbench.results import load_results, summarize
+from tokbench.results import load_results, summarize, summary_records
 from tokbench.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
 from tokbench.store import RunSpec, RunStore, make_record
 
@@ -102,7 +102,7 @@ def score_folders(
                 store.append(make_record(item.utterance_id, scores.values, scores.reasons,
                                          extra={**item.extra, **scores.extra}))
     summary = summarize(load_results(store.path))
-    store.finish({"run_id": spec.run_id, "metrics": summary.to_dict(orient="records")})
+    store.finish({"run_id": spec.run_id, "metrics": summary_records(summary)})
     return ScoreResult(store.path, summary, missing, unmatched)
 
 

@@ -135,6 +135,14 @@ def summarize(df: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.Data
     return out
 
 
+def summary_records(summary: pd.DataFrame) -> list[dict]:
+    """Rows of a summary for JSON: NaN (no CI, nothing scored) becomes None."""
+    rows = []
+    for row in summary.to_dict(orient="records"):
+        rows.append({k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()})
+    return rows
+
+
 def compare(df: pd.DataFrame, a: str, b: str, metric: str, by: str = "variant") -> dict:
     """Paired difference ``a - b`` of ``metric`` over the utterances both scored.
 

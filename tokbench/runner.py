@@ -26,7 +26,7 @@ from tokbench.loading import ResolvedTokenizer, register_adapter_file, resolve_t
 from tokbench.options import build_options, options_dict, parse_overrides, split_overrides
 from tokbench.protocol import protocol_settings
 from tokbench.registry import tasks
-from tokbench.results import load_results, summarize
+from tokbench.results import load_results, summarize, summary_records
 from tokbench.store import RunSpec, RunStore, iter_records
 from tokbench.task import RunContext, Task, UnsupportedError
 
@@ -139,6 +139,9 @@ def run(
     model = resolved.load(device=device, checkpoint=checkpoint)
     meta = model.meta
     load_seconds = time.time() - started
+    # The loaded model's options can say more than the preset (e.g. the hash of the k-means
+    # centroids it found): they belong to the run's identity.
+    spec_kwargs["tokenizer_options"] = {**resolved.options_dict(), **dict(meta.options)}
     spec = RunSpec(tokenizer_revision=meta.source.resolved or meta.source.revision, **spec_kwargs)
     store = RunStore(Path(out), spec, rank=rank, world_size=world).open({
         "tokbench_version": tokbench.__version__,
@@ -173,7 +176,7 @@ def run(
         store.write_corpus(task_obj.corpus_records(ctx, records))
         summary = summarize(load_results(store.path))
         store.finish(
-            {"run_id": spec.run_id, "metrics": _summary_json(summary)},
+            {"run_id": spec.run_id, "metrics": summary_records(summary)},
             {"timings": {"load_seconds": round(load_seconds, 3), "task_seconds": round(task_seconds, 3)},
              "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
         )
@@ -187,10 +190,3 @@ def _unsupported(out: Path, spec: RunSpec, reason: str, rank: int) -> RunResult:
         store.finish({"run_id": spec.run_id, "metrics": [], "unsupported": reason},
                      {"status_reason": reason}, status="unsupported")
     return RunResult(store.path, spec.run_id, "unsupported", pd.DataFrame(), reason)
-
-
-def _summary_json(summary: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = []
-    for row in summary.to_dict(orient="records"):
-        rows.append({k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()})
-    return rows

@@ -116,6 +116,9 @@ class Tokens:
 
     codes: torch.Tensor
     frame_lengths: torch.Tensor
+    # Input length in samples, when known (set by encode): lets decode return exactly the input
+    # length although codes stand for whole frames. Tokens from elsewhere (a cache, BPE) may lack it.
+    sample_lengths: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.codes.dim() != 3:
@@ -125,6 +128,10 @@ class Tokens:
         self.frame_lengths = _check_lengths(
             self.frame_lengths, self.codes.shape[0], self.codes.shape[2], "frame"
         )
+        if self.sample_lengths is not None:
+            if self.sample_lengths.shape != self.frame_lengths.shape:
+                raise ValueError("sample_lengths must have one entry per item")
+            self.sample_lengths = self.sample_lengths.to(torch.long)
 
     @property
     def batch_size(self) -> int:
@@ -157,7 +164,8 @@ class Tokens:
         return cls(codes, lengths)
 
     def to(self, device: torch.device | str) -> Tokens:
-        return Tokens(self.codes.to(device), self.frame_lengths.to(device))
+        samples = None if self.sample_lengths is None else self.sample_lengths.to(device)
+        return Tokens(self.codes.to(device), self.frame_lengths.to(device), samples)
 
 
 @dataclass

@@ -134,3 +134,17 @@ for _spec in [
        "higher", "x", level="corpus", aggregation="value", category="efficiency"),
 ]:
     declare(_spec)
+
+
+# --- probe (tasks/probe.py): lightweight heads trained on frozen tokens ---------------------
+for _spec in [
+    _M("probe_spk_acc", "speaker-ID accuracy of a mean-pooling + MLP probe trained on the tokens "
+       "(per test utterance 1 if right, else 0; the mean is the accuracy)", "higher", "",
+       lo=0.0, hi=1.0),
+    _M("probe_cer", "character error rate (spaces included) of a 2-layer BiLSTM CTC probe trained "
+       "on the tokens, greedy decoding, EnglishTextNormalizer", "lower", "%", aggregation="ratio",
+       lo=0.0, hi=100.0, scale=100.0),
+    _M("probe_wer", "word error rate of the CTC content probe (as probe_cer)", "lower", "%",
+       aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
+]:
+    declare(_spec)

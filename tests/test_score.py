@@ -1,0 +1,68 @@
+"""`tokbench score`: audio made elsewhere, scored with the same metrics and the same store."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+import tokbench
+from tokbench.audio import fit_length, load_audio, resample
+from tokbench.cli import app
+from tokbench.data import open_dataset
+from tokbench.metrics import mel, pitch, signal, speaker
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    """References from the sample set; outputs degraded and written at 16, 24 and 44.1 kHz."""
+    root = tmp_path_factory.mktemp("pairs")
+    ref, hyp = root / "ref", root / "hyp"
+    ref.mkdir()
+    hyp.mkdir()
+    rng = np.random.default_rng(0)
+    ds = open_dataset("sample")
+    lines = []
+    for utt, rate in zip(ds.utterances[:3], (16000, 24000, 44100), strict=True):
+        a = ds.load(utt)
+        sf.write(ref / f"{utt.id}.wav", a.wav, a.sample_rate)
+        noisy = a.wav + 0.01 * rng.standard_normal(len(a.wav)).astype(np.float32)
+        sf.write(hyp / f"{utt.id}.flac", resample(noisy, a.sample_rate, rate), rate)
+        lines.append(f"{utt.id} {utt.text}")
+    sf.write(hyp / "stray.wav", np.zeros(1600, np.float32), 16000)  # no reference
+    sf.write(ref / "lonely.wav", ds.load(ds.utterances[5]).wav, 16000)  # no output
+    (root / "text.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_score_matches_direct_library_calls(pairs, tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["score", "--ref", str(pairs / "ref"), "--hyp", str(pairs / "hyp"),
+                                 "--text", str(pairs / "text.txt"), "--out", str(out), "--no-asr",
+                                 "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    assert "1 references without an output" in r.output and "1 outputs without a reference" in r.output
+    df = tokbench.load_results(out)
+    assert set(df["utterance_id"]) == {p.stem for p in (pairs / "hyp").glob("*.flac")}
+    assert set(df["task"]) == {"score"} and set(df["variant"]) == {"hyp"}
+    for stem in set(df["utterance_id"]):
+        r_ = load_audio(pairs / "ref" / f"{stem}.wav")
+        h_ = load_audio(pairs / "hyp" / f"{stem}.flac")
+        ref16 = resample(r_.wav, r_.sample_rate, 16000)
+        hyp16, _ = fit_length(resample(h_.wav, h_.sample_rate, 16000), len(ref16))
+        expected = {
+            **signal.pesq_scores(ref16, hyp16).values,
+            **signal.stoi_scores(ref16, hyp16).values,
+            "mel_l1": mel.mel_l1(ref16, hyp16),
+            "secs": speaker.secs(speaker.speaker_embedding(ref16), hyp16),
+            **pitch.pitch_scores(pitch.f0_contour(ref16), pitch.f0_contour(hyp16)).values,
+        }
+        got = df[df.utterance_id == stem].set_index("metric")["value"]
+        for name, value in expected.items():
+            assert got[name] == pytest.approx(value, rel=1e-6, abs=1e-9), (stem, name)
+    assert df[df.metric == "pesq_wb"]["value"].notna().all()
+
+
+def test_score_rejects_missing_folders(tmp_path):
+    r = CliRunner().invoke(app, ["score", "--ref", str(tmp_path / "nope"), "--hyp", str(tmp_path),
+                                 "--out", str(tmp_path / "o"), "--no-asr"])
+    assert r.exit_code == 2 and "is not a folder" in r.output
