@@ -35,7 +35,8 @@ the last run of at least :data:`VAD_MIN_RUN` voiced frames, so clicks neither st
 an utterance with no such run is kept whole); the output is normalised to :data:`TARGET_LUFS`
 integrated loudness (ITU-R BS.1770, ``pyloudnorm``), as kNN-VC's ``match(tgt_loudness_db=-16)``;
 output too short to measure (< 0.4 s) or silent keeps its level. Decoding is per item (the
-generator never sees another item's padding).
+generator never sees another item's padding) and gives ``320 x frames`` samples, or exactly
+``Tokens.sample_lengths`` when encode recorded them (the last partial frame is zero-padded).
 
 **Checkpoint.** The official generator checkpoint (``{"generator": state_dict}``, weight-norm
 parameters ``weight_g``/``weight_v``) is read with ``torch.load(weights_only=True)`` from
@@ -531,7 +532,11 @@ class UnitDecoder:
                                                self.centroids.to(matching.device))
                 self.fallback_frames += fallback
             feats = knn_average(query.to(matching.device), matching, self.knn.k)
-            outs.append(torch.from_numpy(self.knn.vocode(feats)))
+            wav = torch.from_numpy(self.knn.vocode(feats))
+            if tokens.sample_lengths is not None:  # the input length, as codec decoders return
+                n = int(tokens.sample_lengths[b])
+                wav = F.pad(wav[:n], (0, max(0, n - wav.shape[0])))
+            outs.append(wav)
         return Audio.from_list(outs, SAMPLE_RATE).to(tokens.codes.device)
 
 

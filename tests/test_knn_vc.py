@@ -230,6 +230,10 @@ def test_wavlm_units_decode_their_centroids_with_a_prompt(parts):
                                   tokens.frame_lengths[1:]),
                      PromptAudio.from_segments([[wavs[2], wavs[0]]], 16000))
     assert torch.allclose(one.item(0), out.item(1), atol=1e-5)
+    # with the input lengths recorded, decode returns exactly them
+    exact = tok.decode(type(tokens)(tokens.codes, tokens.frame_lengths, audio.lengths), prompt)
+    assert exact.lengths.tolist() == audio.lengths.tolist()
+    assert torch.equal(exact.item(0)[: out.lengths[0]], out.item(0))
     with pytest.raises(ValueError, match="speaker prompt"):
         tok.decode(tokens)
     with pytest.raises(ValueError, match="16000 Hz"):
