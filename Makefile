@@ -14,8 +14,9 @@ test: install
 
 demo: install
 	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo
-	$(VENV)/bin/tokbench run --tokenizer mulaw --task recon --dataset sample --out results/demo
-	$(VENV)/bin/tokbench report --out results/demo --task recon
+	$(VENV)/bin/tokbench run --tokenizer mulaw --task recon --dataset sample --out results/demo --set keep_audio=2
+	$(VENV)/bin/tokbench report --results results/demo --task recon
+	$(VENV)/bin/tokbench leaderboard --results results/demo --out leaderboard/site
 
 lint: install
 	$(VENV)/bin/ruff check .

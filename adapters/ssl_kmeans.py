@@ -449,7 +449,7 @@ def collect_features(
     for utt in progress(utts, desc="features"):
         if budget is not None and used >= budget:
             break
-        item = load_item(dataset, utt, SAMPLE_RATE)
+        item = load_item(dataset, utt, SAMPLE_RATE, scoring=False)
         if not item.ok:
             failed[utt.id] = item.error or "unreadable"
             continue

@@ -21,8 +21,12 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
 else
   "$PY" -c 'import torch' 2>/dev/null || pip install torch==2.13.0
   # Every declared dependency except openai-whisper, then openai-whisper without triton.
+  "$PY" -c 'import tomllib' 2>/dev/null || pip install tomli  # Python 3.10
   "$PY" - > "$VENV/requirements.cpu.txt" <<'PYEOF'
-import tomllib
+try:
+    import tomllib
+except ImportError:
+    import tomli as tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 deps = project["dependencies"] + project["optional-dependencies"]["test"]
 print("\n".join(d for d in deps if not d.startswith("openai-whisper")))
@@ -35,7 +39,7 @@ fi
 
 # Headless Chromium for the leaderboard browser test (Debian package).
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"  # never wait for a password
   ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: could not install chromium; the browser test will be skipped" >&2
 fi

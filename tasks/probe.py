@@ -136,6 +136,7 @@ class Probe(Task):
     name = "probe"
     version = "1"
     Options = ProbeOptions
+    runtime_options = frozenset({"seeds", "threads"})  # more seeds resume; threads change no figure
 
     def protocol(self) -> dict[str, Any]:
         settings = options_dict(self.options)

@@ -19,13 +19,11 @@ import numpy as np
 import torch
 
 from tokbench.audio import fit_length, resample, write_audio
-from tokbench.metrics import rates
-from tokbench.metrics.base import NotComputable
 from tokbench.pipeline import (
     Item,
+    encode_dataset,
     length_sorted_batches,
     load_item,
-    load_tokens,
     save_tokens,
     timed,
     to_batch,
@@ -57,13 +55,14 @@ class Reconstruction(Task):
     version = "1"
     Options = ReconOptions
     requires = frozenset({"decode"})
+    runtime_options = frozenset({"asr_batch_size", "keep_audio"})
 
     def protocol(self) -> dict:
-        from tokbench.metrics.whisper_model import model_id
+        from tokbench.metrics.asr import asr_protocol
 
         o = self.options
         leak = {"prompt": "self (leak: the utterance is its own prompt)"} if o.prompt == "self" else {}
-        return {"asr": {"model": model_id(o.asr_model, o.asr_checkpoint) if o.asr else None}, **leak}
+        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint), **leak}
 
     def _asr(self, ctx: RunContext):
         if not self.options.asr:
@@ -84,7 +83,7 @@ class Reconstruction(Task):
         meta = ctx.meta
         _warm_up(ctx)
         refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
-        chunk = max(ctx.batch_size * 4, 16)  # utterances loaded at once (memory bound)
+        chunk = ctx.batch_size * 4  # utterances loaded at once; scored while the next chunk runs
         loader = PromptLoader(ctx.dataset, meta.sample_rate) if meta.can("speaker_prompt") else None
         with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
             pending = None
@@ -147,20 +146,26 @@ class Reconstruction(Task):
             extra = {
                 "n_frames": int(codes.shape[1]),
                 "duration": duration,
-                "length_mismatch": int(len(hyp) - len(item.wav)),  # samples at the model rate
+                # output samples minus input samples, at the decoder's rate
+                "length_mismatch": int(len(hyp) - round(len(item.wav) * decoded.sample_rate / meta.sample_rate)),
                 "source_rate": item.source_rate,
                 "downmixed": bool(item.channels and item.channels > 1),
-                # batch time shared by audio length: per-utterance seconds per audio second
+                # The batch's time, shared by audio length. The corpus figure is a ratio (total
+                # processing seconds / total audio seconds), so batches weigh by their audio.
                 "rtf_encode": t_enc / seconds,
                 "rtf_decode": t_dec / seconds,
                 "token_rate": codes.numel() / duration if duration > 0 else None,
+                "ratio": {"rtf_encode": [t_enc * duration / seconds, duration],
+                          "rtf_decode": [t_dec * duration / seconds, duration],
+                          "token_rate": [codes.numel(), duration]},
+                "device": ctx.device,
                 **(prompts[k].describe() if prompts else {}),
             }
             reason = check_output(hyp)
             hyp16 = None
             if reason is None:
-                hyp16, _ = fit_length(resample(hyp, decoded.sample_rate, SCORING_SAMPLE_RATE),
-                                      len(item.ref16))
+                hyp16, extra["length_mismatch_16k"] = fit_length(
+                    resample(hyp, decoded.sample_rate, SCORING_SAMPLE_RATE), len(item.ref16))
                 if item.utt.id in keep:
                     folder = ctx.store.path / "examples" / _safe_name(item.utt.id)
                     write_audio(folder / "original.wav", item.ref16, SCORING_SAMPLE_RATE)
@@ -180,37 +185,25 @@ class Reconstruction(Task):
 
             values = dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS))
             why = dict.fromkeys(values, item.reason or "not computed")
+        ratio = {**extra.pop("ratio", {}), **more.get("ratio", {})}
         ctx.store.append(make_record(item.utterance_id, {**values, **metrics}, {**why, **reasons},
-                                     extra={**extra, **more}))
+                                     extra={**extra, **more, "ratio": ratio}))
 
     def corpus_records(self, ctx: RunContext, records: list[dict]) -> list[dict]:
-        """Nominal bitrate from the metadata; entropy bitrate from the corpus token counts;
-        the token statistics of every codebook (tokbench.token_stats, ``param`` = codebook)."""
+        """Nominal bitrate from the metadata; entropy bitrate and the token statistics of every
+        codebook (``param`` = codebook) from the tokens of all recorded utterances. Tokens come
+        from the token cache, or are encoded again where the cache lacks them (another node, a
+        fresh cache), so the corpus figures always cover the whole run."""
         meta = ctx.meta
-        counts = [np.zeros(size, dtype=np.int64) for size in meta.codebook_sizes]
-        used = 0
-        codes = []
-        for record in records:
-            if record.get("utterance_id") is None:
-                continue
-            hit = load_tokens(ctx.cache, meta, ctx.dataset, record["utterance_id"])
-            if hit is None:
-                continue
-            for q, c in enumerate(rates.codebook_counts(hit[0], meta.codebook_sizes)):
-                counts[q] += c
-            codes.append(hit[0])
-            used += 1
-        metrics: dict = {"bitrate_nominal": meta.bitrate_nominal}
-        reasons = {}
-        try:
-            if not used:
-                raise NotComputable("no tokens in the cache for this run's utterances")
-            metrics["bitrate_entropy"] = rates.bitrate_entropy(meta.frame_rate, counts)
-        except NotComputable as exc:
-            metrics["bitrate_entropy"] = None
-            reasons["bitrate_entropy"] = str(exc)
-        stats = stat_records(token_stats(codes, meta.codebook_sizes), extra={"n_utterances": used})
-        return [make_record(None, metrics, reasons, extra={"n_utterances": used}), *stats]
+        ids = {r["utterance_id"] for r in records if r.get("utterance_id") is not None}
+        utts = [u for u in ctx.dataset.utterances if u.id in ids]
+        encoded = encode_dataset(ctx.tokenizer, ctx.dataset, utts, ctx.cache,
+                                 batch_size=ctx.batch_size, device=ctx.device, progress=ctx.progress)
+        codes = [encoded.codes[u.id] for u in utts if u.id in encoded.codes]
+        extra = {"n_utterances": len(codes)}
+        stats = stat_records(token_stats(codes, meta.codebook_sizes), frame_rate=meta.frame_rate,
+                             extra=extra)
+        return [make_record(None, {"bitrate_nominal": meta.bitrate_nominal}, extra=extra), *stats]
 
 
 def _warm_up(ctx: RunContext) -> None:

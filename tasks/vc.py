@@ -117,12 +117,13 @@ class VoiceConversion(Task):
     version = "1"
     Options = VCOptions
     requires = frozenset({"decode", "speaker_prompt"})
+    runtime_options = frozenset({"asr_batch_size", "keep_audio"})
 
     def protocol(self) -> dict:
-        from tokbench.metrics.whisper_model import model_id
+        from tokbench.metrics.asr import asr_protocol
 
         o = self.options
-        return {"asr": {"model": model_id(o.asr_model, o.asr_checkpoint) if o.asr else None},
+        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint),
                 "vc": {"target": "another speaker of the prompt candidates, uniform, seeded by "
                                  "(seed, utterance id)",
                        "prompt": "other utterances of the target speaker, seeded order, whole "
@@ -183,7 +184,7 @@ class VoiceConversion(Task):
         loader = PromptLoader(ctx.dataset, meta.sample_rate)
         _warm_up(ctx)
         refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
-        chunk = max(ctx.batch_size * 4, 16)
+        chunk = ctx.batch_size * 4  # utterances loaded at once; scored while the next chunk runs
         bar = iter(ctx.progress(range(len(todo)), total=len(todo), desc=f"vc {meta.name}"))
         with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
             pending: list[_Converted] = []
@@ -236,8 +237,11 @@ class VoiceConversion(Task):
             extra = {"source_speaker": item.utt.speaker, "target_speaker": prompt.speaker,
                      **prompt.describe(), "n_frames": int(codes.shape[1]), "duration": duration,
                      "length_mismatch": int(len(hyp) - round(duration * decoded.sample_rate)),
-                     "source_rate": item.source_rate, "rtf_encode": t_enc / seconds,
-                     "rtf_decode": t_dec / seconds}
+                     "source_rate": item.source_rate, "device": ctx.device,
+                     # the batch's time, shared by audio length; corpus figure = total / total
+                     "rtf_encode": t_enc / seconds, "rtf_decode": t_dec / seconds,
+                     "ratio": {"rtf_encode": [t_enc * duration / seconds, duration],
+                               "rtf_decode": [t_dec * duration / seconds, duration]}}
             reason = check_output(hyp)
             if reason is not None:
                 out.append(_Converted(ScoreItem(item.utt.id, item.ref16, None, item.utt.text,
@@ -268,8 +272,10 @@ class VoiceConversion(Task):
         extra = dict(item.extra)
         timing = {name: extra.pop(name, None) for name in ("rtf_encode", "rtf_decode")}
         why = {name: item.reason or "not computed" for name, v in timing.items() if v is None}
+        ratio = {**extra.pop("ratio", {}), **scores.extra.get("ratio", {})}  # rtf and wer/cer
         ctx.store.append(make_record(item.utterance_id, {**scores.values, **timing},
-                                     {**scores.reasons, **why}, extra={**extra, **scores.extra}))
+                                     {**scores.reasons, **why},
+                                     extra={**extra, **scores.extra, "ratio": ratio}))
 
 
 def _warm_up(ctx: RunContext) -> None:

@@ -463,24 +463,15 @@ def test_config_disagreeing_with_the_declared_rates_is_refused(dac_dirs, tmp_pat
 # --- end to end through the command line --------------------------------------------------------
 
 
-def _recon_unavailable() -> str | None:
-    try:
-        import tokbench.tasks.recon  # noqa: F401
-    except ImportError as exc:
-        return f"the recon task cannot be imported on this branch yet: {exc}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory) -> Path:
     """One tokbench cache for the end-to-end runs: reference-side features are computed once."""
     return tmp_path_factory.mktemp("e2e-cache")
 
 
-# End to end through `tokbench run` (skipped, saying why, if the recon task cannot be imported). Most of
-# the time goes to scoring the output (WORLD Harvest, PESQ), not to the tiny codecs.
+# End to end through `tokbench run`. Most of the time goes to scoring the output (WORLD Harvest,
+# PESQ), not to the tiny codecs.
 @pytest.mark.slow
-@pytest.mark.skipif(_recon_unavailable() is not None, reason=str(_recon_unavailable()))
 @pytest.mark.parametrize("preset", ["mimi", "encodec-24k-1.5kbps", "dac-16k-4q"])
 def test_cli_recon_run_with_checkpoint(preset, checkpoint_for, shared_cache, tmp_path, monkeypatch):
     from tokbench.cli import app

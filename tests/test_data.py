@@ -72,3 +72,14 @@ def test_sample_set_loads_through_the_registry():
     first = ds.load(ds.utterances[0])
     assert first.sample_rate == 16000 and np.isfinite(first.wav).all()
     assert ds.subset(3).utterances == ds.utterances[:3]
+
+
+def test_revision_changes_when_audio_changes_at_the_same_length(tmp_path):
+    sf.write(tmp_path / "a.wav", tone(220, 0.5), 16000)
+    rev = read_folder(tmp_path).revision
+    sf.write(tmp_path / "a.wav", tone(330, 0.5), 16000)  # same size, other content
+    assert read_folder(tmp_path).revision != rev
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "a", "path": "a.wav"}) + "\n")
+    mrev = read_manifest(tmp_path / "m.jsonl").revision
+    sf.write(tmp_path / "a.wav", tone(440, 0.5), 16000)
+    assert read_manifest(tmp_path / "m.jsonl").revision != mrev

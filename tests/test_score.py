@@ -42,6 +42,9 @@ def test_score_matches_direct_library_calls(pairs, tmp_path):
     assert r.exit_code == 0, r.output
     assert "1 references without an output" in r.output and "1 outputs without a reference" in r.output
     df = tokbench.load_results(out)
+    lonely = df[df.utterance_id == "lonely"]
+    assert lonely["value"].isna().all() and lonely["reason"].str.contains("no output file").all()
+    df = df[df.utterance_id != "lonely"]
     assert set(df["utterance_id"]) == {p.stem for p in (pairs / "hyp").glob("*.flac")}
     assert set(df["task"]) == {"score"} and set(df["variant"]) == {"hyp"}
     for stem in set(df["utterance_id"]):

@@ -17,6 +17,8 @@ _LAZY = {
     "load_results": "tokbench.results",
     "summarize": "tokbench.results",
     "compare": "tokbench.results",
+    "runs_table": "tokbench.results",
+    "filter_results": "tokbench.results",
     "load_tokenizer": "tokbench.loading",
     "open_dataset": "tokbench.data",
     "run": "tokbench.runner",
@@ -25,7 +27,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from tokbench.data import open_dataset
     from tokbench.loading import load_tokenizer
-    from tokbench.results import compare, load_results, summarize
+    from tokbench.results import compare, filter_results, load_results, runs_table, summarize
     from tokbench.runner import run
 
 
@@ -38,4 +40,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tokbench' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "compare", "load_results", "load_tokenizer", "open_dataset", "run", "summarize"]
+__all__ = ["__version__", "compare", "filter_results", "load_results", "load_tokenizer",
+           "open_dataset", "run", "runs_table", "summarize"]

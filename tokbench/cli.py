@@ -176,6 +176,87 @@ def print_summary(summary, title: str = "") -> None:
     console.print(table)
 
 
+class ReportFormat(str, Enum):
+    table = "table"
+    md = "md"
+    csv = "csv"
+    latex = "latex"
+
+
+def _available(df, column: str) -> str:
+    values = sorted({str(v) for v in df[column].dropna().unique()})
+    return ", ".join(values) or "none"
+
+
+@app.command("report")
+def report_cmd(
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="results root or one run folder"),
+    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table (terminal), md, csv or latex"),
+    task: str | None = typer.Option(None, "--task", help="only this task"),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="only this dataset"),
+    tokenizer: list[str] = typer.Option([], "--tokenizer", "-t", help="only this tokenizer or preset (repeatable)"),
+    metric: list[str] = typer.Option([], "--metric", "-m", help="only this metric, in this order (repeatable)"),
+    charts: Path | None = typer.Option(None, "--charts", help="also write radar and bitrate charts (PNG, SVG) here"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the table to this file instead of stdout"),
+) -> None:
+    """Tables (and charts) of stored results: mean, 95% CI and n per metric, best marked."""
+    from tokbench.report import render, write_charts
+    from tokbench.report.render import print_tables
+    from tokbench.report.tables import build_tables
+    from tokbench.results import filter_results, load_results, runs_table
+
+    if not results.exists():
+        fail(f"results folder {results} does not exist; run `tokbench run ...` first or pass --results DIR")
+    df_all, runs_all = load_results(results), runs_table(results)
+    if runs_all.empty:
+        fail(f"no runs under {results}; run `tokbench run --tokenizer NAME --task recon` first")
+    df = filter_results(df_all, task, dataset, tokenizer, metric)
+    runs = filter_results(runs_all, task, dataset, tokenizer)
+    if runs.empty:
+        fail(f"no run matches the filters under {results}; tasks: {_available(runs_all, 'task')}; "
+             f"datasets: {_available(runs_all, 'dataset')}; tokenizers: {_available(runs_all, 'variant')}")
+    if metric:
+        unknown = sorted(set(metric) - set(df_all["metric"].unique()))
+        if unknown:
+            fail(f"no results for metric(s) {', '.join(unknown)}; recorded: {_available(df_all, 'metric')}")
+    tables = build_tables(df, runs, metrics=metric or None)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render(tables, fmt.value), encoding="utf-8")
+        err.print(f"wrote {output}")
+    elif fmt is ReportFormat.table:
+        print_tables(tables, console)
+    else:
+        sys.stdout.write(render(tables, fmt.value))
+    if charts is not None:
+        for outcome in write_charts(tables, charts):
+            if outcome.ok:
+                err.print(f"{outcome.chart} chart: " + ", ".join(str(p) for p in outcome.files.values()),
+                          highlight=False)
+            else:
+                err.print(f"[yellow]{outcome.chart} chart not drawn:[/] {outcome.message}", highlight=False)
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="results root"),
+    out: Path = typer.Option(Path("leaderboard/site"), "--out", help="folder for the static site"),
+    reference: Path | None = typer.Option(None, "--reference", help="published figures (default: RESULTS/reference)"),
+    charts: bool = typer.Option(True, "--charts/--no-charts", help="draw the radar and bitrate charts"),
+) -> None:
+    """Write a static, self-contained leaderboard site (open OUT/index.html or serve OUT)."""
+    from tokbench.report import ReferenceError, SiteError, build_site
+
+    if not results.exists():
+        fail(f"results folder {results} does not exist; run `tokbench run ...` first or pass --results DIR")
+    try:
+        index = build_site(results, out, reference=reference, charts=charts)
+    except (SiteError, ReferenceError) as exc:
+        fail(str(exc))
+        return
+    console.print(f"leaderboard: {index}")
+
+
 @app.command("fit-kmeans")
 def fit_kmeans_cmd(
     model: str = typer.Option(..., "--model", help="hubert-base, hubert-large or wavlm-large"),

@@ -21,10 +21,17 @@ from tokbench.audio import AudioError, fit_length, load_audio, resample
 from tokbench.cache import Cache
 from tokbench.data import read_folder
 from tokbench.data.base import content_revision
-from tokbench.metrics.whisper_model import model_id
+from tokbench.metrics.asr import asr_protocol
 from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
 from tokbench.results import load_results, summarize, summary_records
-from tokbench.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
+from tokbench.scoring import (
+    ASR_METRICS,
+    SIGNAL_METRICS,
+    ReferenceKeys,
+    ScoreItem,
+    Scorer,
+    check_output,
+)
 from tokbench.store import RunSpec, RunStore, make_record
 
 TASK = "score"
@@ -69,13 +76,13 @@ def score_folders(
             + (" ..." if len(unmatched) > 5 else ""))
     hyp_paths = [Path(u.path) for u in hyp_set.utterances]
     hyp_revision = content_revision(hyp_paths, Path(hyp))
-    model_label = model_id(asr_model, asr_checkpoint) if asr else None
+    asr_settings = asr_protocol(asr, asr_model, asr_checkpoint)
     spec = RunSpec(
         dataset=refs.name, dataset_revision=refs.revision, task=TASK, task_version=TASK_VERSION,
-        task_options={"asr": asr, "asr_model": model_label},
+        task_options={"asr": asr, "asr_model": asr_settings["model"]},
         tokenizer="external", variant=name or Path(hyp).resolve().name,
         tokenizer_options={"hyp_revision": hyp_revision}, tokenizer_revision=hyp_revision,
-        protocol=protocol_settings(asr={"model": model_label}), kind="external",
+        protocol=protocol_settings(asr=asr_settings), kind="external",
     )
     store = RunStore(Path(out), spec).open({
         "tokbench_version": tokbench.__version__,
@@ -91,19 +98,33 @@ def score_folders(
                                batch_size=batch_size)
         if not asr_scorer.available:
             log(f"WER/CER will not be computed: {asr_scorer.reason}")
-    items: list[ScoreItem] = []
-    for utt in refs.utterances:
-        if utt.id not in hyp_by_id or store.is_done(utt.id):
-            continue
-        items.append(_load_pair(utt.id, utt.path, hyp_by_id[utt.id].path, utt.text))
+    todo = [u for u in refs.utterances if u.id in hyp_by_id and not store.is_done(u.id)]
+    for utt_id in missing:  # a missing output is a failure to record, not a gap to average over
+        if not store.is_done(utt_id):
+            store.append(make_record(utt_id, dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS)),
+                                     dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS),
+                                                   f"no output file in {hyp}")))
+    chunk = 32
     with Scorer(Cache(cache_dir), ReferenceKeys(refs.name, refs.revision), workers, asr_scorer) as scorer:
-        for start in range(0, len(items), 64):
-            for item, scores in scorer.score(items[start:start + 64]):
-                store.append(make_record(item.utterance_id, scores.values, scores.reasons,
-                                         extra={**item.extra, **scores.extra}))
+        pending = None
+        for start in range(0, len(todo), chunk):  # load one chunk while the last is scored
+            items = [_load_pair(u.id, u.path, hyp_by_id[u.id].path, u.text)
+                     for u in todo[start:start + chunk]]
+            new = scorer.start(items)
+            if pending is not None:
+                _append(store, scorer.finish(pending))
+            pending = new
+        if pending is not None:
+            _append(store, scorer.finish(pending))
     summary = summarize(load_results(store.path))
     store.finish({"run_id": spec.run_id, "metrics": summary_records(summary)})
     return ScoreResult(store.path, summary, missing, unmatched)
+
+
+def _append(store: RunStore, scored) -> None:
+    for item, scores in scored:
+        store.append(make_record(item.utterance_id, scores.values, scores.reasons,
+                                 extra={**item.extra, **scores.extra}))
 
 
 def _load_pair(utt_id: str, ref_path: str, hyp_path: str, text: str | None) -> ScoreItem:

@@ -39,19 +39,19 @@ class Item:
         return self.error is None
 
 
-def load_item(dataset: Dataset, utt: Utterance, model_rate: int) -> Item:
-    """Read one utterance and resample it (soxr HQ) to the model and to the scoring rate."""
+def load_item(dataset: Dataset, utt: Utterance, model_rate: int, scoring: bool = True) -> Item:
+    """Read one utterance and resample it (soxr HQ) to the model's rate and, when ``scoring``,
+    to the scoring rate (16 kHz) as well."""
     try:
         audio = dataset.load(utt)
     except AudioError as exc:
         return Item(utt, error=str(exc))
-    return Item(
-        utt,
-        wav=resample(audio.wav, audio.sample_rate, model_rate),
-        ref16=resample(audio.wav, audio.sample_rate, SCORING_SAMPLE_RATE),
-        source_rate=audio.sample_rate,
-        channels=audio.channels,
-    )
+    wav = resample(audio.wav, audio.sample_rate, model_rate)
+    ref16 = None
+    if scoring:
+        same = model_rate == SCORING_SAMPLE_RATE
+        ref16 = wav if same else resample(audio.wav, audio.sample_rate, SCORING_SAMPLE_RATE)
+    return Item(utt, wav=wav, ref16=ref16, source_rate=audio.sample_rate, channels=audio.channels)
 
 
 def length_sorted_batches(items: Sequence[Item], batch_size: int) -> list[list[Item]]:
@@ -66,7 +66,7 @@ def to_batch(items: Sequence[Item], sample_rate: int, device: str = "cpu") -> Au
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def timed(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
@@ -155,7 +155,8 @@ def encode_dataset(
             todo.append(utt)
     total_seconds = 0.0
     for start in progress(range(0, len(todo), batch_size), desc=f"encode {meta.name}"):
-        chunk = [load_item(dataset, u, meta.sample_rate) for u in todo[start : start + batch_size]]
+        chunk = [load_item(dataset, u, meta.sample_rate, scoring=False)
+                 for u in todo[start : start + batch_size]]
         for item in chunk:
             if not item.ok:
                 errors[item.utt.id] = item.error

@@ -28,8 +28,8 @@ BASE_PROTOCOL: dict[str, Any] = {
               "f0_ceil": 800.0, "gross_error": 0.2},
     "mel": {"n_fft": 1024, "hop": 256, "n_mels": 80, "fmax": 8000, "power": 1.0,
             "log": "natural", "floor": 1e-5, "filters": "slaney"},
-    "asr": {"package": "openai-whisper", "model": "large-v3", "language": "en",
-            "decoding": "greedy, temperature 0, no fallback, no timestamps, no previous text",
+    # model and decoding come from tokbench.metrics.asr.asr_protocol (one source for both)
+    "asr": {"package": "openai-whisper", "language": "en",
             "normaliser": "whisper EnglishTextNormalizer"},
     "bootstrap": {"samples": 1000, "seed": 0, "level": 0.95},
 }

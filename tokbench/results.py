@@ -68,6 +68,90 @@ def load_results(path: str | Path = "results") -> pd.DataFrame:
     return df
 
 
+RUNS_COLUMNS = ["run_id", "tokenizer", "variant", "kind", "task", "dataset", "protocol_id",
+                "status", "status_reason", "bitrate_nominal", "token_rate", "frame_rate",
+                "n_codebooks", "sample_rate", "model_repo", "model_revision", "model_resolved",
+                "dataset_revision", "task_version", "task_options", "tokenizer_options",
+                "tokbench_version", "git_revision", "created", "finished", "device", "packages",
+                "protocol", "run_path"]
+
+
+def _run_row(run_dir: Path) -> dict:
+    info = read_run_json(run_dir)
+    config = info.get("config", {})
+    meta = info.get("tokenizer_meta") or {}
+    source = meta.get("source") or {}
+    dataset = info.get("dataset") or {}
+    return {
+        "run_id": info.get("run_id", run_dir.name),
+        "tokenizer": config.get("tokenizer"),
+        "variant": config.get("variant"),
+        "kind": info.get("kind", ""),
+        "task": config.get("task"),
+        "dataset": config.get("dataset"),
+        "protocol_id": info.get("protocol_id"),
+        "status": info.get("status", "unknown"),
+        "status_reason": info.get("status_reason"),
+        # Unsupported runs never load the model, so they carry no tokenizer meta: rates are NaN.
+        "bitrate_nominal": float(meta.get("bitrate_nominal", np.nan)),
+        "token_rate": float(meta.get("token_rate", np.nan)),
+        "frame_rate": float(meta.get("frame_rate", np.nan)),
+        "n_codebooks": meta.get("n_codebooks"),
+        "sample_rate": meta.get("sample_rate"),
+        "model_repo": source.get("repo_id") or source.get("url"),
+        "model_revision": source.get("revision"),
+        "model_resolved": source.get("resolved") or config.get("tokenizer_revision"),
+        "dataset_revision": dataset.get("revision", config.get("dataset_revision")),
+        "task_version": config.get("task_version"),
+        "task_options": config.get("task_options") or {},
+        "tokenizer_options": config.get("tokenizer_options") or {},
+        "tokbench_version": info.get("tokbench_version"),
+        "git_revision": info.get("git_revision"),
+        "created": info.get("created"),
+        "finished": info.get("finished"),
+        "device": info.get("device"),
+        "packages": info.get("packages") or {},
+        "protocol": info.get("protocol") or {},
+        "run_path": str(run_dir),
+    }
+
+
+def runs_table(path: str | Path = "results") -> pd.DataFrame:
+    """One row per run under ``path`` with its provenance (from ``run.json``).
+
+    Unlike ``load_results`` this lists runs that have no records, e.g. ``status == "unsupported"``
+    (with ``status_reason``), so a report can say "not supported" instead of dropping them.
+    ``bitrate_nominal`` (bit/s) and ``token_rate`` come from the tokenizer's declared meta.
+    """
+    rows = [_run_row(run_dir) for run_dir in find_runs(path)]
+    return pd.DataFrame(rows, columns=RUNS_COLUMNS)
+
+
+def filter_results(
+    df: pd.DataFrame,
+    task: str | None = None,
+    dataset: str | None = None,
+    tokenizers: Iterable[str] | None = None,
+    metrics: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Rows of ``df`` (``load_results`` or ``runs_table``) matching every filter given.
+
+    ``tokenizers`` match either the model-level name (``tokenizer``) or the preset (``variant``);
+    ``metrics`` applies only to frames with a ``metric`` column.
+    """
+    mask = pd.Series(True, index=df.index)
+    if task is not None:
+        mask &= df["task"] == task
+    if dataset is not None:
+        mask &= df["dataset"] == dataset
+    if tokenizers:
+        names = list(tokenizers)
+        mask &= df["tokenizer"].isin(names) | df["variant"].isin(names)
+    if metrics and "metric" in df.columns:
+        mask &= df["metric"].isin(list(metrics))
+    return df[mask]
+
+
 def _spec(metric: str) -> MetricSpec | None:
     try:
         return get_metric(metric)
@@ -89,7 +173,11 @@ def _aggregate(group: pd.DataFrame, spec: MetricSpec | None) -> dict:
     scored = group[group["value"].notna()]
     aggregation = spec.aggregation if spec else "mean"
     out = {"n": int(len(scored)), "n_total": int(len(group))}
-    if aggregation == "ratio" and scored["denominator"].notna().all() and len(scored):
+    if aggregation == "ratio" and len(scored):
+        if scored["denominator"].isna().any():
+            # A mean of per-utterance values would be a different definition under this name.
+            raise ValueError(f"{group['metric'].iloc[0]} in {group['run_id'].iloc[0]}: records lack "
+                             "the numerator/denominator (extra.ratio) its corpus ratio needs")
         num, den = scored["numerator"].to_numpy(), scored["denominator"].to_numpy()
         total = den.sum()
         if total > 0:
@@ -156,7 +244,15 @@ def compare(df: pd.DataFrame, a: str, b: str, metric: str, by: str = "variant") 
         part = sub[sub[by] == name]
         if part.empty:
             raise ValueError(f"no {metric} values for {by}={name!r}")
-        pivot[name] = part.groupby("utterance_id")["value"].mean()
+        setups = part[["task", "dataset"]].drop_duplicates()
+        params = part["param"].map(repr).unique()
+        if len(setups) > 1 or len(params) > 1:
+            raise ValueError(f"{by}={name!r} has {metric} from several tasks, datasets or params: "
+                             "filter the DataFrame to one before comparing")
+        if part["utterance_id"].duplicated().any():
+            raise ValueError(f"{by}={name!r} has several runs with {metric} for the same "
+                             "utterances: select one run_id before comparing")
+        pivot[name] = part.set_index("utterance_id")["value"]
     shared = pivot[a].index.intersection(pivot[b].index)
     diffs = (pivot[a][shared] - pivot[b][shared]).to_numpy()
     lo, hi, p = paired_bootstrap(diffs)

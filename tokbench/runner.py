@@ -6,6 +6,7 @@ Data flows one way: dataset -> runner -> adapter -> metrics -> store -> report.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 import sys
@@ -72,6 +73,16 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def rank_device(device: str) -> str:
+    """Under torchrun each process of a node takes its own GPU (LOCAL_RANK), not GPU 0."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        import torch
+
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(device)
+    return device
+
+
 def _tqdm_progress(enabled: bool) -> Callable[..., Iterable]:
     def progress(iterable: Iterable, total: int | None = None, desc: str = "") -> Iterable:
         if not enabled:
@@ -120,12 +131,14 @@ def run(
     data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, transcript=transcript)
     data = data.subset(limit)
     rank, world = rank_and_world()
-    device = device or default_device()
+    device = rank_device(device or default_device())
 
     static_meta = resolved.meta
     spec_kwargs = dict(
         dataset=data.name, dataset_revision=data.revision, task=task_obj.name,
-        task_version=task_obj.version, task_options=options_dict(task_obj.options),
+        task_version=task_obj.version,
+        task_options={k: v for k, v in options_dict(task_obj.options).items()
+                      if k not in task_obj.runtime_options},
         tokenizer=static_meta.name, variant=resolved.variant,
         tokenizer_options=resolved.options_dict(), kind=static_meta.kind,
         protocol=protocol_settings(**task_obj.protocol()),

@@ -47,6 +47,9 @@ class Task:
     version: ClassVar[str] = "1"
     Options: ClassVar[type] = NoOptions
     requires: ClassVar[frozenset[str]] = frozenset()  # tokenizer capabilities
+    # Options that change how a run works but not its numbers (batch sizes, threads, how many
+    # seeds to add): recorded in run.json, left out of the run's identity so a change resumes.
+    runtime_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, options: Any):
         self.options = options

@@ -96,12 +96,12 @@ for _spec in [
        "bit/s", level="corpus", aggregation="value", lo=None, hi=None, category="efficiency"),
     _M("bitrate_entropy", "frame_rate x sum over codebooks of the corpus unigram entropy", "lower",
        "bit/s", level="corpus", aggregation="value", category="efficiency"),
-    _M("token_rate", "tokens per second of audio (all codebooks)", "lower", "tokens/s",
-       category="efficiency"),
-    _M("rtf_encode", "encode seconds per audio second, after warm-up", "lower", "s/s",
-       category="efficiency"),
-    _M("rtf_decode", "decode seconds per audio second, after warm-up", "lower", "s/s",
-       category="efficiency"),
+    _M("token_rate", "tokens per second of audio (all codebooks); corpus: total tokens / total seconds",
+       "lower", "tokens/s", aggregation="ratio", category="efficiency"),
+    _M("rtf_encode", "encode seconds per audio second, after warm-up; corpus: total / total",
+       "lower", "s/s", aggregation="ratio", category="efficiency"),
+    _M("rtf_decode", "decode seconds per audio second, after warm-up; corpus: total / total",
+       "lower", "s/s", aggregation="ratio", category="efficiency"),
 ]:
     declare(_spec)
 

@@ -34,7 +34,7 @@ from tokbench.metrics.whisper_model import (
 )
 from tokbench.metrics.whisper_model import model_id as asr_model_id
 
-__all__ = ["AsrScorer", "AsrUnavailable", "DECODING", "ground_truth_transcripts",
+__all__ = ["AsrScorer", "AsrUnavailable", "DECODING", "asr_protocol", "ground_truth_transcripts",
            "normalize", "transcribe", "wer_cer"]
 
 METRICS = ("wer", "cer")
@@ -181,6 +181,15 @@ def ground_truth_transcripts(
             cache.save_json(CACHE_KIND, key, {"text": text, "asr_model": model_id})
             out[utt_id] = text
     return out
+
+
+def asr_protocol(enabled: bool, model_name: str = DEFAULT_MODEL,
+                 checkpoint: str | Path | None = None) -> dict[str, object]:
+    """The ``asr`` entry of the protocol settings: the model's id and the decoding actually used
+    (the same ``DECODING`` the transcript cache keys use), or ``model: None`` when off."""
+    if not enabled:
+        return {"model": None}
+    return {"model": asr_model_id(model_name, checkpoint), "decoding": DECODING}
 
 
 class AsrScorer:

@@ -56,4 +56,9 @@ class Scores:
     def update(self, other: Scores) -> None:
         for name, value in other.values.items():
             self.put(name, value, other.reasons.get(name))
-        self.extra.update(other.extra)
+        for key, value in other.extra.items():
+            # dicts keyed by metric (e.g. "ratio": WER edit counts) merge rather than replace
+            if isinstance(value, dict) and isinstance(self.extra.get(key), dict):
+                self.extra[key] = {**self.extra[key], **value}
+            else:
+                self.extra[key] = value

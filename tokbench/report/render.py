@@ -1,0 +1,322 @@
+"""Render result tables as a rich terminal table, Markdown, CSV or LaTeX.
+
+Every format shows the same numbers: mean, 95% CI and n scored per cell, the metric's
+direction in the header, the best value per column marked (bold; ``*`` in plain text), gaps
+where a run did not record a metric, and "not supported" rows with their reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+
+from tokbench.report.tables import (
+    KIND_LABELS,
+    Column,
+    ResultTable,
+    Row,
+    cell_parts,
+    cell_text,
+    fmt_number,
+    fmt_rate,
+    row_status_text,
+)
+
+FORMATS = ("table", "md", "csv", "latex")
+GAP = "–"  # a metric the run did not record: a gap, never a number
+
+
+def _kind(row: Row) -> str:
+    return KIND_LABELS.get(row.kind, row.kind or "other")
+
+
+def _footnotes(table: ResultTable) -> list[str]:
+    """Why rows are not supported or partial, and why n/a cells could not be computed."""
+    notes = []
+    missing: dict[tuple[str, str], list[str]] = {}
+    for row in table.rows:
+        for col in table.columns:
+            cell = row.cells.get(col.metric)
+            if cell is not None and not cell.scored:
+                missing.setdefault((col.metric, cell.reason or "no reason recorded"), []).append(row.label)
+    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # same reason, same rows: one note
+    for (metric, reason), labels in missing.items():
+        grouped.setdefault((reason, tuple(labels)), []).append(metric)
+    for (reason, labels), metrics in grouped.items():
+        notes.append(f"{', '.join(metrics)} n/a ({', '.join(labels)}): {reason}")
+    for row in table.rows:
+        if row.status_reason:
+            status = row_status_text(row)
+            notes.append(f"{row.label}: {status}: {row.status_reason}" if status
+                         else f"{row.label}: {row.status_reason}")
+    return notes
+
+
+LEGEND = ("mean [95% bootstrap CI] n=utterances scored; best per column marked "
+          "(ground truth excluded); – = not recorded; n/a = recorded but not computable")
+
+
+def legend(table: ResultTable) -> str:
+    if table.part:
+        return LEGEND.replace("(ground truth excluded)",
+                              "among rows of the same param (ground truth excluded)")
+    return LEGEND
+
+
+# ----------------------------------------------------------------------------- rich
+
+def _rich_width(table: ResultTable, col: Column | None) -> int:
+    """Characters a column needs in the rich table (content, 2 padding, 1 border)."""
+    if col is None:  # the tokenizer column
+        texts = [f"  {r.label}" for r in table.rows] + [_kind(r) for r in table.rows]
+        return max(len(t) for t in [*texts, "tokenizer"]) + 3
+    texts = [col.header, col.unit]
+    for row in table.rows:
+        mean, ci, n = cell_parts(row.cells.get(col.metric), col)
+        texts += [mean + " *", ci, n, row_status_text(row)]
+    return max(len(t) for t in texts) + 3
+
+
+def rich_chunks(table: ResultTable, width: int) -> list[list[Column]]:
+    """Split the metric columns so that each printed table fits ``width`` characters.
+
+    Cropping a number to "0.8…" would hide it, so a wide table is printed as several tables
+    that repeat the tokenizer, bitrate and token-rate columns.
+    """
+    fixed = 1 + _rich_width(table, None) + 9 + 10 + (10 if table.has_param else 0)
+    chunks: list[list[Column]] = [[]]
+    used = fixed
+    for col in table.columns:
+        need = _rich_width(table, col)
+        if chunks[-1] and used + need > width:
+            chunks.append([])
+            used = fixed
+        chunks[-1].append(col)
+        used += need
+    return chunks
+
+
+def to_rich(table: ResultTable, columns: Sequence[Column] | None = None, title: str | None = None,
+            caption: bool = True):
+    """A ``rich.table.Table`` (a title row per kind, best values in bold green with ``*``)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    columns = list(table.columns if columns is None else columns)
+    t = Table(title=title or table.title, caption=legend(table) if caption else None,
+              caption_justify="left", show_lines=False)
+    t.add_column("tokenizer", no_wrap=True)
+    if table.has_param:
+        t.add_column("param", justify="right")
+    t.add_column("kbps", justify="right")
+    t.add_column("tok/s", justify="right")
+    for col in columns:
+        unit = f"\n{col.unit}" if col.unit else ""
+        t.add_column(f"{col.header}{unit}", justify="right")
+    width = 3 + (1 if table.has_param else 0) + len(columns)
+    previous = None
+    for row in table.rows:
+        if row.kind != previous:  # a group title row per kind, as in the review's tables
+            if previous is not None:
+                t.add_section()
+            t.add_row(Text(_kind(row), style="bold italic"), *[""] * (width - 1))
+            previous = row.kind
+        cells: list = [Text("  " + row.label)]
+        if table.has_param:
+            cells.append("" if row.param is None else str(row.param))
+        cells += [fmt_rate(row.kbps), fmt_rate(row.token_rate)]
+        status = row_status_text(row)
+        for col in columns:
+            if status:
+                cells.append(Text(status, style="yellow"))
+                continue
+            mean, ci, n = cell_parts(row.cells.get(col.metric), col)
+            if not mean:
+                cells.append(Text(GAP, style="dim"))
+                continue
+            cell = row.cells[col.metric]
+            text = Text(mean + (" *" if cell.best else ""), style="bold green" if cell.best else "")
+            if ci:
+                text.append("\n" + ci, style="dim")
+            if n:
+                text.append("\n" + n, style="dim")
+            cells.append(text)
+        t.add_row(*cells)
+    return t
+
+
+def print_tables(tables: Sequence[ResultTable], console=None) -> None:
+    from rich.console import Console
+
+    console = console or Console()
+    for table in tables:
+        chunks = rich_chunks(table, console.width)
+        for i, columns in enumerate(chunks):
+            part = f" [{i + 1}/{len(chunks)}]" if len(chunks) > 1 else ""
+            console.print(to_rich(table, columns, title=table.title + part,
+                                  caption=i == len(chunks) - 1))
+        for note in _footnotes(table):
+            console.print(f"  [yellow]{note}[/]", highlight=False)
+        console.print()
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+def _md_escape(text: str) -> str:
+    # Inline Markdown that could break a table cell or be read as markup/HTML.
+    for ch in "\\|*_`[]<>":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def to_markdown(tables: Sequence[ResultTable]) -> str:
+    out: list[str] = []
+    for table in tables:
+        out.append(f"### {_md_escape(table.title)}\n")
+        header = ["kind", "tokenizer"] + (["param"] if table.has_param else []) + ["kbps", "tok/s"]
+        header += [_md_escape(c.header) + (f" ({_md_escape(c.unit)})" if c.unit else "")
+                   for c in table.columns]
+        out.append("| " + " | ".join(header) + " |")
+        align = ["---", "---"] + (["---:"] if table.has_param else []) + ["---:", "---:"]
+        out.append("|" + "|".join(align + ["---:"] * len(table.columns)) + "|")
+        for row in table.rows:
+            cells = [_md_escape(_kind(row)), _md_escape(row.label)]
+            if table.has_param:
+                cells.append("" if row.param is None else _md_escape(str(row.param)))
+            cells += [fmt_rate(row.kbps), fmt_rate(row.token_rate)]
+            status = row_status_text(row)
+            for col in table.columns:
+                if status:
+                    cells.append(status)
+                    continue
+                mean, ci, n = cell_parts(row.cells.get(col.metric), col)
+                if not mean:
+                    cells.append(GAP)
+                    continue
+                if row.cells[col.metric].best:
+                    mean = f"**{mean}**"
+                cells.append(" ".join(p for p in (mean, ci, n) if p))
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+        out.append(f"_{_md_escape(legend(table))}_")
+        for note in _footnotes(table):
+            out.append(f"- {_md_escape(note)}")
+        out.append("")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- CSV
+
+def to_csv(tables: Sequence[ResultTable]) -> str:
+    """One line per row of every table; per metric: mean, ci_low, ci_high, n, n_total, best."""
+    metrics: list[Column] = []
+    for table in tables:
+        for col in table.columns:
+            if col.metric not in {c.metric for c in metrics}:
+                metrics.append(col)
+    head = ["task", "dataset", "protocol_id", "kind", "tokenizer", "variant", "label", "param",
+            "run_id", "status", "status_reason", "kbps", "token_rate"]
+    for col in metrics:
+        head += [f"{col.metric}_{s}" for s in ("mean", "ci_low", "ci_high", "n", "n_total", "best")]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(head)
+
+    def num(x: float) -> str:
+        return "" if not math.isfinite(x) else repr(float(x))
+
+    for table in tables:
+        for row in table.rows:
+            line = [table.task, table.dataset, table.protocol_id, row.kind, row.tokenizer,
+                    row.variant, row.label, "" if row.param is None else row.param, row.run_id,
+                    row.status, row.status_reason or "", num(row.kbps), num(row.token_rate)]
+            for col in metrics:
+                cell = row.cells.get(col.metric)
+                if cell is None:
+                    line += [""] * 6
+                else:
+                    line += [num(cell.mean), num(cell.ci_low), num(cell.ci_high), cell.n,
+                             cell.n_total, int(cell.best)]
+            writer.writerow(line)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- LaTeX
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        "<": r"\textless{}", ">": r"\textgreater{}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in text)
+
+
+def to_latex(tables: Sequence[ResultTable]) -> str:
+    """booktabs tabulars (``\\usepackage{booktabs}``); best in bold, CI and n in small type."""
+    out: list[str] = []
+    arrows = {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}
+    for table in tables:
+        n_left = 3 + (1 if table.has_param else 0)
+        out.append(f"% {tex_escape(table.title)}")
+        out.append(r"\begin{tabular}{l" + "r" * (n_left - 1 + len(table.columns)) + "}")
+        out.append(r"\toprule")
+        head = ["Tokenizer"] + (["Param"] if table.has_param else []) + ["kbps", "Tok/s"]
+        for col in table.columns:
+            arrow = arrows.get(col.direction, "")
+            head.append(tex_escape(col.metric) + (f" {arrow}" if arrow else ""))
+        out.append(" & ".join(head) + r" \\")
+        previous = None
+        for row in table.rows:
+            if row.kind != previous:
+                out.append(r"\midrule")
+                width = n_left + len(table.columns)
+                out.append(rf"\multicolumn{{{width}}}{{l}}{{\textit{{{tex_escape(_kind(row))}}}}} \\")
+                previous = row.kind
+            cells = [tex_escape(row.label)]
+            if table.has_param:
+                cells.append("" if row.param is None else tex_escape(str(row.param)))
+            cells += [fmt_rate(row.kbps), fmt_rate(row.token_rate)]
+            status = row_status_text(row)
+            for col in table.columns:
+                if status:
+                    cells.append(tex_escape(status))
+                    continue
+                mean, ci, n = cell_parts(row.cells.get(col.metric), col)
+                if not mean:
+                    cells.append("--")
+                    continue
+                if row.cells[col.metric].best:
+                    mean = rf"\textbf{{{mean}}}"
+                small = " ".join(p for p in (ci, n) if p)
+                cells.append(mean + (rf" {{\scriptsize {tex_escape(small)}}}" if small else ""))
+            out.append(" & ".join(cells) + r" \\")
+        out.append(r"\bottomrule")
+        out.append(r"\end{tabular}")
+        for note in _footnotes(table):
+            out.append(f"% {tex_escape(note)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def render(tables: Sequence[ResultTable], fmt: str) -> str:
+    """Text of ``tables`` in ``fmt`` (md, csv, latex); ``table`` renders for a terminal."""
+    if fmt == "md":
+        return to_markdown(tables)
+    if fmt == "csv":
+        return to_csv(tables)
+    if fmt == "latex":
+        return to_latex(tables)
+    if fmt == "table":
+        from rich.console import Console
+
+        console = Console(file=io.StringIO(), width=200, force_terminal=False)
+        print_tables(tables, console)
+        return console.file.getvalue()
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+__all__ = ["FORMATS", "cell_text", "fmt_number", "print_tables", "render", "to_csv", "to_latex",
+           "to_markdown", "to_rich"]
