@@ -77,6 +77,7 @@ def test_vc_pairs_prompts_and_metrics(vc_run):
             assert m[name] is None and "speech" in r["reasons"][name] or -1 <= m[name] <= 1
         assert m["f0_corr"] is None and r["reasons"]["f0_corr"] or -1 <= m["f0_corr"] <= 1
         assert m["wer"] is not None and x["ratio"]["wer"][1] > 0 and m["rtf_decode"] > 0
+        assert x["ratio"]["rtf_decode"][1] == pytest.approx(x["duration"])  # corpus: total/total
     pairs = json.loads((result.path / "pairs.json").read_text())
     assert pairs["seed"] == 1 and pairs["prompt_seconds"] == 5.0
     assert [p["source"] for p in pairs["pairs"]] == [u.id for u in ds.utterances[:2]]
