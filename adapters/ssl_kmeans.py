@@ -33,8 +33,13 @@ stack (0 for inputs shorter than 400 samples).
 ``$TOKBENCH_CACHE/kmeans/<model>-l<layer>-km<K>.npz`` (what ``tokbench fit-kmeans`` writes and
 ``tokbench convert-gslm`` makes from the published GSLM k-means models).
 
-**Decoding** needs a unit vocoder (option ``vocoder``); none is available yet, so these
-tokenizers have the capability ``embed`` only.
+**Decoding** needs a unit vocoder (option ``vocoder``). ``vocoder=knn-vc``
+(:mod:`tokbench.adapters.knn_vc`) decodes with a speaker prompt: capabilities ``decode`` and
+``speaker_prompt``; ``decode(tokens, prompt)`` requires the prompt. Its options:
+``vocoder_checkpoint`` (the released HiFi-GAN file; default: downloaded into the cache) and
+``vocoder_features`` (a local WavLM-Large folder for its layer-6 features; default: this
+tokenizer's own checkpoint when the model is ``wavlm-large``, else the Hub). Without a vocoder
+the capability is ``embed`` only.
 """
 
 from __future__ import annotations
@@ -314,7 +319,9 @@ class SSLKMeansOptions:
     centroids: str | None = None  # centroid file; None: $TOKBENCH_CACHE/kmeans/<model>-l<layer>-km<k>.npz
     normalize: bool | None = None  # None: the checkpoint's preprocessor config, else pre-training setting
     revision: str | None = None  # None: the pinned revision of the model
-    vocoder: str | None = None  # unit vocoder for decode(); None: no decode capability
+    vocoder: Literal["knn-vc"] | None = None  # unit vocoder for decode(); None: no decode capability
+    vocoder_checkpoint: str | None = None  # kNN-VC generator file; None: the release, cached
+    vocoder_features: str | None = None  # local WavLM-Large folder for the vocoder's features
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -325,9 +332,9 @@ class SSLKMeansOptions:
                              f"of transformer block L), got {self.layer}")
         if self.k < 2:
             raise ValueError(f"k must be at least 2, got {self.k}")
-        if self.vocoder is not None:
-            raise ValueError(f"vocoder={self.vocoder!r}: no unit vocoder is available yet; leave "
-                             "vocoder unset (these tokenizers encode and embed only)")
+        if self.vocoder is None and (self.vocoder_checkpoint or self.vocoder_features):
+            raise ValueError("vocoder_checkpoint and vocoder_features need a vocoder: add "
+                             "--set vocoder=knn-vc")
 
 
 class SSLKMeansTokenizer(TokenizerBase):
@@ -338,7 +345,7 @@ class SSLKMeansTokenizer(TokenizerBase):
     @classmethod
     def describe(cls, options: SSLKMeansOptions) -> TokenizerMeta:
         spec = MODELS[options.model]
-        caps = {"embed"} | ({"decode"} if options.vocoder else set())
+        caps = {"embed"} | ({"decode", "speaker_prompt"} if options.vocoder else set())
         return TokenizerMeta(
             name=f"{options.model}-l{options.layer}-km{options.k}", family=spec.arch,
             kind="semantic", sample_rate=SAMPLE_RATE, frame_rate=FRAME_RATE, n_codebooks=1,
@@ -358,12 +365,30 @@ class SSLKMeansTokenizer(TokenizerBase):
                         self.features.normalize, path)
         self.centroids_info = centroids
         self.centroids = torch.from_numpy(centroids.array).to(device)
+        self.vocoder = self._load_vocoder(options, device, checkpoint) if options.vocoder else None
         self.meta = dataclasses.replace(
             self.meta, source=self.features.source,
             options={**self.meta.options, "normalize": self.features.normalize,
                      "normalize_from": self.features.normalize_from,
                      "centroids_sha256": centroids.checksum(),
-                     "centroids_source": centroids.provenance.get("source", "fit-kmeans")})
+                     "centroids_source": centroids.provenance.get("source", "fit-kmeans"),
+                     **(self._vocoder_info() if self.vocoder else {})})
+
+    def _load_vocoder(self, options: SSLKMeansOptions, device: str, checkpoint: str | None) -> Any:
+        from tokbench.adapters.knn_vc import FEATURE_LAYER, FEATURE_MODEL, KnnVC, UnitDecoder
+
+        same_model = options.model == FEATURE_MODEL
+        same_space = same_model and options.layer == FEATURE_LAYER
+        # This tokenizer's own extractor serves when it is exactly the vocoder's (raw input).
+        shared = same_space and not self.features.normalize and not options.vocoder_features
+        knn = KnnVC.load(checkpoint=options.vocoder_checkpoint,
+                         features_checkpoint=options.vocoder_features or (checkpoint if same_model else None),
+                         revision=options.revision if same_model else None, device=device,
+                         features=self.features if shared else None)
+        return UnitDecoder(knn, self.centroids, same_space, self.encode)
+
+    def _vocoder_info(self) -> dict[str, Any]:
+        return {**self.vocoder.knn.describe(), "vocoder_query": self.vocoder.query}
 
     def encode(self, wav: torch.Tensor, lengths: torch.Tensor) -> Tokens:
         self.check_input(wav, lengths)
@@ -387,8 +412,10 @@ class SSLKMeansTokenizer(TokenizerBase):
         return torch.where(valid[:, None, :, None], out, 0.0).to(codes.device)
 
     def decode(self, tokens: Tokens, prompt: Audio | None = None) -> Audio:
-        raise NotImplementedError(f"{self.meta.name}: semantic tokens need a vocoder to be decoded "
-                                  "(option vocoder); none is configured")
+        if self.vocoder is None:
+            raise NotImplementedError(f"{self.meta.name}: semantic tokens need a vocoder to be "
+                                      "decoded (--set vocoder=knn-vc); none is configured")
+        return self.vocoder.decode(tokens, prompt)
 
 
 # --- fitting centroids on a dataset ----------------------------------------------------------

@@ -9,3 +9,6 @@ register(tasks, "bpe", "tokbench.tasks.bpe:BPEStudy",
          "codebook utilisation, perplexity")
 register(tasks, "probe", "tokbench.tasks.probe:Probe",
          "train lightweight heads on frozen tokens: speaker ID accuracy, CTC content CER/WER")
+register(tasks, "vc", "tokbench.tasks.vc:VoiceConversion",
+         "voice conversion: decode each utterance with another speaker's prompt (WER, SECS to "
+         "target and source, F0 correlation)")

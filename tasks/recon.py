@@ -3,11 +3,17 @@
 Per utterance: signal metrics (PESQ, STOI/ESTOI, SECS, GPE/VDE/FFE, F0 correlation, mel
 distance), WER/CER of Whisper on the output, token rate and real-time factors. Per corpus:
 nominal and entropy bitrate. Everything is scored at 16 kHz (DESIGN.md section 4).
+
+Tokenizers that decode with a speaker prompt (capability ``speaker_prompt``, e.g. semantic
+tokens with ``vocoder=knn-vc``) get one per utterance from :mod:`tokbench.prompts`: other
+utterances of the same speaker, capped at ``prompt_seconds`` (``prompt=other``), or the utterance
+itself (``prompt=self``, the review's protocol: marked ``leak`` in the records and the protocol).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -22,12 +28,13 @@ from tokbench.pipeline import (
     timed,
     to_batch,
 )
+from tokbench.prompts import PROMPT_SECONDS, PromptError, PromptLoader, same_speaker_prompt
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
 from tokbench.store import make_record
 from tokbench.task import RunContext, Task
 from tokbench.token_stats import stat_records, token_stats
-from tokbench.types import Tokens
+from tokbench.types import Audio, Tokens
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,10 @@ class ReconOptions:
     asr_checkpoint: str | None = None  # a local Whisper checkpoint file instead of the download
     asr_batch_size: int = 16
     keep_audio: int = 0  # store this many original/reconstruction pairs in the run folder
+    # speaker_prompt tokenizers only: same-speaker prompts ("other") or the utterance itself
+    # ("self": the review's protocol, a leak), capped at prompt_seconds
+    prompt: Literal["other", "self"] = "other"
+    prompt_seconds: float = PROMPT_SECONDS
 
 
 class Reconstruction(Task):
@@ -50,7 +61,8 @@ class Reconstruction(Task):
         from tokbench.metrics.asr import asr_protocol
 
         o = self.options
-        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint)}
+        leak = {"prompt": "self (leak: the utterance is its own prompt)"} if o.prompt == "self" else {}
+        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint), **leak}
 
     def _asr(self, ctx: RunContext):
         if not self.options.asr:
@@ -72,20 +84,23 @@ class Reconstruction(Task):
         _warm_up(ctx)
         refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
         chunk = ctx.batch_size * 4  # utterances loaded at once; scored while the next chunk runs
+        loader = PromptLoader(ctx.dataset, meta.sample_rate) if meta.can("speaker_prompt") else None
         with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
             pending = None
             bar = ctx.progress(range(len(todo)), total=len(todo), desc=f"recon {meta.name}")
             progress = iter(bar)
             for start in range(0, len(todo), chunk):
                 items = [load_item(ctx.dataset, u, meta.sample_rate) for u in todo[start:start + chunk]]
+                if loader is not None:
+                    self._attach_prompts(ctx, items)
                 for item in items:
-                    if not item.ok:  # unreadable audio: record why, and go on
+                    if not item.ok:  # unreadable audio or no prompt: record why, and go on
                         self._write(ctx, ScoreItem(item.utt.id, np.zeros(0, np.float32), None,
                                                    reason=item.error), None)
                         next(progress, None)
                 score_items = []
                 for batch in length_sorted_batches(items, ctx.batch_size):
-                    score_items += self._model_batch(ctx, batch, keep)
+                    score_items += self._model_batch(ctx, batch, keep, loader)
                 # Signal metrics of this chunk run in the pool while the model works on the next.
                 new = scorer.start(score_items)
                 if pending is not None:
@@ -100,11 +115,26 @@ class Reconstruction(Task):
             for _ in progress:
                 pass
 
-    def _model_batch(self, ctx: RunContext, batch: list[Item], keep: set[str]) -> list[ScoreItem]:
+    def _attach_prompts(self, ctx: RunContext, items: list[Item]) -> None:
+        """Choose each item's prompt (``item.data["prompt"]``); an item without one fails."""
+        for item in items:
+            if not item.ok:
+                continue
+            try:
+                item.data["prompt"] = same_speaker_prompt(
+                    item.utt, ctx.dataset, self.options.prompt,
+                    max_seconds=self.options.prompt_seconds)
+            except PromptError as exc:
+                item.error = f"no speaker prompt: {exc} (--set prompt=self uses the utterance itself)"
+
+    def _model_batch(self, ctx: RunContext, batch: list[Item], keep: set[str],
+                     loader: PromptLoader | None = None) -> list[ScoreItem]:
         meta, tok = ctx.meta, ctx.tokenizer
         audio = to_batch(batch, meta.sample_rate, ctx.device)
+        prompts = [i.data["prompt"] for i in batch] if loader is not None else None
+        prompt = loader.batch(prompts).to(ctx.device) if prompts else None
         tokens, t_enc = timed(lambda: tok.encode(audio.wav, audio.lengths), ctx.device)
-        decoded, t_dec = timed(lambda: tok.decode(tokens), ctx.device)
+        decoded, t_dec = timed(lambda: tok.decode(tokens, prompt), ctx.device)
         tokens = Tokens(tokens.codes.cpu(), tokens.frame_lengths.cpu())
         seconds = sum(len(i.wav) for i in batch) / meta.sample_rate
         out = []
@@ -129,6 +159,7 @@ class Reconstruction(Task):
                           "rtf_decode": [t_dec * duration / seconds, duration],
                           "token_rate": [codes.numel(), duration]},
                 "device": ctx.device,
+                **(prompts[k].describe() if prompts else {}),
             }
             reason = check_output(hyp)
             hyp16 = None
@@ -180,8 +211,11 @@ def _warm_up(ctx: RunContext) -> None:
     sr = ctx.meta.sample_rate
     wav = torch.zeros(1, sr, device=ctx.device)
     wav[0] = 0.1 * torch.sin(torch.arange(sr, device=ctx.device) * 2 * np.pi * 220 / sr)
+    lengths = torch.tensor([sr], device=ctx.device)
+    # A prompt-driven decoder gets the tone as its own prompt.
+    prompt = Audio(wav, lengths, sr) if ctx.meta.can("speaker_prompt") else None
     with torch.inference_mode():
-        ctx.tokenizer.decode(ctx.tokenizer.encode(wav, torch.tensor([sr], device=ctx.device)))
+        ctx.tokenizer.decode(ctx.tokenizer.encode(wav, lengths), prompt)
 
 
 def _safe_name(utterance_id: str) -> str:

@@ -116,8 +116,10 @@ def test_options_are_validated():
         build_options(SSLKMeansOptions, {"model": "hubert-base"}, {"layer": "13"})
     with pytest.raises(OptionError, match="must be one of"):
         build_options(SSLKMeansOptions, {}, {"model": "hubert-xl"})
-    with pytest.raises(OptionError, match="no unit vocoder"):
+    with pytest.raises(OptionError, match=r"must be one of \['knn-vc'\]"):
         build_options(SSLKMeansOptions, {}, {"vocoder": "hifigan"})
+    with pytest.raises(OptionError, match="need a vocoder"):
+        build_options(SSLKMeansOptions, {}, {"vocoder_checkpoint": "g.pt"})
     assert build_options(SSLKMeansOptions, {}, {"layer": "24", "model": "wavlm-large"}).layer == 24
 
 

@@ -32,7 +32,8 @@ from tokbench.store import RunSpec, RunStore, iter_records
 from tokbench.task import RunContext, Task, UnsupportedError
 
 PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",
-            "openai-whisper", "resemblyzer", "transformers", "tokenizers", "pandas")
+            "openai-whisper", "resemblyzer", "transformers", "tokenizers", "pandas", "webrtcvad",
+            "pyloudnorm")
 
 
 @dataclass

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -111,6 +112,13 @@ class Scorer:
             return score_signals(*args)
         return self._pool.submit(score_signals, *args)
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Future | Any:
+        """Run any picklable ``fn(*args)`` in the pool (inline without one): for a task's own
+        CPU metrics (e.g. ``vc``). Collect the value with :func:`collect`."""
+        if self._pool is None:
+            return fn(*args)
+        return self._pool.submit(fn, *args)
+
     def asr_scores(self, items: Sequence[ScoreItem]) -> list[Scores]:
         """WER/CER for ``items`` (batched ASR), or null with the reason when ASR is unavailable."""
         out = [Scores() for _ in items]
@@ -173,6 +181,11 @@ class Scorer:
         self.close()
 
 
+def collect(pending: Future | Any) -> Any:
+    """The value of what :meth:`Scorer.call` returned."""
+    return pending.result() if isinstance(pending, Future) else pending
+
+
 def check_output(wav: np.ndarray) -> str | None:
     """Why a decoder output cannot be scored (NaN/inf samples), or None if it can."""
     if not np.all(np.isfinite(wav)):
@@ -182,4 +195,4 @@ def check_output(wav: np.ndarray) -> str | None:
 
 
 __all__ = ["ASR_METRICS", "SIGNAL_METRICS", "NotComputable", "ReferenceKeys", "ScoreItem",
-           "Scorer", "check_output", "score_signals"]
+           "Scorer", "check_output", "collect", "score_signals"]

@@ -38,6 +38,9 @@ class Dataset:
     utterances: list[Utterance]
     description: str = ""
     info: dict = field(default_factory=dict)
+    # Utterances that may serve as speaker prompts (vc, prompt-driven decoding); None: the
+    # dataset's own. A subset keeps the full dataset's pool, so --limit never shrinks prompts.
+    prompt_pool: list[Utterance] | None = None
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -65,11 +68,17 @@ class Dataset:
         """The first ``limit`` utterances (in the dataset's stable order)."""
         if limit is None or limit >= len(self.utterances):
             return self
-        return Dataset(self.name, self.revision, self.utterances[:limit], self.description, self.info)
+        return Dataset(self.name, self.revision, self.utterances[:limit], self.description,
+                       self.info, self.prompt_candidates())
+
+    def prompt_candidates(self) -> list[Utterance]:
+        """The utterances prompts may be drawn from (see ``prompt_pool``)."""
+        return self.utterances if self.prompt_pool is None else self.prompt_pool
 
     def describe(self) -> dict:
+        pool = {} if self.prompt_pool is None else {"n_prompt_candidates": len(self.prompt_pool)}
         return {"name": self.name, "revision": self.revision, "n_utterances": len(self),
-                "n_speakers": len(self.speakers()), **self.info}
+                "n_speakers": len(self.speakers()), **pool, **self.info}
 
 
 _EDGE = 1 << 16  # bytes hashed at each end of a file
