@@ -79,12 +79,25 @@ def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: R
     return scores
 
 
+class Deferred:
+    """Work of a scorer without a pool, run when its result is first asked for (like a future),
+    so that an in-process run still writes each chunk's records before scoring the next one."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple):
+        self._fn, self._args, self._done, self._value = fn, args, False, None
+
+    def result(self) -> Any:
+        if not self._done:
+            self._value, self._done = self._fn(*self._args), True
+        return self._value
+
+
 @dataclass
 class Pending:
     """Items whose signal metrics are being computed by the pool."""
 
     items: list[ScoreItem]
-    futures: list[Future | Scores]
+    futures: list[Future | Deferred | Scores]
 
 
 class Scorer:
@@ -101,22 +114,20 @@ class Scorer:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
                                              initializer=_init_worker)
 
-    def submit(self, item: ScoreItem) -> Future | Scores:
-        """Start the signal metrics of ``item``; returns a future (or the scores, inline)."""
+    def submit(self, item: ScoreItem) -> Future | Deferred | Scores:
+        """Start the signal metrics of ``item``: a future (a deferred call without a pool)."""
         if item.hyp16 is None:
             s = Scores()
             s.fail(SIGNAL_METRICS, item.reason or "no output")
             return s
-        args = (item.ref16, item.hyp16, self.cache, self.refkeys, item.utterance_id)
-        if self._pool is None:
-            return score_signals(*args)
-        return self._pool.submit(score_signals, *args)
+        return self.call(score_signals, item.ref16, item.hyp16, self.cache, self.refkeys,
+                         item.utterance_id)
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Future | Any:
+    def call(self, fn: Callable[..., Any], *args: Any) -> Future | Deferred:
         """Run any picklable ``fn(*args)`` in the pool (inline without one): for a task's own
         CPU metrics (e.g. ``vc``). Collect the value with :func:`collect`."""
         if self._pool is None:
-            return fn(*args)
+            return Deferred(fn, args)
         return self._pool.submit(fn, *args)
 
     def asr_scores(self, items: Sequence[ScoreItem]) -> list[Scores]:
@@ -162,7 +173,7 @@ class Scorer:
         """Run ASR on the items here (batched), then collect their signal metrics."""
         asr = self.asr_scores(pending.items)
         for it, p, a in zip(pending.items, pending.futures, asr, strict=True):
-            s = p.result() if isinstance(p, Future) else p
+            s = collect(p)
             s.update(a)
             yield it, s
 
@@ -181,9 +192,9 @@ class Scorer:
         self.close()
 
 
-def collect(pending: Future | Any) -> Any:
+def collect(pending: Future | Deferred | Any) -> Any:
     """The value of what :meth:`Scorer.call` returned."""
-    return pending.result() if isinstance(pending, Future) else pending
+    return pending.result() if isinstance(pending, (Future, Deferred)) else pending
 
 
 def check_output(wav: np.ndarray) -> str | None:
