@@ -65,15 +65,10 @@ class Reconstruction(Task):
         return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint), **leak}
 
     def _asr(self, ctx: RunContext):
-        if not self.options.asr:
-            return None
-        from tokbench.metrics.asr import AsrScorer
+        from tokbench.metrics.asr import task_scorer
 
-        scorer = AsrScorer(self.options.asr_model, checkpoint=self.options.asr_checkpoint,
-                           device=ctx.device, batch_size=self.options.asr_batch_size)
-        if not scorer.available:
-            ctx.log(f"WER/CER will not be computed: {scorer.reason}")
-        return scorer
+        o = self.options
+        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size, ctx.log)
 
     def run(self, ctx: RunContext) -> None:
         todo = [u for u in ctx.utterances if not ctx.store.is_done(u.id)]

@@ -140,15 +140,10 @@ class VoiceConversion(Task):
         return reason
 
     def _asr(self, ctx: RunContext):
-        if not self.options.asr:
-            return None
-        from tokbench.metrics.asr import AsrScorer
+        from tokbench.metrics.asr import task_scorer
 
-        scorer = AsrScorer(self.options.asr_model, checkpoint=self.options.asr_checkpoint,
-                           device=ctx.device, batch_size=self.options.asr_batch_size)
-        if not scorer.available:
-            ctx.log(f"WER/CER will not be computed: {scorer.reason}")
-        return scorer
+        o = self.options
+        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size, ctx.log)
 
     def pairs(self, ctx: RunContext) -> tuple[dict[str, Prompt], dict[str, str], list[dict]]:
         """Prompts of the dataset's utterances (or why there is none) and the pair list."""

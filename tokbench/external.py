@@ -21,7 +21,7 @@ from tokbench.audio import AudioError, fit_length, load_audio, resample
 from tokbench.cache import Cache
 from tokbench.data import read_folder
 from tokbench.data.base import content_revision
-from tokbench.metrics.asr import asr_protocol
+from tokbench.metrics.asr import asr_protocol, task_scorer
 from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
 from tokbench.results import load_results, summarize, summary_records
 from tokbench.scoring import (
@@ -90,14 +90,7 @@ def score_folders(
         "ref_dir": str(Path(ref).resolve()), "hyp_dir": str(Path(hyp).resolve()),
         "dataset": refs.describe(), "missing_outputs": missing, "unmatched_outputs": unmatched,
     })
-    asr_scorer = None
-    if asr:
-        from tokbench.metrics.asr import AsrScorer
-
-        asr_scorer = AsrScorer(asr_model, checkpoint=asr_checkpoint, device=device,
-                               batch_size=batch_size)
-        if not asr_scorer.available:
-            log(f"WER/CER will not be computed: {asr_scorer.reason}")
+    asr_scorer = task_scorer(asr, asr_model, asr_checkpoint, device, batch_size, log)
     todo = [u for u in refs.utterances if u.id in hyp_by_id and not store.is_done(u.id)]
     for utt_id in missing:  # a missing output is a failure to record, not a gap to average over
         if not store.is_done(utt_id):

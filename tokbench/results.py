@@ -26,10 +26,10 @@ class MixedProtocolError(ValueError):
     """Figures made under different protocols must not be averaged or compared."""
 
 
-def _rows_of_run(run_dir: Path) -> Iterable[dict]:
-    info = read_run_json(run_dir)
+def _run_keys(info: dict, run_dir: Path) -> dict:
+    """The RUN_KEYS columns of a run, from its run.json."""
     config = info.get("config", {})
-    base = {
+    return {
         "run_id": info.get("run_id", run_dir.name),
         "tokenizer": config.get("tokenizer"),
         "variant": config.get("variant"),
@@ -37,8 +37,11 @@ def _rows_of_run(run_dir: Path) -> Iterable[dict]:
         "task": config.get("task"),
         "dataset": config.get("dataset"),
         "protocol_id": info.get("protocol_id"),
-        "run_path": str(run_dir),
     }
+
+
+def _rows_of_run(run_dir: Path) -> Iterable[dict]:
+    base = {**_run_keys(read_run_json(run_dir), run_dir), "run_path": str(run_dir)}
     for record in iter_records(run_dir, include_corpus=True):
         ratios = (record.get("extra") or {}).get("ratio", {})
         reasons = record.get("reasons") or {}
@@ -83,13 +86,7 @@ def _run_row(run_dir: Path) -> dict:
     source = meta.get("source") or {}
     dataset = info.get("dataset") or {}
     return {
-        "run_id": info.get("run_id", run_dir.name),
-        "tokenizer": config.get("tokenizer"),
-        "variant": config.get("variant"),
-        "kind": info.get("kind", ""),
-        "task": config.get("task"),
-        "dataset": config.get("dataset"),
-        "protocol_id": info.get("protocol_id"),
+        **_run_keys(info, run_dir),
         "status": info.get("status", "unknown"),
         "status_reason": info.get("status_reason"),
         # Unsupported runs never load the model, so they carry no tokenizer meta: rates are NaN.

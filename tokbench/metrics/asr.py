@@ -192,6 +192,17 @@ def asr_protocol(enabled: bool, model_name: str = DEFAULT_MODEL,
     return {"model": asr_model_id(model_name, checkpoint), "decoding": DECODING}
 
 
+def task_scorer(enabled: bool, model_name: str, checkpoint: str | Path | None, device: str,
+                batch_size: int, log=lambda message: None) -> AsrScorer | None:
+    """The ASR scorer a task asks for (None when off); says once why WER/CER will be missing."""
+    if not enabled:
+        return None
+    scorer = AsrScorer(model_name, checkpoint=checkpoint, device=device, batch_size=batch_size)
+    if not scorer.available:
+        log(f"WER/CER will not be computed: {scorer.reason}")
+    return scorer
+
+
 class AsrScorer:
     """WER/CER for a task: loads Whisper lazily, once, and degrades to null-with-reason offline.
 
