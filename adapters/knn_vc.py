@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokbench.fileio import file_digest
 from tokbench.types import Audio, Tokens
 
 SAMPLE_RATE = 16_000
@@ -203,14 +204,6 @@ def config_from_state(state: dict[str, torch.Tensor], where: str) -> HiFiGANConf
                          upsample_initial_channel=int(initial))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_generator(path: str | Path, device: str = "cpu") -> tuple[HiFiGANGenerator, dict[str, Any]]:
     """The generator from a checkpoint in the release's layout (``{"generator": state_dict}``),
     read with ``weights_only=True``. Returns the model (eval mode) and its provenance."""
@@ -233,7 +226,7 @@ def load_generator(path: str | Path, device: str = "cpu") -> tuple[HiFiGANGenera
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ValueError(f"{path}: the generator weights do not fit the kNN-VC HiFi-GAN ({exc})") from None
-    info = {"path": str(path.resolve()), "sha256": file_sha256(path), "config": asdict(config)}
+    info = {"path": str(path.resolve()), "sha256": file_digest(path), "config": asdict(config)}
     return model.eval().to(device), info
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -25,6 +26,15 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256", into=None) -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks (or feed them ``into`` a hash object)."""
+    h = into if into is not None else hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def dumps(value: Any, indent: int | None = None) -> str:

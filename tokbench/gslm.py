@@ -18,7 +18,6 @@ Only ``cluster_centers_`` is kept; the result is a plain ``.npz`` that is never 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tokbench.fileio import file_digest
 from tokbench.kmeans import CentroidsError, centroids_cache_path, save_centroids
 
 GSLM_MODEL = "hubert-base"
@@ -125,14 +125,6 @@ def read_kmeans_centers(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(centers, dtype=np.float32)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download_gslm_kmeans(k: int, dest: str | Path, timeout: float = 60.0) -> Path:
     """Fetch the official GSLM k-means file for ``k`` to ``dest`` (a file path)."""
     if k not in GSLM_KMEANS_URLS:
@@ -171,7 +163,7 @@ def convert_gslm_kmeans(src: str | Path, k: int, out: str | Path | None = None) 
         "normalize": False, "normalize_from": "GSLM feature reader (un-normalised input)",
         "k": k, "seed": None, "init": "see GSLM (scikit-learn MiniBatchKMeans)",
         "inertia": None, "source": "gslm", "url": GSLM_KMEANS_URLS[k],
-        "source_sha256": sha256_file(src), "citation": GSLM_CITATION,
+        "source_sha256": file_digest(src), "citation": GSLM_CITATION,
         "data": {"dataset": "as published by GSLM (see the paper)"},
         "converted": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

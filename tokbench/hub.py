@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tokbench.fileio import file_digest
 from tokbench.types import ModelSource
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -80,9 +81,7 @@ def checkpoint_fingerprint(folder: str | Path) -> str:
                    if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".pt", ".pth"))
     for path in files:
         digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        file_digest(path, into=digest)
     return "local-sha256:" + digest.hexdigest()[:16]
 
 

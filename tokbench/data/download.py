@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -12,16 +11,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from tokbench.data.base import DatasetError
+from tokbench.fileio import file_digest
 
-CHUNK = 1 << 20
-
-
-def file_digest(path: Path, algorithm: str = "md5") -> str:
-    h = hashlib.new(algorithm)
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+CHUNK = 1 << 20  # download block size
 
 
 def download(
@@ -36,7 +28,7 @@ def download(
     """Download ``url`` to ``dest``, resuming a partial ``dest.part`` with an HTTP Range request,
     then verify size and MD5. A verified ``dest`` is returned without any network access."""
     dest = Path(dest)
-    if dest.is_file() and (md5 is None or file_digest(dest) == md5):
+    if dest.is_file() and (md5 is None or file_digest(dest, "md5") == md5):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -66,7 +58,7 @@ def download(
     if size is not None and part.stat().st_size != size:
         raise DatasetError(f"{url}: got {part.stat().st_size} bytes, expected {size}; run again to resume")
     if md5 is not None:
-        got = file_digest(part)
+        got = file_digest(part, "md5")
         if got != md5:
             part.unlink()
             raise DatasetError(f"{url}: MD5 {got} does not match the published {md5}; "

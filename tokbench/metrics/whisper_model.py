@@ -10,7 +10,6 @@ both with ``torch.load(..., weights_only=True)``.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import http.client
 import os
 import urllib.error
@@ -21,6 +20,8 @@ from urllib.parse import urlparse
 
 import torch
 import whisper
+
+from tokbench.fileio import file_digest
 
 DEFAULT_MODEL = "large-v3"
 # Bound on the reachability check made before a download: whisper's own urlopen has no timeout,
@@ -56,14 +57,6 @@ def canonical_name(name: str) -> str:
     return Path(urlparse(_model_url(name)).path).stem
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _ID_CACHE: dict[tuple[str, int, int], str] = {}
 
 
@@ -82,7 +75,7 @@ def model_id(name: str = DEFAULT_MODEL, checkpoint: str | Path | None = None) ->
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _ID_CACHE:
-        _ID_CACHE[key] = f"checkpoint-sha256:{file_sha256(path)[:16]}"
+        _ID_CACHE[key] = f"checkpoint-sha256:{file_digest(path)[:16]}"
     return _ID_CACHE[key]
 
 
