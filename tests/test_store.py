@@ -129,3 +129,22 @@ def test_empty_results_give_empty_frames(tmp_path):
     assert df.empty and "metric" in df.columns
     assert summarize(df).empty
     assert isinstance(df, pd.DataFrame)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    from tokbench.fileio import atomic_write, atomic_write_json
+
+    target = tmp_path / "run.json"
+    atomic_write_json(target, {"status": "running"})
+
+    def broken(fh):
+        fh.write(b'{"status": "comp')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, broken)
+    assert json.loads(target.read_text()) == {"status": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary file left behind
+    with pytest.raises(ValueError):
+        atomic_write_json(target, {"x": float("nan")})  # NaN is not JSON: refused, file untouched
+    assert json.loads(target.read_text()) == {"status": "running"}
