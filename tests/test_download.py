@@ -110,3 +110,20 @@ def test_librispeech_loader_on_a_small_archive(tmp_path):
     assert again.revision == ds.revision
     with pytest.raises(DatasetError, match="expected 2620"):
         librispeech_test_clean(root, url=archive.as_uri())
+
+
+def test_train_clean_100_is_registered_with_its_published_checksum(tmp_path):
+    from tokbench.data import librispeech as ls
+    from tokbench.registry import datasets
+
+    assert "librispeech-train-clean-100" in datasets
+    assert ls.SPLITS["train-clean-100"].md5 == "2a93770f6d5c6c964bc36631d331a522"
+    files = {"LibriSpeech/train-clean-100/19/198/19-198-0000.flac": _flac_bytes(),
+             "LibriSpeech/train-clean-100/19/198/19-198.trans.txt": b"19-198-0000 NORTHANGER ABBEY\n"}
+    _tar(tmp_path / "a.tar.gz", files)
+    data = (tmp_path / "a.tar.gz").read_bytes()
+    ds = ls.librispeech("train-clean-100", tmp_path / "root", url=(tmp_path / "a.tar.gz").as_uri(),
+                        md5=hashlib.md5(data).hexdigest(), size=len(data), expected=1)
+    assert ds.name == "librispeech-train-clean-100" and ds.utterances[0].speaker == "19"
+    with pytest.raises(DatasetError, match="unknown LibriSpeech split"):
+        ls.librispeech("dev-dirty")

@@ -29,6 +29,9 @@ register(datasets, "sample", "tokbench.data:sample",
          "bundled synthetic speech with transcripts and speaker labels (offline)")
 register(datasets, "librispeech-test-clean", "tokbench.data.librispeech:librispeech_test_clean",
          "LibriSpeech test-clean, 2,620 utterances, 16 kHz (downloaded from OpenSLR on first use)")
+register(datasets, "librispeech-train-clean-100",
+         "tokbench.data.librispeech:librispeech_train_clean_100",
+         "LibriSpeech train-clean-100, 28,539 utterances, 251 speakers (OpenSLR, on first use)")
 register(datasets, "libritts-test-b", "tokbench.data.libritts:libritts_test_b",
          "UniCATS test set B: 500 LibriTTS test-clean utterances of 37 unseen speakers, 24 kHz "
          "(the review's recon/vc set; audio from OpenSLR on first use)")
