@@ -28,15 +28,7 @@ from tokbench.options import OptionError
 from tokbench.registry import tokenizers
 from tokbench.types import Audio, Tokens
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The tiny models are far faster on one thread on a shared, busy machine (measured: ~13x
-    less wall time with 2 cores and load ~10); restored afterwards for the other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- tiny checkpoints (built once per session) ------------------------------------------------

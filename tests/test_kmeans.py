@@ -28,13 +28,7 @@ from tokbench.kmeans import (
     save_centroids,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blobs(seed: int = 1, k: int = 8, n: int = 4000, dim: int = 16, spread: float = 10.0):

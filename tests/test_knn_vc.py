@@ -41,13 +41,7 @@ from tokbench.loading import load_tokenizer, resolve_tokenizer
 from tokbench.prompts import PromptAudio
 from tokbench.types import Audio
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- matching -------------------------------------------------------------------------------
