@@ -162,7 +162,7 @@ class Reconstruction(Task):
                 hyp16, extra["length_mismatch_16k"] = fit_length(
                     resample(hyp, decoded.sample_rate, SCORING_SAMPLE_RATE), len(item.ref16))
                 if item.utt.id in keep:
-                    folder = ctx.store.path / "examples" / _safe_name(item.utt.id)
+                    folder = ctx.store.examples_dir(item.utt.id)
                     write_audio(folder / "original.wav", item.ref16, SCORING_SAMPLE_RATE)
                     write_audio(folder / "reconstruction.wav", hyp16, SCORING_SAMPLE_RATE)
             out.append(ScoreItem(item.utt.id, item.ref16, hyp16, item.utt.text, reason, extra))
@@ -211,7 +211,3 @@ def _warm_up(ctx: RunContext) -> None:
     prompt = Audio(wav, lengths, sr) if ctx.meta.can("speaker_prompt") else None
     with torch.inference_mode():
         ctx.tokenizer.decode(ctx.tokenizer.encode(wav, lengths), prompt)
-
-
-def _safe_name(utterance_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in utterance_id)

@@ -246,7 +246,7 @@ class VoiceConversion(Task):
                                   len(item.ref16))
             target16 = loader.waveform(prompt, SCORING_SAMPLE_RATE)
             if item.utt.id in keep:
-                folder = ctx.store.path / "examples" / _safe_name(item.utt.id)
+                folder = ctx.store.examples_dir(item.utt.id)
                 write_audio(folder / "source.wav", item.ref16, SCORING_SAMPLE_RATE)
                 write_audio(folder / "prompt.wav", target16, SCORING_SAMPLE_RATE)
                 write_audio(folder / "converted.wav", hyp16, SCORING_SAMPLE_RATE)
@@ -281,7 +281,3 @@ def _warm_up(ctx: RunContext) -> None:
     lengths = torch.tensor([sr], device=ctx.device)
     with torch.inference_mode():
         ctx.tokenizer.decode(ctx.tokenizer.encode(wav, lengths), Audio(wav, lengths, sr))
-
-
-def _safe_name(utterance_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in utterance_id)

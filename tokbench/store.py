@@ -39,8 +39,8 @@ RECORDS_GLOB = "utterances.rank*.jsonl"
 CORPUS_FILE = "corpus.jsonl"
 
 
-def _safe(part: str) -> str:
-    """A path component: keep it readable, drop separators and oddities."""
+def safe_component(part: str) -> str:
+    """A path component made from any text: keep it readable, drop separators and oddities."""
     cleaned = re.sub(r"[^A-Za-z0-9._+=-]+", "_", part).strip("._")
     return cleaned or "_"
 
@@ -85,7 +85,7 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return "/".join([_safe(self.dataset), _safe(self.task), _safe(self.variant), self.config_hash])
+        return "/".join([safe_component(self.dataset), safe_component(self.task), safe_component(self.variant), self.config_hash])
 
 
 def make_record(
@@ -129,6 +129,10 @@ class RunStore:
     @property
     def path(self) -> Path:
         return self.root / self.spec.run_id
+
+    def examples_dir(self, utterance_id: str) -> Path:
+        """Where ``--set keep_audio=N`` puts an utterance's audio examples (the reporter reads them)."""
+        return self.path / "examples" / safe_component(utterance_id)
 
     @property
     def records_path(self) -> Path:

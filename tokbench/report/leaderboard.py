@@ -40,6 +40,7 @@ from tokbench.report.tables import (
     row_status_text,
 )
 from tokbench.results import load_results, runs_table
+from tokbench.store import safe_component
 
 MARKER = ".tokbench-site"  # marks a folder this module generated (and may therefore replace)
 EXAMPLE_FILES = ("original.wav", "reconstruction.wav")
@@ -71,10 +72,6 @@ def script_json(data: Any) -> str:
     text = json.dumps(_clean(data), ensure_ascii=False, allow_nan=False, sort_keys=True)
     return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:80] or "_"
 
 
 # ----------------------------------------------------------------------------- data
@@ -178,7 +175,7 @@ def _copy_examples(runs: pd.DataFrame, run_index: dict[str, int], site: Path) ->
         for utt_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             if not all((utt_dir / f).is_file() for f in EXAMPLE_FILES):
                 continue
-            dest = site / "audio" / str(i) / _safe_name(utt_dir.name)
+            dest = site / "audio" / str(i) / safe_component(utt_dir.name)[:80]
             dest.mkdir(parents=True, exist_ok=True)
             entry = {"run": i, "utterance_id": utt_dir.name}
             for f in EXAMPLE_FILES:
