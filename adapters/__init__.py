@@ -34,7 +34,7 @@ for _rate, _cls, _full, _fewer in (("16k", "Dac16kTokenizer", 12, (8, 4, 2)),
 # Semantic tokens: k-means units of a self-supervised model's layer L (the output of transformer
 # block L). Centroids: --set centroids=PATH or $TOKBENCH_CACHE/kmeans/<model>-l<L>-km<K>.npz
 # (`tokbench fit-kmeans`, or `tokbench convert-gslm` for the published GSLM ones).
-_SSL = "tokbench.adapters.ssl_kmeans:SSLKMeansTokenizer"
+_SSL = "tokbench.adapters.ssl.units:SSLKMeansTokenizer"
 for _k in (50, 100, 200):
     # GSLM's published centroids were fitted on un-normalised input: the preset says so.
     register(tokenizers, f"hubert-base-l6-km{_k}", _SSL,

@@ -1,6 +1,6 @@
 """Shared base for the neural codecs served by ``transformers`` (Mimi, EnCodec, DAC).
 
-What the three have in common lives here: loading through :mod:`tokbench.hub`, checking the
+What the three have in common lives here: loading through :mod:`tokbench.io.hub`, checking the
 loaded config against the rates the adapter declares, padding and trimming, batching rules and
 the codebook-vector ``embed``. Each family module supplies the model calls.
 
@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from tokbench.hub import load_hf_model
+from tokbench.io.hub import load_hf_model
 from tokbench.types import Audio, ModelSource, TokenizerBase, TokenizerMeta, Tokens
 
 

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from tokbench.metrics.asr import transcribe
-from tokbench.metrics.whisper_model import load_asr_model, tiny_random_model
+from tokbench.metrics.whisper_model import load_asr_model
+from tokbench.testing import tiny_random_whisper
 
 
 def utterances(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -49,7 +50,7 @@ def main() -> None:
     if args.model or args.checkpoint:
         model = load_asr_model(args.model or "large-v3", args.device, args.checkpoint)
     else:
-        model = tiny_random_model(args.n_mels).to(args.device)
+        model = tiny_random_whisper(args.n_mels).to(args.device)
     wavs = utterances(args.n)
     sample_len = args.sample_len or None
     transcribe(model, wavs[:2], batch_size=2, sample_len=sample_len)  # warm-up

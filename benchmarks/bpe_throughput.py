@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Throughput of acoustic BPE (tokbench.bpe.UnitBPE) on synthetic semantic-like units.
+"""Throughput of acoustic BPE (tokbench.tasks.bpe.merges.UnitBPE) on synthetic semantic-like units.
 
     python benchmarks/bpe_throughput.py [--tokens 1000000] [--units 500] [--chunk-length 256]
 
@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from tokbench.bpe import UnitBPE
+from tokbench.tasks.bpe.merges import UnitBPE
 
 
 def markov_units(n: int, k: int, stay: float = 0.6, seed: int = 0) -> np.ndarray:
@@ -86,7 +86,7 @@ def main() -> None:
     bpe = full
     print(f"\nencoding the held-out part with vocab {bpe.vocab_size}")
     encoded, wall_enc, cpu_enc = timed(lambda: bpe.encode(held))
-    from tokbench.bpe import chunks, units_to_text
+    from tokbench.tasks.bpe.merges import chunks, units_to_text
 
     pieces = [c for u in held for c in chunks(units_to_text(u), args.chunk_length)]
     _, wall_seq, cpu_seq = timed(lambda: [bpe.tokenizer.encode(p).ids for p in pieces])

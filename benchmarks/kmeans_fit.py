@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from tokbench.kmeans import fit_kmeans
+from tokbench.adapters.ssl.kmeans import fit_kmeans
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyworld
 
-from tokbench.audio import load_audio, resample
+from tokbench.io.audio import load_audio, resample
 from tokbench.metrics.mel import mel_l1
 from tokbench.metrics.pitch import f0_contour, pitch_scores
 from tokbench.metrics.rates import bitrate_entropy, codebook_counts

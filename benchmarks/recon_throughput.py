@@ -17,11 +17,11 @@ import time
 
 import torch
 
-from tokbench.audio import fit_length, resample
+from tokbench.io.audio import fit_length, resample
 from tokbench.data import open_dataset
-from tokbench.loading import load_tokenizer
+from tokbench.resolve import load_tokenizer
 from tokbench.metrics import mel, pitch, signal, speaker
-from tokbench.runner import run
+from tokbench.run.runner import run
 
 
 def sequential(tokenizer_name: str, dataset, limit: int) -> float:

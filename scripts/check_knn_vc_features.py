@@ -5,7 +5,7 @@ The released kNN-VC vocoder was trained on layer-6 features of the original WavL
 checkpoint (raw waveform zero-padded to a multiple of 320 samples). tokbench extracts them with
 transformers' ``WavLMModel`` (``microsoft/wavlm-large`` at the pinned revision, or
 ``--checkpoint DIR``). This script extracts both on the same audio and compares them frame by
-frame (:func:`tokbench.adapters.knn_vc.compare_features`); it exits 0 when every utterance
+frame (:func:`tokbench.adapters.ssl.knn_vc.compare_features`); it exits 0 when every utterance
 passes (equal frame counts, per-frame cosine >= 0.999, relative L2 error <= 1e-2).
 
 The official model is loaded with ``torch.hub`` from ``bshall/knn-vc`` (its ``wavlm_large``
@@ -28,9 +28,9 @@ import sys
 
 import torch
 
-from tokbench.adapters.knn_vc import FEATURE_LAYER, FEATURE_MODEL, compare_features, pad_to_hop
-from tokbench.adapters.ssl_kmeans import SSLFeatures
-from tokbench.audio import resample
+from tokbench.adapters.ssl.knn_vc import FEATURE_LAYER, FEATURE_MODEL, compare_features, pad_to_hop
+from tokbench.adapters.ssl.units import SSLFeatures
+from tokbench.io.audio import resample
 from tokbench.data import open_dataset
 
 

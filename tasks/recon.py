@@ -5,7 +5,7 @@ distance), WER/CER of Whisper on the output, token rate and real-time factors. P
 nominal and entropy bitrate. Everything is scored at 16 kHz (DESIGN.md section 4).
 
 Tokenizers that decode with a speaker prompt (capability ``speaker_prompt``, e.g. semantic
-tokens with ``vocoder=knn-vc``) get one per utterance from :mod:`tokbench.prompts`: other
+tokens with ``vocoder=knn-vc``) get one per utterance from :mod:`tokbench.data.prompts`: other
 utterances of the same speaker, capped at ``prompt_seconds`` (``prompt=other``), or the utterance
 itself (``prompt=self``, the review's protocol: marked ``leak`` in the records and the protocol).
 """
@@ -18,8 +18,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from tokbench.audio import fit_length, resample, write_audio
-from tokbench.pipeline import (
+from tokbench.io.audio import fit_length, resample, write_audio
+from tokbench.run.batching import (
     Item,
     encode_dataset,
     length_sorted_batches,
@@ -28,12 +28,12 @@ from tokbench.pipeline import (
     timed,
     to_batch,
 )
-from tokbench.prompts import PROMPT_SECONDS, PromptError, PromptLoader, same_speaker_prompt
+from tokbench.data.prompts import PROMPT_SECONDS, PromptError, PromptLoader, same_speaker_prompt
 from tokbench.protocol import SCORING_SAMPLE_RATE
-from tokbench.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
-from tokbench.store import make_record
-from tokbench.task import RunContext, Task
-from tokbench.token_stats import stat_records, token_stats
+from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
+from tokbench.results.store import make_record
+from tokbench.run.task import RunContext, Task
+from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.types import Audio, Tokens
 
 
@@ -176,7 +176,7 @@ class Reconstruction(Task):
         if scores is not None:
             values, why, more = scores.values, scores.reasons, scores.extra
         else:
-            from tokbench.scoring import ASR_METRICS, SIGNAL_METRICS
+            from tokbench.run.scoring import ASR_METRICS, SIGNAL_METRICS
 
             values = dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS))
             why = dict.fromkeys(values, item.reason or "not computed")

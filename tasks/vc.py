@@ -1,7 +1,7 @@
 """Task ``vc``: voice conversion, the timbre controllability of tokens (Guo et al. review).
 
 Each source utterance is encoded, and its tokens are decoded with the prompt of a *different*
-speaker (:mod:`tokbench.prompts`: the target is drawn from the seed and the utterance id; the
+speaker (:mod:`tokbench.data.prompts`: the target is drawn from the seed and the utterance id; the
 prompt is other utterances of the target, capped at ``prompt_seconds``). Per utterance, at 16 kHz:
 
 - ``wer`` / ``cer``: Whisper on the converted speech against the source text (content kept);
@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokbench.audio import fit_length, resample, write_audio
-from tokbench.fileio import atomic_write_json
+from tokbench.io.audio import fit_length, resample, write_audio
+from tokbench.io.files import atomic_write_json
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.options import stable_hash
-from tokbench.pipeline import Item, length_sorted_batches, load_item, save_tokens, timed, to_batch
-from tokbench.prompts import (
+from tokbench.run.batching import Item, length_sorted_batches, load_item, save_tokens, timed, to_batch
+from tokbench.data.prompts import (
     PROMPT_SECONDS,
     Prompt,
     PromptError,
@@ -39,9 +39,9 @@ from tokbench.prompts import (
     conversion_prompt,
 )
 from tokbench.protocol import SCORING_SAMPLE_RATE
-from tokbench.scoring import ASR_METRICS, ReferenceKeys, ScoreItem, Scorer, check_output, collect
-from tokbench.store import make_record
-from tokbench.task import RunContext, Task
+from tokbench.run.scoring import ASR_METRICS, ReferenceKeys, ScoreItem, Scorer, check_output, collect
+from tokbench.results.store import make_record
+from tokbench.run.task import RunContext, Task
 from tokbench.types import Audio, Tokens
 
 VC_METRICS = ("secs_target", "secs_source", "f0_corr")
@@ -65,7 +65,7 @@ class VCOptions:
 
 def prompt_key(refkeys: ReferenceKeys, prompt: Prompt) -> str:
     """Reference-cache key of a prompt's speaker embedding (shared by every source it serves)."""
-    from tokbench.metrics.reference import reference_key
+    from tokbench.metrics.reference_features import reference_key
 
     ident = stable_hash({"ids": list(prompt.utterance_ids),
                          "seconds": [round(s, 6) for s in prompt.seconds]}, 24)
@@ -76,7 +76,8 @@ def score_conversion(hyp16: np.ndarray, src16: np.ndarray, target16: np.ndarray,
                      refkeys: ReferenceKeys, utterance_id: str, target_key: str) -> Scores:
     """``secs_target``, ``secs_source`` and ``f0_corr`` of one converted utterance (runs in a
     worker process; source and prompt features come from the reference cache)."""
-    from tokbench.metrics import pitch, reference, speaker
+    from tokbench.metrics import pitch, speaker
+    from tokbench.metrics import reference_features as reference
 
     scores = Scores()
     try:

@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from tokbench.protocol import protocol_settings
-from tokbench.store import RunSpec, RunStore, make_record
+from tokbench.results.store import RunSpec, RunStore, make_record
 from tokbench.types import ModelSource, TokenizerMeta
 
 XSS_NAME = "<script>alert(1)</script>"

@@ -19,17 +19,13 @@ import pytest
 import torch
 import whisper
 
-from tokbench.cache import Cache
+from tokbench.io.cache import Cache
 from tokbench.metrics import asr
 from tokbench.metrics.asr import AsrScorer, AsrUnavailable, normalize, transcribe, wer_cer
-from tokbench.metrics.whisper_model import (
-    load_asr_model,
-    model_id,
-    save_checkpoint,
-    tiny_random_model,
-)
+from tokbench.metrics.whisper_model import load_asr_model, model_id
+from tokbench.testing import save_whisper_checkpoint, tiny_random_whisper
 from tokbench.results import load_results, summarize
-from tokbench.store import RunSpec, RunStore, make_record
+from tokbench.results.store import RunSpec, RunStore, make_record
 
 SR = 16_000
 SAMPLE_LEN = 5  # tokens per window: random weights never stop by themselves
@@ -129,7 +125,7 @@ def checkpoints(tmp_path_factory):
     paths = {}
     for n_mels in (80, 128):
         paths[n_mels] = root / f"tiny-{n_mels}.pt"
-        save_checkpoint(tiny_random_model(n_mels), paths[n_mels])
+        save_whisper_checkpoint(tiny_random_whisper(n_mels), paths[n_mels])
     return paths
 
 
@@ -154,7 +150,7 @@ def test_checkpoint_file_loads_with_weights_only(checkpoints, n_mels, monkeypatc
     assert calls and all(k.get("weights_only") is True for k in calls)
     assert model.dims.n_mels == n_mels and model.is_multilingual
     assert model.num_languages == (100 if n_mels == 128 else 99)
-    reference = tiny_random_model(n_mels).state_dict()
+    reference = tiny_random_whisper(n_mels).state_dict()
     assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
     assert load_asr_model(checkpoint=checkpoints[n_mels]) is model  # loaded once per process
     digest = hashlib.sha256(checkpoints[n_mels].read_bytes()).hexdigest()

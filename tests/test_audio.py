@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tokbench.audio import AudioError, fit_length, load_audio, resample, resampled_length
+from tokbench.io.audio import AudioError, fit_length, load_audio, resample, resampled_length
 
 from .conftest import tone
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tokbench.bpe import (
+from tokbench.tasks.bpe.merges import (
     MAX_UNITS,
     UnitBPE,
     dedup,
@@ -15,7 +15,7 @@ from tokbench.bpe import (
     units_to_text,
 )
 from tokbench.options import OptionError, build_options
-from tokbench.tasks.bpe import BPEOptions
+from tokbench.tasks.bpe.task import BPEOptions
 
 
 def reduction(bpe: UnitBPE, seqs: list[np.ndarray]) -> float:

@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from tokbench.cache import Cache, cache_root
+from tokbench.io.cache import Cache, cache_root
 from tokbench.data import Dataset, Utterance
-from tokbench.pipeline import token_cache_key
+from tokbench.run.batching import token_cache_key
 from tokbench.types import ModelSource, TokenizerMeta
 
 

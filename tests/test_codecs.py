@@ -22,8 +22,8 @@ from tests import tiny_models
 from tokbench.adapters.dac import DAC_16K_REVISION, DAC_24K_REVISION, DAC_44K_REVISION
 from tokbench.adapters.encodec import ENCODEC_24K_REVISION
 from tokbench.adapters.mimi import MIMI_REVISION
-from tokbench.hub import ModelNotAvailableError, checkpoint_fingerprint
-from tokbench.loading import load_tokenizer, resolve_tokenizer
+from tokbench.io.hub import ModelNotAvailableError, checkpoint_fingerprint
+from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.options import OptionError
 from tokbench.registry import tokenizers
 from tokbench.types import Audio, Tokens
@@ -467,7 +467,7 @@ def shared_cache(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("preset", ["mimi", "encodec-24k-1.5kbps", "dac-16k-4q"])
 def test_cli_recon_run_with_checkpoint(preset, checkpoint_for, shared_cache, tmp_path, monkeypatch):
     from tokbench.cli import app
-    from tokbench.store import iter_records
+    from tokbench.results.store import iter_records
 
     monkeypatch.setenv("TOKBENCH_CACHE", str(shared_cache))
     out = tmp_path / "results"

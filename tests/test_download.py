@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from tokbench.data import DatasetError
-from tokbench.data.download import download, safe_extract
+from tokbench.io.download import download, safe_extract
 from tokbench.data.librispeech import librispeech_test_clean
 
 

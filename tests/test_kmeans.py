@@ -12,13 +12,13 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from tokbench.gslm import (
+from tokbench.adapters.ssl.gslm import (
     GSLM_KMEANS_URLS,
     UnsafePickleError,
     convert_gslm_kmeans,
     read_kmeans_centers,
 )
-from tokbench.kmeans import (
+from tokbench.adapters.ssl.kmeans import (
     CentroidsError,
     assign,
     centroids_cache_path,
@@ -139,7 +139,7 @@ def test_fit_kmeans_cli_end_to_end(tmp_path):
     from transformers import HubertConfig, HubertModel
 
     from tokbench.cli import app
-    from tokbench.loading import load_tokenizer
+    from tokbench.resolve import load_tokenizer
 
     torch.manual_seed(0)
     ckpt = tmp_path / "ckpt"

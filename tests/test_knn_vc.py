@@ -18,7 +18,7 @@ from tests.tiny_vc import (
     save_tiny_wavlm,
     tiny_generator,
 )
-from tokbench.adapters.knn_vc import (
+from tokbench.adapters.ssl.knn_vc import (
     HOP,
     PREMATCHED_URL,
     TARGET_LUFS,
@@ -37,8 +37,8 @@ from tokbench.adapters.knn_vc import (
     voiced_span,
 )
 from tokbench.data import open_dataset
-from tokbench.loading import load_tokenizer, resolve_tokenizer
-from tokbench.prompts import PromptAudio
+from tokbench.resolve import load_tokenizer, resolve_tokenizer
+from tokbench.data.prompts import PromptAudio
 from tokbench.types import Audio
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

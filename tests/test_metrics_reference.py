@@ -5,10 +5,10 @@ import pickle
 import numpy as np
 import pytest
 
-from tokbench.cache import Cache
-from tokbench.metrics import reference
+from tokbench.io.cache import Cache
+from tokbench.metrics import reference_features as reference
 from tokbench.metrics.base import NotComputable
-from tokbench.metrics.reference import cached_embedding, cached_f0, reference_key
+from tokbench.metrics.reference_features import cached_embedding, cached_f0, reference_key
 
 from .synth import harmonic
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from tokbench.runner import run
+from tokbench.run.runner import run
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "results_walkthrough.ipynb"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from tokbench.loading import load_tokenizer
+from tokbench.resolve import load_tokenizer
 
 
 def test_identity_round_trip_is_16_bit_exact():

@@ -19,8 +19,8 @@ import torch
 from tokbench.data import SAMPLE_DIR
 from tokbench.options import OptionError, build_options
 from tokbench.results import load_results, summarize
-from tokbench.runner import run
-from tokbench.splits import (
+from tokbench.run.runner import run
+from tokbench.data.splits import (
     SplitError,
     cap_per_group,
     split_items,
@@ -28,9 +28,9 @@ from tokbench.splits import (
     split_within_groups,
     stable_order,
 )
-from tokbench.store import iter_records
-from tokbench.tasks.probe import ProbeOptions
-from tokbench.tasks.probe_heads import (
+from tokbench.results.store import iter_records
+from tokbench.tasks.probe.task import ProbeOptions
+from tokbench.tasks.probe.heads import (
     HEADS,
     AdapterEmbedding,
     BiLSTM,

@@ -1,4 +1,4 @@
-"""Speaker prompts and voice-conversion pairs (tokbench.prompts): properties over many seeds."""
+"""Speaker prompts and voice-conversion pairs (tokbench.data.prompts): properties over many seeds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tokbench.data import Dataset, Utterance, open_dataset
-from tokbench.prompts import (
+from tokbench.data.prompts import (
     PromptAudio,
     PromptError,
     PromptLoader,

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 import tokbench
 from tokbench.cli import app
 from tokbench.data import Dataset, Utterance, open_dataset
-from tokbench.runner import run
-from tokbench.store import iter_records
+from tokbench.run.runner import run
+from tokbench.results.store import iter_records
 
 NO_ASR = ["asr=false"]
 
@@ -231,9 +231,9 @@ def test_asr_with_a_local_checkpoint_and_cached_ground_truth(tmp_path, monkeypat
     """A tiny random Whisper (128 mels, as large-v3) through --set asr_checkpoint: WER is computed,
     the ground-truth transcription is made once, and the identity row reuses it."""
     from tokbench.metrics import asr as asr_module
-    from tokbench.metrics.whisper_model import save_checkpoint, tiny_random_model
+    from tokbench.testing import save_whisper_checkpoint, tiny_random_whisper
 
-    ckpt = save_checkpoint(tiny_random_model(n_mels=128), tmp_path / "tiny.pt")
+    ckpt = save_whisper_checkpoint(tiny_random_whisper(n_mels=128), tmp_path / "tiny.pt")
     calls = []
     real = asr_module.transcribe
     monkeypatch.setattr(asr_module, "transcribe", lambda model, wavs, *a, **k: calls.append(len(wavs)) or real(model, wavs, *a, **k))

@@ -4,7 +4,7 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from tokbench import registry
-from tokbench.loading import register_adapter_file, resolve_tokenizer
+from tokbench.resolve import register_adapter_file, resolve_tokenizer
 from tokbench.options import OptionError
 from tokbench.registry import Entry, Registry, UnknownNameError, register
 

@@ -28,7 +28,7 @@ from tokbench.report import (
 )
 from tokbench.report import charts as charts_mod
 from tokbench.report.leaderboard import script_json
-from tokbench.report.reference import ReferenceError, load_references, read_reference
+from tokbench.report.published import ReferenceError, load_references, read_reference
 from tokbench.results import filter_results, load_results, runs_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,7 +134,7 @@ def test_filters(results):
 
 def test_unfinished_run_is_flagged_not_hidden(tmp_path):
     from tests.report_fixtures import run_spec
-    from tokbench.store import RunStore, make_record
+    from tokbench.results.store import RunStore, make_record
 
     store = RunStore(tmp_path, run_spec(make_meta("mulaw", "acoustic", 16000.0, (256,)), "mulaw",
                                      PROTOCOL_A)).open({})
@@ -146,7 +146,7 @@ def test_unfinished_run_is_flagged_not_hidden(tmp_path):
 
 def test_metrics_recorded_per_param_get_tables_of_their_own(tmp_path):
     from tests.report_fixtures import run_spec
-    from tokbench.store import RunStore, make_record
+    from tokbench.results.store import RunStore, make_record
 
     store = RunStore(tmp_path, run_spec(make_meta("mulaw", "acoustic", 16000.0, (256,)), "mulaw",
                                         PROTOCOL_A)).open({})

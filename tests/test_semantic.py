@@ -17,21 +17,21 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from tokbench.adapters.ssl_kmeans import (
+from tokbench.adapters.ssl.units import (
     BATCH_TOLERANCE,
     SSLKMeansOptions,
     SSLKMeansTokenizer,
     conv_frames,
 )
-from tokbench.kmeans import (
+from tokbench.adapters.ssl.kmeans import (
     CentroidsError,
     CentroidsNotFoundError,
     centroids_cache_path,
     save_centroids,
 )
-from tokbench.loading import load_tokenizer, resolve_tokenizer
+from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.options import OptionError, build_options
-from tokbench.task import Task
+from tokbench.run.task import Task
 from tokbench.types import Audio, Tokens
 
 TINY = dict(hidden_size=32, num_hidden_layers=6, num_attention_heads=4, intermediate_size=64,
@@ -139,7 +139,7 @@ def test_missing_centroids_say_how_to_make_them(checkpoints):
 
 
 def test_offline_without_checkpoint_is_a_clear_error(monkeypatch, tmp_path):
-    from tokbench.hub import ModelNotAvailableError
+    from tokbench.io.hub import ModelNotAvailableError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
@@ -270,7 +270,7 @@ def _one_file_dataset(tmp_path) -> str:
 def test_decode_tasks_report_that_semantic_tokens_need_a_vocoder(tmp_path):
     from tokbench import registry
     from tokbench.registry import Entry
-    from tokbench.runner import run
+    from tokbench.run.runner import run
 
     registry.tasks.add(NeedsDecode.name, Entry(NeedsDecode.name, f"{__name__}:NeedsDecode"),
                        replace=True)
@@ -307,9 +307,9 @@ def test_tokbench_run_recon_on_a_semantic_tokenizer_says_it_needs_a_vocoder(tmp_
 def test_token_pipeline_caches_semantic_tokens(checkpoints, tmp_path):
     """Tasks (bpe, token statistics, probing) get tokens through encode_dataset: it must work
     unchanged, and the cache key must change with the centroids."""
-    from tokbench.cache import Cache
+    from tokbench.io.cache import Cache
     from tokbench.data import open_dataset
-    from tokbench.pipeline import encode_dataset
+    from tokbench.run.batching import encode_dataset
 
     data = tmp_path / "data"
     data.mkdir()
@@ -335,7 +335,7 @@ def test_token_pipeline_caches_semantic_tokens(checkpoints, tmp_path):
 def test_bpe_task_runs_unchanged_on_semantic_tokens(checkpoints, tmp_path):
     """The bpe task (token statistics included) sees only the adapter contract."""
     from tokbench.results import load_results
-    from tokbench.runner import run
+    from tokbench.run.runner import run
 
     data = tmp_path / "data"
     data.mkdir()

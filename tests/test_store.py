@@ -7,7 +7,7 @@ import pytest
 
 import tokbench
 from tokbench.results import MixedProtocolError, compare, load_results, summarize
-from tokbench.store import RunSpec, RunStore, iter_records, make_record
+from tokbench.results.store import RunSpec, RunStore, iter_records, make_record
 
 
 def spec(variant="mulaw", protocol=None, task_options=None, dataset="sample"):
@@ -132,7 +132,7 @@ def test_empty_results_give_empty_frames(tmp_path):
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
-    from tokbench.fileio import atomic_write, atomic_write_json
+    from tokbench.io.files import atomic_write, atomic_write_json
 
     target = tmp_path / "run.json"
     atomic_write_json(target, {"status": "running"})

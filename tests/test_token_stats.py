@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tokbench.metrics import get_metric
-from tokbench.token_stats import (
+from tokbench.metrics.tokens import (
     bitrate_entropy,
     codebook_stats,
     conditional_entropy_bits,

@@ -11,16 +11,16 @@ from typer.testing import CliRunner
 
 import tokbench
 from tests.tiny_vc import save_official_layout, save_tiny_centroids, save_tiny_wavlm
-from tokbench.audio import fit_length
-from tokbench.cache import Cache
+from tokbench.io.audio import fit_length
+from tokbench.io.cache import Cache
 from tokbench.cli import app
 from tokbench.data import open_dataset
-from tokbench.metrics.whisper_model import save_checkpoint, tiny_random_model
-from tokbench.prompts import Prompt
+from tokbench.testing import save_whisper_checkpoint, tiny_random_whisper
+from tokbench.data.prompts import Prompt
 from tokbench.protocol import protocol_settings
-from tokbench.runner import run
-from tokbench.scoring import ReferenceKeys
-from tokbench.store import iter_records
+from tokbench.run.runner import run
+from tokbench.run.scoring import ReferenceKeys
+from tokbench.results.store import iter_records
 from tokbench.tasks.recon import ReconOptions, Reconstruction
 from tokbench.tasks.vc import prompt_key, score_conversion
 
@@ -36,7 +36,7 @@ def tiny(tmp_path_factory):
     vocoder, _ = save_official_layout(root / "g.pt")
     return {
         "root": root, "wavlm": save_tiny_wavlm(root / "wavlm"),
-        "whisper": str(save_checkpoint(tiny_random_model(n_mels=128), root / "whisper.pt")),
+        "whisper": str(save_whisper_checkpoint(tiny_random_whisper(n_mels=128), root / "whisper.pt")),
         "tokenizer": [f"centroids={save_tiny_centroids(root / 'km.npz', 'wavlm-large', 6, 20, False)}",
                       "k=20", "normalize=false", "vocoder=knn-vc", f"vocoder_checkpoint={vocoder}"],
     }

@@ -19,16 +19,16 @@ _LAZY = {
     "compare": "tokbench.results",
     "runs_table": "tokbench.results",
     "filter_results": "tokbench.results",
-    "load_tokenizer": "tokbench.loading",
+    "load_tokenizer": "tokbench.resolve",
     "open_dataset": "tokbench.data",
-    "run": "tokbench.runner",
+    "run": "tokbench.run.runner",
 }
 
 if TYPE_CHECKING:
     from tokbench.data import open_dataset
-    from tokbench.loading import load_tokenizer
+    from tokbench.resolve import load_tokenizer
     from tokbench.results import compare, filter_results, load_results, runs_table, summarize
-    from tokbench.runner import run
+    from tokbench.run.runner import run
 
 
 def __getattr__(name: str) -> Any:

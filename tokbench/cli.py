@@ -47,7 +47,7 @@ def list_cmd(what: Listable = typer.Argument(..., help="what to list")) -> None:
             table.add_row(spec.name, f"{spec.direction} {spec.arrow}", rng, spec.unit, spec.level,
                           spec.aggregation, spec.description)
     elif what is Listable.tokenizers:
-        from tokbench.loading import resolve_tokenizer
+        from tokbench.resolve import resolve_tokenizer
 
         table = Table("tokenizer", "kind", "sample rate", "frame rate", "codebooks", "kbps",
                       "tokens/s", "options", "description")
@@ -101,10 +101,10 @@ def run_cmd(
 ) -> None:
     """Run a task for one tokenizer preset and store the results."""
     from tokbench.data import DatasetError
-    from tokbench.kmeans import CentroidsError
+    from tokbench.adapters.ssl.kmeans import CentroidsError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
-    from tokbench.runner import run
+    from tokbench.run.runner import run
 
     if not tokenizer and not adapter:
         fail("pass --tokenizer NAME (see `tokbench list tokenizers`) or --adapter file.py:Class")
@@ -139,8 +139,8 @@ def score_cmd(
 ) -> None:
     """Score audio made elsewhere against references, with the recon metrics."""
     from tokbench.data import DatasetError
-    from tokbench.external import score_folders
-    from tokbench.runner import default_device
+    from tokbench.tasks.score import score_folders
+    from tokbench.run.runner import default_device
 
     try:
         result = score_folders(ref, hyp, text=text, out=out, name=name, asr=asr, asr_model=asr_model,
@@ -282,9 +282,9 @@ def fit_kmeans_cmd(
     The features stay in memory while k-means runs: about 0.55 GB per hour of audio for
     HuBERT-base (768 dimensions at 50 Hz) and 0.74 GB for the large models (1024).
     """
-    from tokbench.adapters.ssl_kmeans import MODELS, fit_centroids
+    from tokbench.adapters.ssl.units import MODELS, fit_centroids
     from tokbench.data import DatasetError, open_dataset
-    from tokbench.runner import _tqdm_progress, default_device
+    from tokbench.run.runner import _tqdm_progress, default_device
 
     if model not in MODELS:
         fail(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
@@ -324,8 +324,8 @@ def convert_gslm_cmd(
     """
     import tempfile
 
-    from tokbench.gslm import GSLM_KMEANS_URLS, convert_gslm_kmeans, download_gslm_kmeans
-    from tokbench.kmeans import CentroidsError
+    from tokbench.adapters.ssl.gslm import GSLM_KMEANS_URLS, convert_gslm_kmeans, download_gslm_kmeans
+    from tokbench.adapters.ssl.kmeans import CentroidsError
 
     if k not in GSLM_KMEANS_URLS:
         fail(f"GSLM published HuBERT-base k-means for K in {sorted(GSLM_KMEANS_URLS)}, not {k}")

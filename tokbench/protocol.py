@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tokbench.audio import RESAMPLER
+from tokbench.io.audio import RESAMPLER
 from tokbench.options import stable_hash
 
 PROTOCOL_VERSION = "1"

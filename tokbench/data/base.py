@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokbench.audio import LoadedAudio, load_audio
+from tokbench.io.audio import LoadedAudio, load_audio
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
 TRANSCRIPT_FILES = ("transcripts.txt", "text", "transcript.txt")

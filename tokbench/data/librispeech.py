@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokbench.cache import cache_root
+from tokbench.io.cache import cache_root
 from tokbench.data.base import Dataset, DatasetError, read_folder
-from tokbench.data.download import download, safe_extract
+from tokbench.io.download import download, safe_extract
 
 BASE_URL = "https://www.openslr.org/resources/12"
 CITATION = ("V. Panayotov, G. Chen, D. Povey, S. Khudanpur. LibriSpeech: an ASR corpus based on "

@@ -8,7 +8,7 @@ uses for reconstruction and voice conversion. The list ships with tokbench
 byte for byte from https://cpdu.github.io/unicats/resources/testsetB_utt2prompt (the GitHub
 Pages source, repository cpdu/unicats, commit 06af055dd45027d7e6e801dc97704c983ade21af). The
 second column is UniCATS's own TTS prompt (read by :func:`read_utt2prompt`); tokbench draws its
-prompts with :mod:`tokbench.prompts` from the whole of test-clean (the prompt candidates).
+prompts with :mod:`tokbench.data.prompts` from the whole of test-clean (the prompt candidates).
 
 Audio comes from the official OpenSLR source (resource 60) into the tokbench cache, checked
 against the published MD5, and is extracted safely. Transcripts are LibriTTS's normalised texts
@@ -22,9 +22,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from tokbench.cache import cache_root
+from tokbench.io.cache import cache_root
 from tokbench.data.base import Dataset, DatasetError, read_folder
-from tokbench.data.download import download, file_digest, safe_extract
+from tokbench.io.download import download, file_digest, safe_extract
 
 URL = "https://www.openslr.org/resources/60/test-clean.tar.gz"
 MD5 = "7bed3bdb047c4c197f1ad3bc412db59f"  # as published with torchaudio's LIBRITTS and elsewhere

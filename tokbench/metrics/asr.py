@@ -25,7 +25,7 @@ import whisper
 from whisper.audio import N_SAMPLES, SAMPLE_RATE
 from whisper.normalizers import EnglishTextNormalizer
 
-from tokbench.cache import Cache
+from tokbench.io.cache import Cache
 from tokbench.metrics.base import Scores
 from tokbench.metrics.whisper_model import (
     DEFAULT_MODEL,

@@ -39,6 +39,6 @@ def as_pair(ref: np.ndarray, hyp: np.ndarray, dtype: type = np.float64) -> tuple
     if r.shape != h.shape:
         raise ValueError(
             f"reference and output differ in length ({len(r)} vs {len(h)} samples); "
-            "fit the output to the reference with tokbench.audio.fit_length first"
+            "fit the output to the reference with tokbench.io.audio.fit_length first"
         )
     return r, h

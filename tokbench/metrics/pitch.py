@@ -31,7 +31,7 @@ def f0_contour(wav16: np.ndarray) -> np.ndarray:
     """F0 in Hz (float64, one value per 5 ms, 0 where unvoiced) of a 16 kHz signal by WORLD
     Harvest, 40 to 800 Hz. The costliest metric here (the 40 Hz floor costs ~1.8x Harvest's
     default 71 Hz; see benchmarks/metric_costs.py): reuse reference contours
-    (``tokbench.metrics.reference.cached_f0``).
+    (``tokbench.metrics.reference_features.cached_f0``).
     Digital silence gives an all-zero (unvoiced) contour, an empty signal an empty contour
     (``pitch_scores`` then reports why); a non-finite signal is NotComputable."""
     if np.asarray(wav16).ndim == 1 and np.asarray(wav16).size == 0:

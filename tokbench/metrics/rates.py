@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tokbench.metrics.base import NotComputable
-from tokbench.stats import entropy_bits
+from tokbench.metrics.bootstrap import entropy_bits
 
 
 def codebook_counts(codes: Any, sizes: Sequence[int]) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ from pesq import BufferTooShortError, PesqError
 from pesq import pesq as _pesq
 from pystoi import stoi as _stoi
 
-from tokbench.audio import resample
+from tokbench.io.audio import resample
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.metrics.inputs import as_pair, require_sound
 from tokbench.protocol import SCORING_SAMPLE_RATE

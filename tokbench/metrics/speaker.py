@@ -61,6 +61,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def secs(ref_emb: np.ndarray, hyp16: np.ndarray) -> float:
-    """SECS: cosine of the reference embedding (see ``tokbench.metrics.reference.cached_embedding``)
+    """SECS: cosine of the reference embedding (see ``tokbench.metrics.reference_features.cached_embedding``)
     and the embedding of the 16 kHz output. NotComputable as :func:`speaker_embedding`."""
     return cosine(ref_emb, speaker_embedding(hyp16, role="output"))

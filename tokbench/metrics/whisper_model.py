@@ -14,14 +14,13 @@ import http.client
 import os
 import urllib.error
 import urllib.request
-from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 import whisper
 
-from tokbench.fileio import file_digest
+from tokbench.io.files import file_digest
 
 DEFAULT_MODEL = "large-v3"
 # Bound on the reachability check made before a download: whisper's own urlopen has no timeout,
@@ -142,45 +141,3 @@ def load_asr_model(
             model = _load_named(name, str(device), root)
         _MODELS[key] = model.eval()
     return _MODELS[key]
-
-
-def clear_loaded_models() -> None:
-    """Forget the loaded models (tests; freeing GPU memory between phases)."""
-    _MODELS.clear()
-
-
-def tiny_random_model(n_mels: int = 80, seed: int = 0) -> whisper.Whisper:
-    """A random Whisper for offline tests and benchmarks (its transcripts are noise).
-
-    True to the real models where the plumbing depends on it: ``n_mels`` (80, or 128 as in
-    large-v3, which also has one more token: 100 languages), 1500 audio frames per 30 s, the full
-    vocabulary and text context; only widths and depths shrink. Cross-attention is sharpened and
-    amplified so that different inputs give different transcripts (with the plain init every
-    input decodes to the same text, which would hide a mix-up of utterances).
-    """
-    if n_mels not in (80, 128):
-        raise ValueError(f"Whisper models have 80 or 128 mel bins, not {n_mels}")
-    generator = torch.Generator().manual_seed(seed)
-    dims = whisper.ModelDimensions(
-        n_mels=n_mels, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
-        n_vocab=51866 if n_mels == 128 else 51865, n_text_ctx=448, n_text_state=64,
-        n_text_head=2, n_text_layer=1)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = whisper.Whisper(dims)
-    with torch.no_grad():
-        # whisper leaves the decoder's positional embedding as torch.empty (the checkpoint fills it)
-        model.decoder.positional_embedding.normal_(0.0, 0.02, generator=generator)
-        model.encoder.conv1.weight.mul_(5)
-        for block in model.decoder.blocks:
-            block.cross_attn.query.weight.mul_(30)
-            block.cross_attn.value.weight.mul_(10)
-            block.cross_attn.out.weight.mul_(10)
-    return model.eval()
-
-
-def save_checkpoint(model: whisper.Whisper, path: str | Path) -> Path:
-    """Save in the official checkpoint layout that ``whisper.load_model`` reads."""
-    path = Path(path)
-    torch.save({"dims": asdict(model.dims), "model_state_dict": model.state_dict()}, path)
-    return path

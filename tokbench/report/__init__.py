@@ -23,7 +23,7 @@ from tokbench.report.charts import (
     write_charts,
 )
 from tokbench.report.leaderboard import SiteError, build_site
-from tokbench.report.reference import ReferenceError, load_references
+from tokbench.report.published import ReferenceError, load_references
 from tokbench.report.render import FORMATS, print_tables, render
 from tokbench.report.tables import Cell, Column, ResultTable, Row, build_tables
 

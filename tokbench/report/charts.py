@@ -214,8 +214,8 @@ def save_figure(fig, stem: Path, formats: Sequence[str] = CHART_FORMATS) -> dict
 
 
 def bpe_reduction_figure(table: ResultTable):
-    """The bpe task's figure (length reduction against vocabulary size), by tokbench.report_bpe."""
-    from tokbench.report_bpe import reduction_chart, reduction_table
+    """The bpe task's figure (length reduction against vocabulary size), by tokbench.report.bpe."""
+    from tokbench.report.bpe import reduction_chart, reduction_table
 
     if table.data is None or reduction_table(table.data).empty:
         raise ChartUnavailable(f"no bpe_reduction figures in {table.title}")

@@ -30,7 +30,7 @@ import pandas as pd
 
 import tokbench
 from tokbench.report.charts import ChartOutcome, write_charts
-from tokbench.report.reference import ReferenceTable, default_reference_dir, load_references
+from tokbench.report.published import ReferenceTable, default_reference_dir, load_references
 from tokbench.report.tables import (
     KIND_LABELS,
     ResultTable,
@@ -40,7 +40,7 @@ from tokbench.report.tables import (
     row_status_text,
 )
 from tokbench.results import load_results, runs_table
-from tokbench.store import safe_component
+from tokbench.results.store import safe_component
 
 MARKER = ".tokbench-site"  # marks a folder this module generated (and may therefore replace)
 EXAMPLE_FILES = ("original.wav", "reconstruction.wav")

@@ -34,7 +34,7 @@ stack (0 for inputs shorter than 400 samples).
 ``tokbench convert-gslm`` makes from the published GSLM k-means models).
 
 **Decoding** needs a unit vocoder (option ``vocoder``). ``vocoder=knn-vc``
-(:mod:`tokbench.adapters.knn_vc`) decodes with a speaker prompt: capabilities ``decode`` and
+(:mod:`tokbench.adapters.ssl.knn_vc`) decodes with a speaker prompt: capabilities ``decode`` and
 ``speaker_prompt``; ``decode(tokens, prompt)`` requires the prompt. Its options:
 ``vocoder_checkpoint`` (the released HiFi-GAN file; default: downloaded into the cache) and
 ``vocoder_features`` (a local WavLM-Large folder for its layer-6 features; default: this
@@ -59,8 +59,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from tokbench.hub import hub_cache_dir, hub_offline, load_hf_model
-from tokbench.kmeans import (
+from tokbench.io.hub import hub_cache_dir, hub_offline, load_hf_model
+from tokbench.adapters.ssl.kmeans import (
     Centroids,
     CentroidsError,
     CentroidsNotFoundError,
@@ -264,7 +264,7 @@ class SSLFeatures:
 # --- the tokenizer ---------------------------------------------------------------------------
 
 def gslm_hint(model: str, layer: int, k: int) -> str:
-    from tokbench.gslm import GSLM_KMEANS_URLS, GSLM_LAYER, GSLM_MODEL
+    from tokbench.adapters.ssl.gslm import GSLM_KMEANS_URLS, GSLM_LAYER, GSLM_MODEL
 
     if model == GSLM_MODEL and layer == GSLM_LAYER and k in GSLM_KMEANS_URLS:
         return (f"; or use the published GSLM centroids: `tokbench convert-gslm --k {k}` "
@@ -375,7 +375,7 @@ class SSLKMeansTokenizer(TokenizerBase):
                      **(self._vocoder_info() if self.vocoder else {})})
 
     def _load_vocoder(self, options: SSLKMeansOptions, device: str, checkpoint: str | None) -> Any:
-        from tokbench.adapters.knn_vc import FEATURE_LAYER, FEATURE_MODEL, KnnVC, UnitDecoder
+        from tokbench.adapters.ssl.knn_vc import FEATURE_LAYER, FEATURE_MODEL, KnnVC, UnitDecoder
 
         same_model = options.model == FEATURE_MODEL
         same_space = same_model and options.layer == FEATURE_LAYER
@@ -426,7 +426,7 @@ def collect_features(
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Layer features ``[N, D]`` (CPU float32) of a seeded random selection of ``dataset``,
     capped at ``hours`` of audio (the last utterance is cut to fit), through the encoder path."""
-    from tokbench.pipeline import Item, length_sorted_batches, load_item, to_batch
+    from tokbench.run.batching import Item, length_sorted_batches, load_item, to_batch
 
     utts = list(dataset.utterances)
     random.Random(seed).shuffle(utts)

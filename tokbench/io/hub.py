@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tokbench.fileio import file_digest
+from tokbench.io.files import file_digest
 from tokbench.types import ModelSource
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")

@@ -9,7 +9,7 @@
 In results these metrics are corpus-level records with ``param`` = the codebook index (0-based).
 ``bitrate_entropy`` (frame rate x sum over codebooks of the unigram entropy) comes from the same
 counts through :func:`tokbench.metrics.rates.bitrate_entropy`; every entropy here goes through
-:func:`tokbench.stats.entropy_bits`.
+:func:`tokbench.metrics.bootstrap.entropy_bits`.
 Counts come from whole-corpus token streams: per-utterance counts are too few.
 """
 
@@ -24,8 +24,8 @@ import torch
 
 from tokbench.metrics import rates
 from tokbench.metrics.base import NotComputable
-from tokbench.stats import entropy_bits
-from tokbench.store import make_record
+from tokbench.metrics.bootstrap import entropy_bits
+from tokbench.results.store import make_record
 
 STAT_METRICS = ("token_entropy", "token_cond_entropy", "codebook_utilisation", "token_perplexity")
 

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from tokbench.audio import AudioError, resample
+from tokbench.io.audio import AudioError, resample
 from tokbench.data import Dataset, Utterance
 from tokbench.types import Audio
 

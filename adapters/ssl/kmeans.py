@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokbench.cache import cache_root
-from tokbench.fileio import atomic_write
+from tokbench.io.cache import cache_root
+from tokbench.io.files import atomic_write
 
 FORMAT = "tokbench-kmeans/1"
 

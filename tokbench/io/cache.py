@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokbench.audio import RESAMPLER
-from tokbench.fileio import atomic_write as _atomic_write
+from tokbench.io.audio import RESAMPLER
+from tokbench.io.files import atomic_write as _atomic_write
 from tokbench.options import stable_hash
 from tokbench.protocol import PROTOCOL_VERSION
 

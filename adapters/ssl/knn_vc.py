@@ -5,7 +5,7 @@ kNN-VC is training-free apart from its vocoder: WavLM-Large layer-6 features of 
 *matching set*; every frame to decode is replaced by the mean of its ``k = 4`` nearest matching
 frames (cosine distance); the "prematched" HiFi-GAN released with kNN-VC turns the features into
 16 kHz audio (320 samples per frame). It lives in ``adapters/`` because a vocoder is part of a
-tokenizer: :class:`~tokbench.adapters.ssl_kmeans.SSLKMeansTokenizer` builds one for
+tokenizer: :class:`~tokbench.adapters.ssl.units.SSLKMeansTokenizer` builds one for
 ``--set vocoder=knn-vc``; nothing here is specific to one tokenizer.
 
 **What is decoded.** A unit token has no WavLM feature of its own. When the tokenizer quantises
@@ -24,7 +24,7 @@ matters. ``--set normalize=false`` with centroids fitted that way removes even t
 checkpoint: raw waveform (no input normalisation), padded with zeros to a multiple of 320 samples
 (``prematch_dataset.py``: always 1 to 320 samples), output of transformer block 6. The features
 here come from transformers' ``WavLMModel`` (``microsoft/wavlm-large``) through
-:class:`~tokbench.adapters.ssl_kmeans.SSLFeatures` with ``normalize=False`` on inputs padded the
+:class:`~tokbench.adapters.ssl.units.SSLFeatures` with ``normalize=False`` on inputs padded the
 same way; ``scripts/check_knn_vc_features.py`` compares them with the official implementation
 where both sets of weights can be downloaded. The extractor is recorded with every run.
 
@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokbench.fileio import file_digest
+from tokbench.io.files import file_digest
 from tokbench.types import Audio, Tokens
 
 SAMPLE_RATE = 16_000
@@ -231,7 +231,7 @@ def load_generator(path: str | Path, device: str = "cpu") -> tuple[HiFiGANGenera
 
 
 def checkpoint_cache_path(url: str = PREMATCHED_URL) -> Path:
-    from tokbench.cache import cache_root
+    from tokbench.io.cache import cache_root
 
     return cache_root() / "vocoders" / "knn-vc" / url.rsplit("/", 1)[-1]
 
@@ -240,7 +240,7 @@ def fetch_checkpoint(url: str = PREMATCHED_URL,
                      opener: Callable[..., Any] = urllib.request.urlopen) -> Path:
     """The released checkpoint in the tokbench cache, downloaded on first use."""
     from tokbench.data.base import DatasetError
-    from tokbench.data.download import download
+    from tokbench.io.download import download
 
     dest = checkpoint_cache_path(url)
     if dest.is_file():
@@ -363,7 +363,7 @@ class KnnVC:
     """Matching sets of prompts and k-NN conversion + vocoding of feature sequences.
 
     ``features`` is a WavLM-Large layer-6 extractor on raw input
-    (:class:`~tokbench.adapters.ssl_kmeans.SSLFeatures` with ``normalize=False``). Matching-set
+    (:class:`~tokbench.adapters.ssl.units.SSLFeatures` with ``normalize=False``). Matching-set
     features of each prompt utterance are kept in a bounded cache keyed by its samples' hash, so
     a speaker's prompt is analysed once however many sources it serves.
     """
@@ -391,7 +391,7 @@ class KnnVC:
         """The released vocoder (``checkpoint`` or the cached download) with WavLM-Large layer-6
         features (``features_checkpoint``: a local folder; else the Hub at the pinned revision;
         or ``features``, an extractor already loaded, e.g. the tokenizer's own)."""
-        from tokbench.adapters.ssl_kmeans import SSLFeatures
+        from tokbench.adapters.ssl.units import SSLFeatures
 
         path = Path(checkpoint) if checkpoint else fetch_checkpoint()
         generator, info = load_generator(path, device)
@@ -500,7 +500,7 @@ class UnitDecoder:
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens, prompt: Audio | None) -> Audio:
-        from tokbench.prompts import PromptAudio
+        from tokbench.data.prompts import PromptAudio
 
         if prompt is None:
             raise ValueError("kNN-VC decodes with a speaker prompt: pass prompt=Audio (16 kHz "

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tokbench.cache import Cache
+from tokbench.io.cache import Cache
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.pitch import F0_CEIL, F0_FLOOR, HOP_MS, f0_contour
 from tokbench.metrics.speaker import MODEL, speaker_embedding

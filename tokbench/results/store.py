@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokbench.fileio import (
+from tokbench.io.files import (
     atomic_write,
     atomic_write_json,
     dumps,

@@ -36,15 +36,15 @@ from typing import Any, Literal
 
 import torch
 
-from tokbench.distributed import barrier, rank_and_world
-from tokbench.fileio import atomic_write_json
+from tokbench.run.distributed import barrier, rank_and_world
+from tokbench.io.files import atomic_write_json
 from tokbench.metrics.base import NotComputable
 from tokbench.options import options_dict
-from tokbench.pipeline import encode_dataset
-from tokbench.splits import Split, cap_per_group
-from tokbench.store import make_record
-from tokbench.task import RunContext, Task
-from tokbench.tasks.probe_heads import (
+from tokbench.run.batching import encode_dataset
+from tokbench.data.splits import Split, cap_per_group
+from tokbench.results.store import make_record
+from tokbench.run.task import RunContext, Task
+from tokbench.tasks.probe.heads import (
     MAX_RATE,
     MIN_RATE,
     AdapterEmbedding,

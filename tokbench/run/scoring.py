@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tokbench.cache import Cache
+from tokbench.io.cache import Cache
 from tokbench.metrics.base import NotComputable, Scores
 
 SIGNAL_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "secs", "gpe", "vde", "ffe", "f0_corr",
@@ -55,7 +55,8 @@ def _init_worker() -> None:
 def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: ReferenceKeys,
                   utterance_id: str) -> Scores:
     """All signal metrics of one utterance (runs in a worker process)."""
-    from tokbench.metrics import mel, pitch, reference, signal, speaker
+    from tokbench.metrics import mel, pitch, signal, speaker
+    from tokbench.metrics import reference_features as reference
 
     scores = Scores()
     scores.update(signal.pesq_scores(ref16, hyp16))

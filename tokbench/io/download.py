@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from tokbench.data.base import DatasetError
-from tokbench.fileio import file_digest
+from tokbench.io.files import file_digest
 
 CHUNK = 1 << 20  # download block size
 
