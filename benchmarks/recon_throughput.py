@@ -17,10 +17,10 @@ import time
 
 import torch
 
-from tokbench.io.audio import fit_length, resample
 from tokbench.data import open_dataset
-from tokbench.resolve import load_tokenizer
+from tokbench.io.audio import fit_length, resample
 from tokbench.metrics import mel, pitch, signal, speaker
+from tokbench.resolve import load_tokenizer
 from tokbench.run.runner import run
 
 

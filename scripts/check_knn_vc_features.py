@@ -30,8 +30,8 @@ import torch
 
 from tokbench.adapters.ssl.knn_vc import FEATURE_LAYER, FEATURE_MODEL, compare_features, pad_to_hop
 from tokbench.adapters.ssl.units import SSLFeatures
-from tokbench.io.audio import resample
 from tokbench.data import open_dataset
+from tokbench.io.audio import resample
 
 
 def official_features(wavlm, wav: torch.Tensor) -> torch.Tensor:

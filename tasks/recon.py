@@ -18,7 +18,11 @@ from typing import Literal
 import numpy as np
 import torch
 
+from tokbench.data.prompts import PROMPT_SECONDS, PromptError, PromptLoader, same_speaker_prompt
 from tokbench.io.audio import fit_length, resample, write_audio
+from tokbench.metrics.tokens import stat_records, token_stats
+from tokbench.protocol import SCORING_SAMPLE_RATE
+from tokbench.results.store import make_record
 from tokbench.run.batching import (
     Item,
     encode_dataset,
@@ -28,12 +32,8 @@ from tokbench.run.batching import (
     timed,
     to_batch,
 )
-from tokbench.data.prompts import PROMPT_SECONDS, PromptError, PromptLoader, same_speaker_prompt
-from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
-from tokbench.results.store import make_record
 from tokbench.run.task import RunContext, Task
-from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.types import Audio, Tokens
 
 

@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 
 import tokbench
-from tokbench.io.audio import AudioError, fit_length, load_audio, resample
-from tokbench.io.cache import Cache
 from tokbench.data import read_folder
 from tokbench.data.base import content_revision
+from tokbench.io.audio import AudioError, fit_length, load_audio, resample
+from tokbench.io.cache import Cache
 from tokbench.metrics.asr import asr_protocol, task_scorer
 from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
 from tokbench.results import load_results, summarize, summary_records
+from tokbench.results.store import RunSpec, RunStore, make_record
 from tokbench.run.scoring import (
     ASR_METRICS,
     SIGNAL_METRICS,
@@ -32,7 +33,6 @@ from tokbench.run.scoring import (
     Scorer,
     check_output,
 )
-from tokbench.results.store import RunSpec, RunStore, make_record
 
 TASK = "score"
 TASK_VERSION = "1"

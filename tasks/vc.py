@@ -25,11 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokbench.io.audio import fit_length, resample, write_audio
-from tokbench.io.files import atomic_write_json
-from tokbench.metrics.base import NotComputable, Scores
-from tokbench.options import stable_hash
-from tokbench.run.batching import Item, length_sorted_batches, load_item, save_tokens, timed, to_batch
 from tokbench.data.prompts import (
     PROMPT_SECONDS,
     Prompt,
@@ -38,9 +33,28 @@ from tokbench.data.prompts import (
     candidate_speakers,
     conversion_prompt,
 )
+from tokbench.io.audio import fit_length, resample, write_audio
+from tokbench.io.files import atomic_write_json
+from tokbench.metrics.base import NotComputable, Scores
+from tokbench.options import stable_hash
 from tokbench.protocol import SCORING_SAMPLE_RATE
-from tokbench.run.scoring import ASR_METRICS, ReferenceKeys, ScoreItem, Scorer, check_output, collect
 from tokbench.results.store import make_record
+from tokbench.run.batching import (
+    Item,
+    length_sorted_batches,
+    load_item,
+    save_tokens,
+    timed,
+    to_batch,
+)
+from tokbench.run.scoring import (
+    ASR_METRICS,
+    ReferenceKeys,
+    ScoreItem,
+    Scorer,
+    check_output,
+    collect,
+)
 from tokbench.run.task import RunContext, Task
 from tokbench.types import Audio, Tokens
 

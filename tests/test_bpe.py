@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from tokbench.options import OptionError, build_options
 from tokbench.tasks.bpe.merges import (
     MAX_UNITS,
     UnitBPE,
@@ -14,7 +15,6 @@ from tokbench.tasks.bpe.merges import (
     text_to_units,
     units_to_text,
 )
-from tokbench.options import OptionError, build_options
 from tokbench.tasks.bpe.task import BPEOptions
 
 

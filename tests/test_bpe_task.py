@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 import tokbench
 from tokbench.cli import app
-from tokbench.run.batching import EncodedSet
-from tokbench.report.bpe import reduction_chart, reduction_table, stats_table, write_bpe_report
-from tokbench.run.runner import run
-from tokbench.results.store import RunSpec, RunStore
-from tokbench.tasks.bpe.task import BPEOptions, study
 from tokbench.metrics.tokens import stat_records, token_stats
+from tokbench.report.bpe import reduction_chart, reduction_table, stats_table, write_bpe_report
+from tokbench.results.store import RunSpec, RunStore
+from tokbench.run.batching import EncodedSet
+from tokbench.run.runner import run
+from tokbench.tasks.bpe.task import BPEOptions, study
 from tokbench.types import TokenizerMeta
 
 PLUGIN = str(Path(__file__).parent / "plugins" / "random_semantic.py") + ":RandomSemantic"

@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from tokbench.io.cache import Cache, cache_root
 from tokbench.data import Dataset, Utterance
+from tokbench.io.cache import Cache, cache_root
 from tokbench.run.batching import token_cache_key
 from tokbench.types import ModelSource, TokenizerMeta
 

@@ -23,9 +23,9 @@ from tokbench.adapters.dac import DAC_16K_REVISION, DAC_24K_REVISION, DAC_44K_RE
 from tokbench.adapters.encodec import ENCODEC_24K_REVISION
 from tokbench.adapters.mimi import MIMI_REVISION
 from tokbench.io.hub import ModelNotAvailableError, checkpoint_fingerprint
-from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.options import OptionError
 from tokbench.registry import tokenizers
+from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.types import Audio, Tokens
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from tokbench.data import DatasetError
-from tokbench.io.download import download, safe_extract
 from tokbench.data.librispeech import librispeech_test_clean
+from tokbench.io.download import download, safe_extract
 
 
 class FakeResponse(io.BytesIO):

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tokbench.io.audio import load_audio, resample
 from tokbench.data import SAMPLE_DIR
+from tokbench.io.audio import load_audio, resample
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.speaker import cosine, secs, speaker_embedding, voice_encoder
 

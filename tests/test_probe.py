@@ -17,9 +17,6 @@ import soundfile as sf
 import torch
 
 from tokbench.data import SAMPLE_DIR
-from tokbench.options import OptionError, build_options
-from tokbench.results import load_results, summarize
-from tokbench.run.runner import run
 from tokbench.data.splits import (
     SplitError,
     cap_per_group,
@@ -28,8 +25,10 @@ from tokbench.data.splits import (
     split_within_groups,
     stable_order,
 )
+from tokbench.options import OptionError, build_options
+from tokbench.results import load_results, summarize
 from tokbench.results.store import iter_records
-from tokbench.tasks.probe.task import ProbeOptions
+from tokbench.run.runner import run
 from tokbench.tasks.probe.heads import (
     HEADS,
     AdapterEmbedding,
@@ -47,6 +46,7 @@ from tokbench.tasks.probe.heads import (
     reverse_valid,
     train_head,
 )
+from tokbench.tasks.probe.task import ProbeOptions
 from tokbench.types import Tokens
 
 # ----------------------------------------------------------------------------------- splits

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 import tokbench
 from tokbench.cli import app
 from tokbench.data import Dataset, Utterance, open_dataset
-from tokbench.run.runner import run
 from tokbench.results.store import iter_records
+from tokbench.run.runner import run
 
 NO_ASR = ["asr=false"]
 

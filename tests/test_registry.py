@@ -4,9 +4,9 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from tokbench import registry
-from tokbench.resolve import register_adapter_file, resolve_tokenizer
 from tokbench.options import OptionError
 from tokbench.registry import Entry, Registry, UnknownNameError, register
+from tokbench.resolve import register_adapter_file, resolve_tokenizer
 
 
 def test_builtin_tables_are_lazy():

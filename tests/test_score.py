@@ -6,9 +6,9 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 import tokbench
-from tokbench.io.audio import fit_length, load_audio, resample
 from tokbench.cli import app
 from tokbench.data import open_dataset
+from tokbench.io.audio import fit_length, load_audio, resample
 from tokbench.metrics import mel, pitch, signal, speaker
 
 

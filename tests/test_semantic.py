@@ -17,20 +17,20 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
-from tokbench.adapters.ssl.units import (
-    BATCH_TOLERANCE,
-    SSLKMeansOptions,
-    SSLKMeansTokenizer,
-    conv_frames,
-)
 from tokbench.adapters.ssl.kmeans import (
     CentroidsError,
     CentroidsNotFoundError,
     centroids_cache_path,
     save_centroids,
 )
-from tokbench.resolve import load_tokenizer, resolve_tokenizer
+from tokbench.adapters.ssl.units import (
+    BATCH_TOLERANCE,
+    SSLKMeansOptions,
+    SSLKMeansTokenizer,
+    conv_frames,
+)
 from tokbench.options import OptionError, build_options
+from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.run.task import Task
 from tokbench.types import Audio, Tokens
 
@@ -307,8 +307,8 @@ def test_tokbench_run_recon_on_a_semantic_tokenizer_says_it_needs_a_vocoder(tmp_
 def test_token_pipeline_caches_semantic_tokens(checkpoints, tmp_path):
     """Tasks (bpe, token statistics, probing) get tokens through encode_dataset: it must work
     unchanged, and the cache key must change with the centroids."""
-    from tokbench.io.cache import Cache
     from tokbench.data import open_dataset
+    from tokbench.io.cache import Cache
     from tokbench.run.batching import encode_dataset
 
     data = tmp_path / "data"

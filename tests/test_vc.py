@@ -11,18 +11,18 @@ from typer.testing import CliRunner
 
 import tokbench
 from tests.tiny_vc import save_official_layout, save_tiny_centroids, save_tiny_wavlm
-from tokbench.io.audio import fit_length
-from tokbench.io.cache import Cache
 from tokbench.cli import app
 from tokbench.data import open_dataset
-from tokbench.testing import save_whisper_checkpoint, tiny_random_whisper
 from tokbench.data.prompts import Prompt
+from tokbench.io.audio import fit_length
+from tokbench.io.cache import Cache
 from tokbench.protocol import protocol_settings
+from tokbench.results.store import iter_records
 from tokbench.run.runner import run
 from tokbench.run.scoring import ReferenceKeys
-from tokbench.results.store import iter_records
 from tokbench.tasks.recon import ReconOptions, Reconstruction
 from tokbench.tasks.vc import prompt_key, score_conversion
+from tokbench.testing import save_whisper_checkpoint, tiny_random_whisper
 
 TOKENIZER = "wavlm-large-l6-km1000"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokbench.adapters.ssl.knn_vc import HiFiGANConfig, HiFiGANGenerator
 from tokbench.adapters.ssl.kmeans import save_centroids
+from tokbench.adapters.ssl.knn_vc import HiFiGANConfig, HiFiGANGenerator
 
 DIM = 32
 WAVLM = dict(hidden_size=DIM, num_hidden_layers=6, num_attention_heads=4, intermediate_size=64,

@@ -100,8 +100,8 @@ def run_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run a task for one tokenizer preset and store the results."""
-    from tokbench.data import DatasetError
     from tokbench.adapters.ssl.kmeans import CentroidsError
+    from tokbench.data import DatasetError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
     from tokbench.run.runner import run
@@ -139,8 +139,8 @@ def score_cmd(
 ) -> None:
     """Score audio made elsewhere against references, with the recon metrics."""
     from tokbench.data import DatasetError
-    from tokbench.tasks.score import score_folders
     from tokbench.run.runner import default_device
+    from tokbench.tasks.score import score_folders
 
     try:
         result = score_folders(ref, hyp, text=text, out=out, name=name, asr=asr, asr_model=asr_model,
@@ -324,7 +324,11 @@ def convert_gslm_cmd(
     """
     import tempfile
 
-    from tokbench.adapters.ssl.gslm import GSLM_KMEANS_URLS, convert_gslm_kmeans, download_gslm_kmeans
+    from tokbench.adapters.ssl.gslm import (
+        GSLM_KMEANS_URLS,
+        convert_gslm_kmeans,
+        download_gslm_kmeans,
+    )
     from tokbench.adapters.ssl.kmeans import CentroidsError
 
     if k not in GSLM_KMEANS_URLS:

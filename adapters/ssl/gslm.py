@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from tokbench.io.files import file_digest
 from tokbench.adapters.ssl.kmeans import CentroidsError, centroids_cache_path, save_centroids
+from tokbench.io.files import file_digest
 
 GSLM_MODEL = "hubert-base"
 GSLM_LAYER = 6

@@ -59,7 +59,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from tokbench.io.hub import hub_cache_dir, hub_offline, load_hf_model
 from tokbench.adapters.ssl.kmeans import (
     Centroids,
     CentroidsError,
@@ -70,6 +69,7 @@ from tokbench.adapters.ssl.kmeans import (
     load_centroids,
     save_centroids,
 )
+from tokbench.io.hub import hub_cache_dir, hub_offline, load_hf_model
 from tokbench.types import Audio, ModelSource, TokenizerBase, TokenizerMeta, Tokens
 
 SAMPLE_RATE = 16_000

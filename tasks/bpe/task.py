@@ -31,12 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from tokbench.tasks.bpe.merges import UnitBPE, dedup_frames, holdout_split, select_stream, stream_vocab
-from tokbench.options import OptionError
-from tokbench.run.batching import EncodedSet, encode_dataset
-from tokbench.results.store import make_record
-from tokbench.run.task import RunContext, Task
 from tokbench.metrics.tokens import stat_records, token_stats
+from tokbench.options import OptionError
+from tokbench.results.store import make_record
+from tokbench.run.batching import EncodedSet, encode_dataset
+from tokbench.run.task import RunContext, Task
+from tokbench.tasks.bpe.merges import (
+    UnitBPE,
+    dedup_frames,
+    holdout_split,
+    select_stream,
+    stream_vocab,
+)
 from tokbench.types import TokenizerMeta
 
 BPE_METRICS = ("bpe_reduction", "bpe_tokens_per_s", "bpe_lossless", "bpe_vocab_size")

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokbench.data.splits import Split, SplitError, split_items, split_within_groups
 from tokbench.io.files import finite_or_none
 from tokbench.metrics.asr import normalize, wer_cer
 from tokbench.metrics.base import NotComputable
 from tokbench.registry import suggest
-from tokbench.data.splits import Split, SplitError, split_items, split_within_groups
 from tokbench.types import Tokens
 
 MIN_RATE = 50.0

@@ -36,13 +36,13 @@ from typing import Any, Literal
 
 import torch
 
-from tokbench.run.distributed import barrier, rank_and_world
+from tokbench.data.splits import Split, cap_per_group
 from tokbench.io.files import atomic_write_json
 from tokbench.metrics.base import NotComputable
 from tokbench.options import options_dict
-from tokbench.run.batching import encode_dataset
-from tokbench.data.splits import Split, cap_per_group
 from tokbench.results.store import make_record
+from tokbench.run.batching import encode_dataset
+from tokbench.run.distributed import barrier, rank_and_world
 from tokbench.run.task import RunContext, Task
 from tokbench.tasks.probe.heads import (
     MAX_RATE,

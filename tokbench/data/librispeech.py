@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokbench.io.cache import cache_root
 from tokbench.data.base import Dataset, DatasetError, read_folder
+from tokbench.io.cache import cache_root
 from tokbench.io.download import download, safe_extract
 
 BASE_URL = "https://www.openslr.org/resources/12"

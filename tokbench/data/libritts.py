@@ -22,8 +22,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from tokbench.io.cache import cache_root
 from tokbench.data.base import Dataset, DatasetError, read_folder
+from tokbench.io.cache import cache_root
 from tokbench.io.download import download, file_digest, safe_extract
 
 URL = "https://www.openslr.org/resources/60/test-clean.tar.gz"

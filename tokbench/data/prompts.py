@@ -28,8 +28,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from tokbench.io.audio import AudioError, resample
 from tokbench.data import Dataset, Utterance
+from tokbench.io.audio import AudioError, resample
 from tokbench.types import Audio
 
 PROMPT_SECONDS = 60.0  # default cap, as the review's kNN-VC setting allows; recorded with every run

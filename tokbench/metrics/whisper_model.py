@@ -17,7 +17,6 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-import torch
 import whisper
 
 from tokbench.io.files import file_digest

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokbench.data import Dataset, Utterance
 from tokbench.io.audio import AudioError, resample
 from tokbench.io.cache import Cache
-from tokbench.data import Dataset, Utterance
 from tokbench.options import stable_hash
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.types import Audio, Tokenizer, TokenizerMeta, Tokens

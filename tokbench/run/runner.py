@@ -20,15 +20,15 @@ from typing import Any
 import pandas as pd
 
 import tokbench
-from tokbench.io.cache import Cache
 from tokbench.data import Dataset, open_dataset
-from tokbench.run.distributed import barrier, rank_and_world, shard
-from tokbench.resolve import ResolvedTokenizer, register_adapter_file, resolve_tokenizer
+from tokbench.io.cache import Cache
 from tokbench.options import build_options, options_dict, parse_overrides, split_overrides
 from tokbench.protocol import protocol_settings
 from tokbench.registry import tasks
+from tokbench.resolve import ResolvedTokenizer, register_adapter_file, resolve_tokenizer
 from tokbench.results import load_results, summarize, summary_records
 from tokbench.results.store import RunSpec, RunStore, iter_records
+from tokbench.run.distributed import barrier, rank_and_world, shard
 from tokbench.run.task import RunContext, Task, UnsupportedError
 
 PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",

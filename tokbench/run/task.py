@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from tokbench.io.cache import Cache
 from tokbench.data import Dataset, Utterance
+from tokbench.io.cache import Cache
 from tokbench.results.store import RunSpec, RunStore
 from tokbench.types import Tokenizer, TokenizerMeta
 
