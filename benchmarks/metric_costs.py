@@ -22,9 +22,9 @@ import pyworld
 from tokbench.io.audio import load_audio, resample
 from tokbench.metrics.mel import mel_l1
 from tokbench.metrics.pitch import f0_contour, pitch_scores
-from tokbench.metrics.rates import bitrate_entropy, codebook_counts
 from tokbench.metrics.signal import pesq_score, pesq_scores, stoi_score, stoi_scores
 from tokbench.metrics.speaker import secs, speaker_embedding, voice_encoder
+from tokbench.metrics.tokens import token_stats
 
 TEXT = ("The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. "
         "It is easy to tell the depth of a well.")
@@ -90,9 +90,7 @@ def main() -> None:
         "pitch_scores (from two contours)": lambda: pitch_scores(f0_ref, f0_hyp),
         "speaker_embedding": lambda: speaker_embedding(hyp),
         "secs (embeds the output)": lambda: secs(ref_emb, hyp),
-        "codebook_counts (8 x 200 codes, K=1024)": lambda: codebook_counts(codes, [1024] * 8),
-        "bitrate_entropy (8 codebooks, K=1024)": lambda: bitrate_entropy(
-            50.0, codebook_counts(codes, [1024] * 8)),
+        "token_stats (8 x 200 codes, K=1024)": lambda: token_stats([codes], [1024] * 8),
         # Calibration against the reference numbers in NOTES.md (not protocol settings):
         "[cal] Harvest with its default 71 Hz floor": lambda: pyworld.harvest(
             hyp.astype(np.float64), 16000, f0_floor=71.0, f0_ceil=800.0, frame_period=5.0),

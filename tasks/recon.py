@@ -22,7 +22,7 @@ from tokbench.data.prompts import PROMPT_SECONDS, PromptError, PromptLoader, sam
 from tokbench.io.audio import fit_length, resample, write_audio
 from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.protocol import SCORING_SAMPLE_RATE
-from tokbench.results.store import make_record
+from tokbench.records import make_record
 from tokbench.run.batching import (
     Item,
     encode_dataset,

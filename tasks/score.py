@@ -23,8 +23,9 @@ from tokbench.io.audio import AudioError, fit_length, load_audio, resample
 from tokbench.io.cache import Cache
 from tokbench.metrics.asr import asr_protocol, task_scorer
 from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
+from tokbench.records import make_record
 from tokbench.results import load_results, summarize, summary_records
-from tokbench.results.store import RunSpec, RunStore, make_record
+from tokbench.results.store import RunSpec, RunStore
 from tokbench.run.scoring import (
     ASR_METRICS,
     SIGNAL_METRICS,

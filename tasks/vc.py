@@ -38,7 +38,7 @@ from tokbench.io.files import atomic_write_json
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.options import stable_hash
 from tokbench.protocol import SCORING_SAMPLE_RATE
-from tokbench.results.store import make_record
+from tokbench.records import make_record
 from tokbench.run.batching import (
     Item,
     length_sorted_batches,

@@ -13,7 +13,8 @@ import numpy as np
 import soundfile as sf
 
 from tokbench.protocol import protocol_settings
-from tokbench.results.store import RunSpec, RunStore, make_record
+from tokbench.records import make_record
+from tokbench.results.store import RunSpec, RunStore
 from tokbench.types import ModelSource, TokenizerMeta
 
 XSS_NAME = "<script>alert(1)</script>"

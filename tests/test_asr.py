@@ -23,8 +23,9 @@ from tokbench.io.cache import Cache
 from tokbench.metrics import asr
 from tokbench.metrics.asr import AsrScorer, AsrUnavailable, normalize, transcribe, wer_cer
 from tokbench.metrics.whisper_model import load_asr_model, model_id
+from tokbench.records import make_record
 from tokbench.results import load_results, summarize
-from tokbench.results.store import RunSpec, RunStore, make_record
+from tokbench.results.store import RunSpec, RunStore
 from tokbench.testing import save_whisper_checkpoint, tiny_random_whisper
 
 SR = 16_000

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tokbench.io.audio import AudioError, fit_length, load_audio, resample, resampled_length
+from tokbench.io.audio import AudioError, fit_length, load_audio, resample
 
 from .conftest import tone
 
@@ -12,7 +12,7 @@ def test_resample_to_16k_keeps_a_tone(sr):
     x = tone(440.0, 1.0, sr)
     y = resample(x, sr, 16000)
     assert y.dtype == np.float32
-    assert abs(len(y) - 16000) <= 1 and len(y) == resampled_length(len(x), sr, 16000)
+    assert abs(len(y) - 16000) <= 1
     ref = tone(440.0, 1.0, 16000)[: len(y)]
     core = slice(800, len(y) - 800)  # ignore filter edges
     err = np.sqrt(np.mean((y[core] - ref[core]) ** 2)) / np.sqrt(np.mean(ref[core] ** 2))

@@ -134,7 +134,8 @@ def test_filters(results):
 
 def test_unfinished_run_is_flagged_not_hidden(tmp_path):
     from tests.report_fixtures import run_spec
-    from tokbench.results.store import RunStore, make_record
+    from tokbench.records import make_record
+    from tokbench.results.store import RunStore
 
     store = RunStore(tmp_path, run_spec(make_meta("mulaw", "acoustic", 16000.0, (256,)), "mulaw",
                                      PROTOCOL_A)).open({})
@@ -146,7 +147,8 @@ def test_unfinished_run_is_flagged_not_hidden(tmp_path):
 
 def test_metrics_recorded_per_param_get_tables_of_their_own(tmp_path):
     from tests.report_fixtures import run_spec
-    from tokbench.results.store import RunStore, make_record
+    from tokbench.records import make_record
+    from tokbench.results.store import RunStore
 
     store = RunStore(tmp_path, run_spec(make_meta("mulaw", "acoustic", 16000.0, (256,)), "mulaw",
                                         PROTOCOL_A)).open({})

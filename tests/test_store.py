@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 import tokbench
+from tokbench.records import make_record
 from tokbench.results import MixedProtocolError, compare, load_results, summarize
-from tokbench.results.store import RunSpec, RunStore, iter_records, make_record
+from tokbench.results.store import RunSpec, RunStore, iter_records
 
 
 def spec(variant="mulaw", protocol=None, task_options=None, dataset="sample"):

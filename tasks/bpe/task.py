@@ -33,7 +33,7 @@ import numpy as np
 
 from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.options import OptionError
-from tokbench.results.store import make_record
+from tokbench.records import make_record
 from tokbench.run.batching import EncodedSet, encode_dataset
 from tokbench.run.task import RunContext, Task
 from tokbench.tasks.bpe.merges import (

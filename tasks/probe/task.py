@@ -40,7 +40,7 @@ from tokbench.data.splits import Split, cap_per_group
 from tokbench.io.files import atomic_write_json
 from tokbench.metrics.base import NotComputable
 from tokbench.options import options_dict
-from tokbench.results.store import make_record
+from tokbench.records import make_record
 from tokbench.run.batching import encode_dataset
 from tokbench.run.distributed import barrier, rank_and_world
 from tokbench.run.task import RunContext, Task

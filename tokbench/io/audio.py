@@ -65,11 +65,6 @@ def resample(wav: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(wav, sr_in, sr_out, quality=_SOXR_QUALITY).astype(np.float32, copy=False)
 
 
-def resampled_length(n: int, sr_in: int, sr_out: int) -> int:
-    """Number of samples soxr returns for ``n`` input samples."""
-    return int(round(n * sr_out / sr_in)) if sr_in != sr_out else n
-
-
 def fit_length(wav: np.ndarray, target: int) -> tuple[np.ndarray, int]:
     """Trim or zero-pad ``wav`` to ``target`` samples; returns (signal, len(wav) - target)."""
     mismatch = len(wav) - target

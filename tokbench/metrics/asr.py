@@ -229,11 +229,6 @@ class AsrScorer:
         """Named model's official file name, or ``checkpoint-sha256:<16 hex>`` of a local file."""
         return asr_model_id(self.model_name, self.checkpoint)
 
-    def protocol(self) -> dict[str, object]:
-        """The ``asr`` entry of the protocol settings for this scorer."""
-        return {"model": self.model_id, "decoding": DECODING,
-                **({"sample_len": self.sample_len} if self.sample_len is not None else {})}
-
     def _load(self) -> None:
         if self._tried:
             return

@@ -78,13 +78,3 @@ def paired_bootstrap(
     centred = means - observed
     p = (np.sum(np.abs(centred) >= abs(observed)) + 1) / (n_boot + 1)
     return lo, hi, float(min(1.0, p))
-
-
-def entropy_bits(counts: np.ndarray) -> float:
-    """Shannon entropy (bits) of the distribution given by non-negative ``counts``."""
-    counts = np.asarray(counts, dtype=float)
-    total = counts.sum()
-    if total <= 0:
-        raise ValueError("entropy of an empty distribution is undefined")
-    p = counts[counts > 0] / total
-    return float(-(p * np.log2(p)).sum())

@@ -8,8 +8,7 @@
 
 In results these metrics are corpus-level records with ``param`` = the codebook index (0-based).
 ``bitrate_entropy`` (frame rate x sum over codebooks of the unigram entropy) comes from the same
-counts through :func:`tokbench.metrics.rates.bitrate_entropy`; every entropy here goes through
-:func:`tokbench.metrics.bootstrap.entropy_bits`.
+counts (:func:`bitrate_entropy_of_counts`); every entropy here goes through :func:`entropy_bits`.
 Counts come from whole-corpus token streams: per-utterance counts are too few.
 """
 
@@ -22,12 +21,37 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokbench.metrics import rates
 from tokbench.metrics.base import NotComputable
-from tokbench.metrics.bootstrap import entropy_bits
-from tokbench.results.store import make_record
+from tokbench.records import make_record
 
 STAT_METRICS = ("token_entropy", "token_cond_entropy", "codebook_utilisation", "token_perplexity")
+
+
+def entropy_bits(counts: np.ndarray) -> float:
+    """Shannon entropy (bits) of the distribution given by non-negative ``counts``."""
+    counts = np.asarray(counts, dtype=float)
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("entropy of an empty distribution is undefined")
+    p = counts[counts > 0] / total
+    return float(-(p * np.log2(p)).sum())
+
+
+def bitrate_entropy_of_counts(frame_rate: float, counts_per_codebook: Sequence[np.ndarray]) -> float:
+    """frame_rate (Hz) x sum over codebooks of the unigram entropy (bits) of its code counts.
+    Uniform counts over K codes give frame_rate x log2(K) per codebook. NotComputable if a
+    codebook has no counts."""
+    if frame_rate <= 0:
+        raise ValueError(f"frame_rate must be positive, got {frame_rate}")
+    if len(counts_per_codebook) == 0:
+        raise NotComputable("no codebooks")
+    bits = 0.0
+    for q, counts in enumerate(counts_per_codebook):
+        counts = np.asarray(counts)
+        if counts.sum() <= 0:
+            raise NotComputable(f"codebook {q} has no codes counted (no frames)")
+        bits += entropy_bits(counts)
+    return float(frame_rate * bits)
 
 
 def _as_int_array(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -137,9 +161,9 @@ def token_stats(
 
 
 def bitrate_entropy(stats: Sequence[CodebookStats], frame_rate: float) -> float:
-    """``bitrate_entropy`` (bit/s) of these counts, by :func:`tokbench.metrics.rates.bitrate_entropy`
-    (frame rate x sum over codebooks of the unigram entropy), as recon computes it."""
-    return rates.bitrate_entropy(frame_rate, [s.counts for s in stats])
+    """``bitrate_entropy`` (bit/s) of these counts (frame rate x sum over codebooks of the
+    unigram entropy), as recon computes it."""
+    return bitrate_entropy_of_counts(frame_rate, [s.counts for s in stats])
 
 
 def stat_records(

@@ -129,9 +129,6 @@ class ResultTable:
     def has_param(self) -> bool:
         return any(r.param is not None for r in self.rows)
 
-    def cell(self, row: Row, metric: str) -> Cell | None:
-        return row.cells.get(metric)
-
 
 def metric_spec(name: str) -> MetricSpec | None:
     try:

@@ -28,12 +28,12 @@ from tokbench.io.files import (
     atomic_write,
     atomic_write_json,
     dumps,
-    finite_or_none,
     read_jsonl,
     repair_jsonl_tail,
 )
 from tokbench.options import stable_hash
 from tokbench.protocol import protocol_id
+from tokbench.records import record_key
 
 RECORDS_GLOB = "utterances.rank*.jsonl"
 CORPUS_FILE = "corpus.jsonl"
@@ -86,36 +86,6 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         return "/".join([safe_component(self.dataset), safe_component(self.task), safe_component(self.variant), self.config_hash])
-
-
-def make_record(
-    utterance_id: str | None,
-    metrics: Mapping[str, float | None],
-    reasons: Mapping[str, str] | None = None,
-    extra: Mapping[str, Any] | None = None,
-    param: Any = None,
-) -> dict[str, Any]:
-    """A JSON-safe record: non-finite values become null, and every null carries a reason."""
-    reasons = dict(reasons or {})
-    clean: dict[str, float | None] = {}
-    for name, value in metrics.items():
-        v = finite_or_none(value)
-        if v is None:
-            if value is not None and name not in reasons:
-                reasons[name] = f"value was not finite ({value})"
-            reasons.setdefault(name, "not computed")
-        clean[name] = v
-    for name in reasons:
-        if name not in clean:
-            clean[name] = None
-    record = {"utterance_id": utterance_id, "param": param, "metrics": clean, "reasons": reasons,
-              "extra": dict(extra or {})}
-    dumps(record)  # fail here, loudly, if anything is not JSON (e.g. a NaN inside extra)
-    return record
-
-
-def record_key(record: Mapping[str, Any]) -> tuple[str | None, str]:
-    return record.get("utterance_id"), dumps(record.get("param"))
 
 
 @dataclass

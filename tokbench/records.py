@@ -1,0 +1,43 @@
+"""Records: the unit of every result file (contract, DESIGN section 6).
+
+A record is ``{utterance_id, param, metrics: {name: number or null}, reasons: {name: text},
+extra: {...}}``; corpus-level records have no utterance id. Tasks and metrics build records here;
+only the runner's store writes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tokbench.io.files import dumps, finite_or_none
+
+
+def make_record(
+    utterance_id: str | None,
+    metrics: Mapping[str, float | None],
+    reasons: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    param: Any = None,
+) -> dict[str, Any]:
+    """A JSON-safe record: non-finite values become null, and every null carries a reason."""
+    reasons = dict(reasons or {})
+    clean: dict[str, float | None] = {}
+    for name, value in metrics.items():
+        v = finite_or_none(value)
+        if v is None:
+            if value is not None and name not in reasons:
+                reasons[name] = f"value was not finite ({value})"
+            reasons.setdefault(name, "not computed")
+        clean[name] = v
+    for name in reasons:
+        if name not in clean:
+            clean[name] = None
+    record = {"utterance_id": utterance_id, "param": param, "metrics": clean, "reasons": reasons,
+              "extra": dict(extra or {})}
+    dumps(record)  # fail here, loudly, if anything is not JSON (e.g. a NaN inside extra)
+    return record
+
+
+def record_key(record: Mapping[str, Any]) -> tuple[str | None, str]:
+    return record.get("utterance_id"), dumps(record.get("param"))
