@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 
-Kind = Literal["acoustic", "semantic", "hybrid", "reference"]
-KINDS: tuple[str, ...] = ("reference", "acoustic", "semantic", "hybrid")
+# "classic": standardised weight-free codecs (Opus, Codec2), listed right after the ground truth.
+Kind = Literal["acoustic", "semantic", "hybrid", "reference", "classic"]
+KINDS: tuple[str, ...] = ("reference", "classic", "acoustic", "semantic", "hybrid")
 CAPABILITIES: frozenset[str] = frozenset({"decode", "speaker_prompt", "embed"})
 
 

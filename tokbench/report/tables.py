@@ -26,9 +26,9 @@ from tokbench.results import summarize
 RATE_METRICS = ("bitrate_nominal", "token_rate")
 # The order of tokbench.types.KINDS (a test keeps them equal); not imported from there because
 # tokbench.types imports torch, which would make `tokbench report` start several seconds slower.
-KINDS = ("reference", "acoustic", "semantic", "hybrid")
-KIND_LABELS = {"reference": "ground truth", "acoustic": "acoustic", "semantic": "semantic",
-               "hybrid": "hybrid"}
+KINDS = ("reference", "classic", "acoustic", "semantic", "hybrid")
+KIND_LABELS = {"reference": "ground truth", "classic": "classic codecs", "acoustic": "acoustic",
+               "semantic": "semantic", "hybrid": "hybrid"}
 
 
 @dataclass(frozen=True)

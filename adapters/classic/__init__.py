@@ -1,0 +1,6 @@
+"""Classic (weight-free, standardised) speech codecs as tokenizers: Opus and Codec2.
+
+Kind ``classic``: they need no weights, so they give real rows on any machine, drawn as their own
+curves in the quality-against-bitrate chart. See :mod:`tokbench.adapters.classic.packets` for how
+packets become ``[B, Q, F]`` codes.
+"""
