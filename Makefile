@@ -15,6 +15,10 @@ test: install
 demo: install
 	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo
 	$(VENV)/bin/tokbench run --tokenizer mulaw --task recon --dataset sample --out results/demo --set keep_audio=2
+	# Classic codecs (no weights): Opus and Codec2 curves beside the ground truth and mu-law.
+	for t in opus-6kbps opus-12kbps opus-24kbps codec2-700c codec2-3200; do \
+	  $(VENV)/bin/tokbench run --tokenizer $$t --task recon --dataset sample --out results/demo --set keep_audio=2 || exit 1; \
+	done
 	$(VENV)/bin/tokbench report --results results/demo --task recon
 	$(VENV)/bin/tokbench leaderboard --results results/demo --out leaderboard/site
 

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 STAMP="$VENV/.tokbench-installed"
+# Extras the tests need besides `test`: optional tokenizer packages whose adapters are tested.
+export TOKBENCH_EXTRAS="test,classic"
 
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scripts/install.sh ]; then
   exit 0
@@ -17,7 +19,7 @@ pip() { "$PY" -m pip --disable-pip-version-check -q "$@"; }
 pip install --upgrade pip 'setuptools<81' wheel
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
-  pip install -e '.[test]'
+  pip install -e ".[$TOKBENCH_EXTRAS]"
 else
   "$PY" -c 'import torch' 2>/dev/null || pip install torch==2.13.0
   # Every declared dependency except openai-whisper, then openai-whisper without triton.
@@ -28,7 +30,9 @@ try:
 except ImportError:
     import tomli as tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-deps = project["dependencies"] + project["optional-dependencies"]["test"]
+import os
+extras = project["optional-dependencies"]
+deps = project["dependencies"] + [d for e in os.environ["TOKBENCH_EXTRAS"].split(",") for d in extras[e]]
 print("\n".join(d for d in deps if not d.startswith("openai-whisper")))
 print("more-itertools\nnumba\ntiktoken")
 PYEOF
@@ -42,5 +46,11 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"  # never wait for a password
   ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: could not install chromium; the browser test will be skipped" >&2
+fi
+# libopus for the Opus tokenizer (opuslib-next loads it with ctypes; Debian package).
+if ! ldconfig -p 2>/dev/null | grep -q 'libopus\.so' && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq libopus0 >/dev/null) \
+    || echo "warning: could not install libopus0; the Opus tests will be skipped" >&2
 fi
 touch "$STAMP"

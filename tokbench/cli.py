@@ -102,6 +102,7 @@ def run_cmd(
     """Run a task for one tokenizer preset and store the results."""
     from tokbench.adapters.ssl.kmeans import CentroidsError
     from tokbench.data import DatasetError
+    from tokbench.extras import MissingExtraError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
     from tokbench.run.runner import run
@@ -113,7 +114,8 @@ def run_cmd(
                      batch_size=batch_size, workers=workers, out=out, overrides=set_,
                      checkpoint=checkpoint, adapter=adapter, transcript=text,
                      progress=progress and sys.stderr.isatty())
-    except (UnknownNameError, OptionError, DatasetError, FileNotFoundError, CentroidsError) as exc:
+    except (UnknownNameError, OptionError, DatasetError, FileNotFoundError, CentroidsError,
+            MissingExtraError) as exc:
         fail(str(exc))
         return
     if result.status == "unsupported":

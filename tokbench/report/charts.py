@@ -22,8 +22,10 @@ CHART_FORMATS = ("png", "svg")
 MIN_RADAR_AXES = 3
 SCATTER_PREFERRED = ("pesq_wb", "wer", "secs")  # the review's headline columns, when recorded
 SCATTER_MAX_PANELS = 3
-KIND_COLOURS = {"reference": "#555555", "acoustic": "#1f77b4", "semantic": "#d62728",
-                "hybrid": "#2ca02c"}
+KIND_COLOURS = {"reference": "#555555", "classic": "#ff7f0e", "acoustic": "#1f77b4",
+                "semantic": "#d62728", "hybrid": "#2ca02c"}
+# Kinds whose rows of one tokenizer (e.g. Opus at 6..32 kbps) are joined into a curve.
+CURVE_KINDS = ("classic",)
 
 
 class ChartUnavailable(Exception):
@@ -170,6 +172,7 @@ def bitrate_figure(table: ResultTable, metrics: Sequence[str] | None = None):
                         markersize=5)
             ax.annotate(chart_label(row), (row.kbps, cell.mean), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
+        _draw_curves(ax, rated, col.metric)
         ax.set_xscale("log")
         # Whole decades as limits, so there are always labelled major ticks (1, 10, 100, ...),
         # and no minor labels (they collide when the points span less than a decade).
@@ -190,6 +193,19 @@ def bitrate_figure(table: ResultTable, metrics: Sequence[str] | None = None):
                ncols=len(handles))
     fig.suptitle(f"quality against bitrate: {table.title}", fontsize=9)
     return fig
+
+
+def _draw_curves(ax, rows: Sequence[Row], metric: str) -> None:
+    """Join the scored rows of each tokenizer of a CURVE_KINDS kind, in bitrate order."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        cell = row.cells.get(metric)
+        if row.kind in CURVE_KINDS and cell is not None and cell.scored:
+            curves.setdefault(row.tokenizer, []).append((row.kbps, cell.mean))
+    for points in curves.values():
+        if len(points) > 1:
+            xs, ys = zip(*sorted(points), strict=True)
+            ax.plot(xs, ys, "-", color=KIND_COLOURS["classic"], linewidth=1, alpha=0.7)
 
 
 def _legend_handle(colour: str, label: str):
