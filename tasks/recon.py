@@ -23,17 +23,10 @@ from tokbench.io.audio import fit_length, resample, write_audio
 from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.records import make_record
-from tokbench.run.batching import (
-    Item,
-    encode_dataset,
-    length_sorted_batches,
-    load_item,
-    save_tokens,
-    timed,
-    to_batch,
-)
+from tokbench.run.batching import Item, length_sorted_batches, load_item, timed, to_batch
 from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
 from tokbench.run.task import RunContext, Task
+from tokbench.run.token_cache import encode_dataset, save_tokens
 from tokbench.types import Audio, Tokens
 
 

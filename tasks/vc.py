@@ -39,14 +39,7 @@ from tokbench.metrics.base import NotComputable, Scores
 from tokbench.options import stable_hash
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.records import make_record
-from tokbench.run.batching import (
-    Item,
-    length_sorted_batches,
-    load_item,
-    save_tokens,
-    timed,
-    to_batch,
-)
+from tokbench.run.batching import Item, length_sorted_batches, load_item, timed, to_batch
 from tokbench.run.scoring import (
     ASR_METRICS,
     ReferenceKeys,
@@ -56,6 +49,7 @@ from tokbench.run.scoring import (
     collect,
 )
 from tokbench.run.task import RunContext, Task
+from tokbench.run.token_cache import save_tokens
 from tokbench.types import Audio, Tokens
 
 VC_METRICS = ("secs_target", "secs_source", "f0_corr")

@@ -34,8 +34,8 @@ import numpy as np
 from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.options import OptionError
 from tokbench.records import make_record
-from tokbench.run.batching import EncodedSet, encode_dataset
 from tokbench.run.task import RunContext, Task
+from tokbench.run.token_cache import EncodedSet, encode_dataset
 from tokbench.tasks.bpe.merges import (
     UnitBPE,
     dedup_frames,

@@ -41,9 +41,9 @@ from tokbench.io.files import atomic_write_json
 from tokbench.metrics.base import NotComputable
 from tokbench.options import options_dict
 from tokbench.records import make_record
-from tokbench.run.batching import encode_dataset
 from tokbench.run.distributed import barrier, rank_and_world
 from tokbench.run.task import RunContext, Task
+from tokbench.run.token_cache import encode_dataset
 from tokbench.tasks.probe.heads import (
     MAX_RATE,
     MIN_RATE,
