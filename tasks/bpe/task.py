@@ -103,7 +103,8 @@ class BPEStudy(Task):
         super().__init__(options)
         self._encoded: EncodedSet | None = None
 
-    def run(self, ctx: RunContext) -> None:
+    def prepare(self, ctx: RunContext) -> None:
+        """Encode this rank's shard into the token cache; the study itself is a corpus record."""
         try:  # a bad codebook index or vocabulary size fails before any encoding
             _, base = stream_vocab(self.options.codebooks, ctx.meta.codebook_sizes)
             self.options.targets(base)
