@@ -97,3 +97,9 @@ class TokenizerMeta:
             "bitrate_nominal": self.bitrate_nominal,
             "token_rate": self.token_rate,
         }
+
+
+class TokenizerSetupError(Exception):
+    """A tokenizer cannot be built as asked: weights not cached while offline, an optional
+    package not installed, centroids missing, a checkpoint that does not fit. The message names
+    the cause and the fix; the CLI prints it as one line (exit 2), never as a traceback."""

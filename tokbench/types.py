@@ -12,7 +12,14 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
-from tokbench.meta import CAPABILITIES, KINDS, Kind, ModelSource, TokenizerMeta
+from tokbench.meta import (
+    CAPABILITIES,
+    KINDS,
+    Kind,
+    ModelSource,
+    TokenizerMeta,
+    TokenizerSetupError,
+)
 
 
 def _check_lengths(lengths: torch.Tensor, batch: int, limit: int, what: str) -> torch.Tensor:
@@ -168,4 +175,4 @@ class TokenizerBase:
 
 
 __all__ = ["CAPABILITIES", "KINDS", "Audio", "Kind", "ModelSource", "Tokenizer", "TokenizerBase",
-           "TokenizerMeta", "Tokens"]
+           "TokenizerMeta", "TokenizerSetupError", "Tokens"]
