@@ -88,7 +88,7 @@ def run_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run a task for one tokenizer preset and store the results."""
-    from tokbench.data import DatasetError
+    from tokbench.io.download import DownloadError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
     from tokbench.run.runner import run
@@ -101,7 +101,7 @@ def run_cmd(
                      batch_size=batch_size, workers=workers, out=out, overrides=set_,
                      checkpoint=checkpoint, adapter=adapter, transcript=text,
                      progress=progress and sys.stderr.isatty())
-    except (UnknownNameError, OptionError, DatasetError, FileNotFoundError, TokenizerSetupError) as exc:
+    except (UnknownNameError, OptionError, DownloadError, FileNotFoundError, TokenizerSetupError) as exc:
         fail(str(exc))
         return
     if result.status == "unsupported":

@@ -39,7 +39,8 @@ def fit_kmeans(
     HuBERT-base (768 dimensions at 50 Hz) and 0.74 GB for the large models (1024).
     """
     from tokbench.adapters.ssl.units import MODELS, fit_centroids
-    from tokbench.data import DatasetError, open_dataset
+    from tokbench.data import open_dataset
+    from tokbench.io.download import DownloadError
     from tokbench.runtime import default_device, progress_display
 
     if model not in MODELS:
@@ -53,7 +54,7 @@ def fit_kmeans(
             kmeans_batch_size=kmeans_batch_size, max_epochs=epochs,
             progress=progress_display(progress and sys.stderr.isatty()),
             log=lambda msg: err.print(msg, highlight=False))
-    except (DatasetError, FileNotFoundError, ValueError, ConnectionError) as exc:
+    except (DownloadError, FileNotFoundError, ValueError, ConnectionError) as exc:
         fail(str(exc))
         return
     fit = prov["fit"]

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokbench.io.audio import LoadedAudio, load_audio
+from tokbench.io.download import DownloadError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
 TRANSCRIPT_FILES = ("transcripts.txt", "text", "transcript.txt")
 
 
-class DatasetError(Exception):
+class DatasetError(DownloadError):
     """A dataset could not be opened; the message says what to fix."""
 
 
