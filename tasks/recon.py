@@ -2,7 +2,7 @@
 
 Per utterance: signal metrics (PESQ, STOI/ESTOI, SECS, GPE/VDE/FFE, F0 correlation, mel
 distance), WER/CER of Whisper on the output, token rate and real-time factors. Per corpus:
-nominal and entropy bitrate. Everything is scored at 16 kHz (DESIGN.md section 4).
+nominal and entropy bitrate. Everything is scored at 16 kHz (docs/protocol.md).
 
 Tokenizers that decode with a speaker prompt (capability ``speaker_prompt``, e.g. semantic
 tokens with ``vocoder=knn-vc``) get one per utterance from :mod:`tokbench.data.prompts`: other

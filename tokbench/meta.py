@@ -1,4 +1,4 @@
-"""Static tokenizer metadata (contract; DESIGN section 3), without torch.
+"""Static tokenizer metadata (contract: docs/adapter-contract.md), without torch.
 
 ``TokenizerMeta`` describes a tokenizer variant before any weights load, so ``tokbench list``,
 the results store and the reporter can read it without importing torch.

@@ -1,4 +1,4 @@
-"""Core types of the adapter contract (DESIGN.md section 3).
+"""Core types of the adapter contract (docs/adapter-contract.md).
 
 Shapes are contract: ``Tokens.codes`` is ``LongTensor[B, Q, F]`` with ``frame_lengths[B]``;
 ``Audio.wav`` is ``Tensor[B, T]`` with ``lengths[B]`` at ``Audio.sample_rate``.

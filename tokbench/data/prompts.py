@@ -1,4 +1,4 @@
-"""Speaker prompts and voice-conversion pairs (DESIGN.md section 5), shared by ``vc`` and ``recon``.
+"""Speaker prompts and voice-conversion pairs (docs/protocol.md), shared by ``vc`` and ``recon``.
 
 A **prompt** is a set of whole utterances of one speaker, drawn from the dataset's prompt
 candidates (:meth:`tokbench.data.Dataset.prompt_candidates`) in a seeded order and capped at
