@@ -11,8 +11,10 @@ import importlib
 import importlib.util
 from types import ModuleType
 
+from tokbench.meta import TokenizerSetupError
 
-class MissingExtraError(ImportError):
+
+class MissingExtraError(TokenizerSetupError, ImportError):
     """A package that an optional extra provides is not installed (or cannot load)."""
 
 
