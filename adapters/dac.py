@@ -64,6 +64,7 @@ class _DacTokenizer(HFCodec):
     # checkpoints): an input sample reaches codes up to 5 frames earlier, a latent frame reaches
     # samples up to 7 frames earlier. 8 zero frames per item make batching exact.
     context_frames = 8
+    config_codebooks = "n_codebooks"
     #: downsampling ratios of the real checkpoint (their product is the hop)
     ratios: ClassVar[list[int]]
 
@@ -76,17 +77,6 @@ class _DacTokenizer(HFCodec):
     @classmethod
     def call_kwargs(cls, options: FirstCodebooks) -> dict[str, Any]:
         return {"n_quantizers": options.n_codebooks}
-
-    def _check_family_config(self, config: Any) -> list[str]:
-        if int(config.n_codebooks) != self.Options.maximum:
-            return [f"n_codebooks {config.n_codebooks} != {self.Options.maximum}"]
-        return []
-
-    def _encode_frames(self, x: Any) -> Any:
-        return self.model.encode(x, **self.encode_kwargs(), return_dict=True).audio_codes
-
-    def _decode_frames(self, codes: Any) -> Any:
-        return self.model.decode(audio_codes=codes, return_dict=True).audio_values
 
     def _codebook_tables(self) -> list[Any]:
         return [q.codebook.weight for q in self.model.quantizer.quantizers]

@@ -81,10 +81,6 @@ class Encodec24kTokenizer(HFCodec):
             problems.append("chunked EnCodec models (chunk_length_s set) are not supported")
         if config.normalize:
             problems.append("normalize=True models need per-chunk scales, which tokens do not carry")
-        if int(config.audio_channels) != 1:
-            problems.append(f"audio_channels {config.audio_channels} != 1")
-        if int(config.num_quantizers) < self.meta.n_codebooks:
-            problems.append(f"{config.num_quantizers} quantizers, {self.meta.n_codebooks} needed")
         return problems
 
     def _encode_frames(self, x: torch.Tensor) -> torch.Tensor:

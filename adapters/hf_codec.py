@@ -20,11 +20,15 @@ from tokbench.types import ModelSource
 
 
 class HFCodec(FramedCodec):
-    """Base of the transformers codec adapters: set ``repo_id``/``revision`` and implement
-    ``model_class`` (plus, optionally, ``_check_family_config`` and ``config_hop``)."""
+    """Base of the transformers codec adapters: set ``repo_id``/``revision``, implement
+    ``model_class`` and ``_codebook_tables`` (plus, where the model differs from the defaults,
+    the config field names, ``_check_family_config`` and the two model calls)."""
 
     repo_id: ClassVar[str]
     revision: ClassVar[str]
+    #: config fields holding the hop (samples per frame) and the checkpoint's codebook count
+    config_hop: ClassVar[str] = "hop_length"
+    config_codebooks: ClassVar[str] = "num_quantizers"
     model: Any
 
     @classmethod
@@ -46,7 +50,7 @@ class HFCodec(FramedCodec):
         """Refuse a checkpoint whose config disagrees with the rates this adapter declares
         (e.g. an old dac_44khz revision that declared a 16 kHz sampling rate)."""
         where = source.local_path or f"{source.repo_id}@{source.revision}"
-        sr, hop = int(config.sampling_rate), int(self.config_hop(config))
+        sr, hop = int(config.sampling_rate), int(getattr(config, self.config_hop))
         problems = []
         if sr != self.sample_rate:
             problems.append(f"sampling_rate {sr} != {self.sample_rate}")
@@ -56,17 +60,28 @@ class HFCodec(FramedCodec):
             problems.append(f"sampling_rate {sr} != hop {hop} x frame rate {self.meta.frame_rate:g}")
         if int(config.codebook_size) != self.codebook_size:
             problems.append(f"codebook_size {config.codebook_size} != {self.codebook_size}")
+        have, need = int(getattr(config, self.config_codebooks)), self.meta.n_codebooks
+        family_max = getattr(self.Options, "maximum", None)  # FirstCodebooks families
+        if family_max is not None and have != family_max:
+            problems.append(f"{self.config_codebooks} {have} != {family_max}")
+        elif have < need:
+            problems.append(f"{have} quantizers, {need} needed")
+        if int(getattr(config, "audio_channels", 1)) != 1:
+            problems.append(f"audio_channels {config.audio_channels} != 1")
         problems += self._check_family_config(config)
         if problems:
             raise ValueError(f"{self.name}: the checkpoint at {where} does not match the adapter: "
                              + "; ".join(problems) + ". Use the official checkpoint or fix its config.")
 
-    @staticmethod
-    def config_hop(config: Any) -> int:
-        return int(config.hop_length)
-
     def _check_family_config(self, config: Any) -> list[str]:
         return []
+
+    def _encode_frames(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x, **self.encode_kwargs(), return_dict=True).audio_codes
+
+    def _decode_frames(self, codes: torch.Tensor) -> torch.Tensor:
+        wav = self.model.decode(audio_codes=codes, return_dict=True).audio_values
+        return wav[:, 0] if wav.dim() == 3 else wav  # [B, 1, T] -> [B, T]
 
 
 # --- tiny checkpoints (tests) ------------------------------------------------------------------

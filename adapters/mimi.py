@@ -1,10 +1,7 @@
-"""Mimi (Kyutai), the codec of Moshi: 24 kHz, 12.5 Hz, up to 32 codebooks of 2048 (the first one
-distilled from WavLM, "semantic"), through ``transformers.MimiModel``.
-
-Batching is exact: every convolution is causal (the downsampling conv replicates, which
-whole-frame padding never triggers) and the transformers attend causally. transformers 5.x
-``MimiModel.encode`` accepts a ``padding_mask`` but its encoder ignores it, so none is passed.
-"""
+"""Mimi (Kyutai), the codec of Moshi: 24 kHz, 12.5 Hz, up to 32 codebooks of 2048 (the first
+distilled from WavLM), through ``transformers.MimiModel``. Batching needs no context: every
+convolution is causal and the transformers attend causally (``encode``'s ``padding_mask`` is
+ignored by the transformers 5.x encoder, so none is passed)."""
 
 from __future__ import annotations
 
@@ -39,7 +36,7 @@ class MimiTokenizer(HFCodec):
     repo_id, revision = "kyutai/mimi", MIMI_REVISION
     sample_rate = 24_000
     hop_length = 1920  # 8 * 6 * 5 * 4 (SEANet) * 2 (downsampling): 12.5 Hz
-    codebook_size = 2048
+    codebook_size, config_hop = 2048, "frame_size"
     streamable = True
     license = "CC-BY-4.0"
     citation = ("Defossez et al., Moshi: a speech-text foundation model for real-time dialogue, "
@@ -54,24 +51,6 @@ class MimiTokenizer(HFCodec):
     @classmethod
     def call_kwargs(cls, options: MimiOptions) -> dict[str, Any]:
         return {"num_quantizers": options.n_codebooks}
-
-    @staticmethod
-    def config_hop(config: Any) -> int:
-        return int(config.frame_size)
-
-    def _check_family_config(self, config: Any) -> list[str]:
-        problems = []
-        if int(config.num_quantizers) < self.meta.n_codebooks:
-            problems.append(f"{config.num_quantizers} quantizers, {self.meta.n_codebooks} requested")
-        if int(config.audio_channels) != 1:
-            problems.append(f"audio_channels {config.audio_channels} != 1")
-        return problems
-
-    def _encode_frames(self, x: Any) -> Any:
-        return self.model.encode(x, **self.encode_kwargs(), return_dict=True).audio_codes
-
-    def _decode_frames(self, codes: Any) -> Any:
-        return self.model.decode(codes, return_dict=True).audio_values[:, 0]
 
     def _codebook_tables(self) -> list[Any]:
         q = self.model.quantizer
