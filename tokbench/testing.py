@@ -255,7 +255,7 @@ class ContextReach:
 
 
 def measure_reach(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, at: int,
-                  in_hop: int, out_hop: int, *, atol: float = 1e-7) -> int:
+                  in_hop: int, out_hop: int, *, atol: float = 0.0) -> int:
     """Frames before frame ``at`` that a change of ``x`` at that frame reaches in ``fn(x)``.
 
     ``x`` is ``[..., T]`` with ``in_hop`` input steps per frame (1 for latents); ``fn(x)`` is
