@@ -121,7 +121,7 @@ def declared_presets(module: Any) -> list[Entry]:
         if not (obj.__module__ == own[0] or obj.__module__.startswith(own[1])):
             continue
         seen.add(obj)
-        for name, p in obj.presets.items():
+        for name, p in vars(obj)["presets"].items():
             out.append(Entry(name=name, target=f"{obj.__module__}:{obj.__qualname__}",
                              summary=p.summary, options=dict(p.options)))
     return out

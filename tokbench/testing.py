@@ -154,7 +154,8 @@ def check_tokenizer(tok: Any, *, lengths: Sequence[int] | None = None, seed: int
     the lengths must not matter), and ``embed`` shape ``[B, Q, F, D]`` with batched = alone.
     Raises :class:`ContractError` naming what broke; returns what it measured."""
     meta, name = tok.meta, tok.meta.name
-    tol = tolerance or getattr(type(tok), "batch_tolerance", BatchTolerance())
+    declared = getattr(type(tok), "batch_tolerance", None)
+    tol = tolerance or (declared if isinstance(declared, BatchTolerance) else BatchTolerance())
     items = speechlike_items(lengths or default_lengths(meta), meta.sample_rate, seed)
     batch = Audio.from_list(items, meta.sample_rate)
     noisy = batch.wav.clone()
