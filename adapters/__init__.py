@@ -35,13 +35,3 @@ register(commands, "fit-kmeans", "tokbench.adapters.ssl.commands:fit_kmeans",
          "fit k-means centroids on HuBERT/WavLM layers for the semantic-token adapters")
 register(commands, "convert-gslm", "tokbench.adapters.ssl.commands:convert_gslm",
          "convert GSLM's published HuBERT-base k-means (pickled scikit-learn) to a plain array file")
-
-# Classic codecs (no weights; the `classic` extra; kind "classic"): Opus in speech mode at a
-# constant bitrate (tokens = packet bytes), and Codec2 at 8 kHz (tokens = frame bits in bytes).
-for _kbps in (6, 8, 12, 16, 24, 32):
-    register(tokenizers, f"opus-{_kbps}kbps", "tokbench.adapters.classic.opus:OpusTokenizer",
-             f"Opus {_kbps} kbps CBR, VoIP mode, 20 ms frames, complexity 10 (libopus)",
-             kbps=float(_kbps))
-for _mode in ("700C", "1200", "1600", "2400", "3200"):
-    register(tokenizers, f"codec2-{_mode.lower()}", "tokbench.adapters.classic.codec2:Codec2Tokenizer",
-             f"Codec2 {_mode} bps at 8 kHz (pycodec2)", mode=_mode)

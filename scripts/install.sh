@@ -9,7 +9,7 @@ VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 STAMP="$VENV/.tokbench-installed"
 # Extras the tests need besides `test`: optional tokenizer packages whose adapters are tested.
-export TOKBENCH_EXTRAS="test,classic"
+export TOKBENCH_EXTRAS="test,classic,snac"
 
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scripts/install.sh ]; then
   exit 0

@@ -12,7 +12,9 @@ import torch
 from tokbench.data import sample
 from tokbench.io.audio import resample
 from tokbench.metrics.signal import pesq_score, stoi_score
+from tokbench.registry import tokenizers
 from tokbench.resolve import load_tokenizer, resolve_tokenizer
+from tokbench.testing import check_tokenizer
 from tokbench.types import Audio
 
 
@@ -151,6 +153,14 @@ def test_batched_equals_one_at_a_time(speech16):
             _t, one, one_out = _round_trip(name, [x])
             assert torch.equal(batched.item(i), one.item(0))
             assert torch.equal(out.item(i), one_out.item(0))
+
+
+@pytest.mark.parametrize("name", [n for n in tokenizers.names() if n.startswith(("opus-", "codec2-"))])
+def test_every_classic_preset_meets_the_contract(name):
+    tok = load_tokenizer(name)
+    report = check_tokenizer(tok)
+    lengths = torch.tensor(report.lengths)
+    assert list(report.frame_lengths) == tok.frames_for(lengths).tolist()
 
 
 def test_kind_and_static_metadata():

@@ -4,3 +4,8 @@ Kind ``classic``: they need no weights, so they give real rows on any machine, d
 curves in the quality-against-bitrate chart. See :mod:`tokbench.adapters.classic.packets` for how
 packets become ``[B, Q, F]`` codes.
 """
+
+from tokbench.adapters.classic.codec2 import Codec2Tokenizer
+from tokbench.adapters.classic.opus import OpusTokenizer
+
+__all__ = ["Codec2Tokenizer", "OpusTokenizer"]

@@ -35,6 +35,7 @@ import numpy as np
 
 from tokbench.adapters.classic.packets import PacketCodec, codebook_sizes
 from tokbench.extras import require
+from tokbench.registry import preset
 from tokbench.types import ModelSource, TokenizerMeta
 
 SAMPLE_RATE = 8_000
@@ -105,6 +106,8 @@ class Codec2Tokenizer(PacketCodec):
     """Codec2 at one of its bit rates; codes are the bytes of each codec frame."""
 
     Options = Codec2Options
+    presets = {f"codec2-{m.lower()}": preset(f"Codec2 {m} bps at 8 kHz (pycodec2)", mode=m)
+               for m in ("700C", "1200", "1600", "2400", "3200")}
 
     @classmethod
     def describe(cls, options: Codec2Options) -> TokenizerMeta:

@@ -24,6 +24,7 @@ import numpy as np
 
 from tokbench.adapters.classic.packets import PacketCodec, codebook_sizes
 from tokbench.extras import require
+from tokbench.registry import preset
 from tokbench.types import ModelSource, TokenizerMeta
 
 SAMPLE_RATE = 16_000
@@ -62,6 +63,8 @@ class OpusTokenizer(PacketCodec):
     """Opus in speech mode at a constant bitrate; codes are the bytes of each packet."""
 
     Options = OpusOptions
+    presets = {f"opus-{k}kbps": preset(f"Opus {k} kbps CBR, VoIP mode, 20 ms frames, complexity 10 "
+                                       "(libopus)", kbps=float(k)) for k in (6, 8, 12, 16, 24, 32)}
 
     @classmethod
     def describe(cls, options: OpusOptions) -> TokenizerMeta:
