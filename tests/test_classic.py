@@ -25,6 +25,7 @@ def _require_bindings() -> None:
     try:
         require("opuslib_next", "classic", system="libopus0")
         require("pycodec2", "classic")
+        require("av", "classic")
     except MissingExtraError as exc:
         if os.environ.get("CI"):
             raise
@@ -68,7 +69,8 @@ def _quality(name: str, speech16: list[np.ndarray]) -> tuple[float, float]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("codec,ladder", [("opus", ("opus-6kbps", "opus-12kbps", "opus-24kbps")),
-                                          ("codec2", ("codec2-700c", "codec2-1600", "codec2-3200"))])
+                                          ("codec2", ("codec2-700c", "codec2-1600", "codec2-3200")),
+                                          ("amrnb", ("amrnb-4.75kbps", "amrnb-7.95kbps", "amrnb-12.2kbps"))])
 def test_quality_rises_with_bitrate(codec, ladder, speech16):
     scores = [_quality(name, speech16) for name in ladder]
     pesq, stoi = [s[0] for s in scores], [s[1] for s in scores]
@@ -78,7 +80,8 @@ def test_quality_rises_with_bitrate(codec, ladder, speech16):
         assert stoi[0] > 0.6 and pesq[-1] > 3.5 and stoi[-1] > 0.95
 
 
-@pytest.mark.parametrize("name", ["opus-6kbps", "opus-32kbps", "codec2-700c", "codec2-2400"])
+@pytest.mark.parametrize("name", ["opus-6kbps", "opus-32kbps", "codec2-700c", "codec2-2400",
+                                  "amrnb-5.9kbps"])
 def test_lengths_codes_and_actual_bitrate(name, speech16):
     tok = load_tokenizer(name)
     meta, rate = tok.meta, tok.meta.sample_rate
@@ -97,7 +100,8 @@ def test_lengths_codes_and_actual_bitrate(name, speech16):
     bits = sum(len(p) * 8 if meta.family == "opus" else tok.bits for p in _packets(tok, tokens))
     seconds = int(tokens.frame_lengths.sum()) / meta.frame_rate
     assert bits / seconds == pytest.approx(meta.bitrate_nominal, rel=1e-9)
-    expected = {"opus-6kbps": 6000, "opus-32kbps": 32000, "codec2-700c": 700, "codec2-2400": 2400}
+    expected = {"opus-6kbps": 6000, "opus-32kbps": 32000, "codec2-700c": 700, "codec2-2400": 2400,
+                "amrnb-5.9kbps": 5900}
     assert meta.bitrate_nominal == pytest.approx(expected[name])
 
 
@@ -125,6 +129,7 @@ def _best_lag(name: str, items: list[np.ndarray], lags: range) -> int:
 
 
 @pytest.mark.slow
+# (AMR and Opus are waveform codecs: test_waveform_codecs_are_aligned checks them to the sample)
 @pytest.mark.parametrize("name,step", [("codec2-3200", 20), ("codec2-700c", 20), ("opus-24kbps", 4)])
 def test_codec_delay_is_compensated(name, step, speech16):
     """After the adapter's delay compensation the best alignment is no further shift."""
@@ -133,10 +138,13 @@ def test_codec_delay_is_compensated(name, step, speech16):
     assert abs(_best_lag(name, items, range(-3 * step, 3 * step + 1, step))) <= step
 
 
-def test_opus_waveform_is_aligned(speech16):
-    """Opus is a waveform codec at 24 kbps: output correlates best with the input at lag 0."""
-    _tok, _tokens, out = _round_trip("opus-24kbps", speech16[:2])
-    for i, x in enumerate(speech16[:2]):
+@pytest.mark.parametrize("name", ["opus-24kbps", "amrnb-12.2kbps"])
+def test_waveform_codecs_are_aligned(name, speech16):
+    """Opus and AMR match the waveform: output correlates best with the input at lag 0."""
+    rate = load_tokenizer(name).meta.sample_rate
+    items = [resample(x, 16_000, rate) for x in speech16[:2]]
+    _tok, _tokens, out = _round_trip(name, items)
+    for i, x in enumerate(items):
         y = out.item(i).numpy()
         lags = range(-20, 21)
         corr = [float(np.dot(x[40:-40], y[40 + d: len(y) - 40 + d])) for d in lags]
@@ -144,7 +152,7 @@ def test_opus_waveform_is_aligned(speech16):
 
 
 def test_batched_equals_one_at_a_time(speech16):
-    for name in ("opus-8kbps", "codec2-1200"):
+    for name in ("opus-8kbps", "codec2-1200", "amrnb-7.4kbps"):
         tok = load_tokenizer(name)
         items = [resample(x, 16_000, tok.meta.sample_rate)[: 4000 + 999 * i]
                  for i, x in enumerate(speech16[:3])]
@@ -197,3 +205,17 @@ def test_codec2_decodes_the_same_whatever_was_decoded_before(speech16):
     first = tok.decode(tokens).wav
     tok.decode(tok.encode(torch.flip(x, [1]), torch.tensor([x.shape[1]])))  # moves the generator
     assert torch.equal(tok.decode(tokens).wav, first)
+
+
+@pytest.mark.parametrize("name", ["amrnb-4.75kbps", "amrnb-12.2kbps", "codec2-700c", "codec2-1200"])
+def test_packets_survive_the_code_layout(name, speech16):
+    """Bits past the frame's last bit are zero, so codes -> packet gives the codec's packet back."""
+    from tokbench.adapters.classic.packets import codes_to_packet, packet_to_codes
+
+    tok = load_tokenizer(name)
+    pcm = (resample(speech16[1], 16_000, tok.meta.sample_rate) * 32767).astype(np.int16)
+    frames = [pcm[i * tok.hop:(i + 1) * tok.hop] for i in range(len(pcm) // tok.hop)]
+    packets = list(tok.encode_item(iter(frames)))
+    assert len(packets) == len(frames) and len(set(packets)) > len(packets) // 2
+    for p in packets:
+        assert codes_to_packet(packet_to_codes(p, tok.bits), tok.bits) == p
