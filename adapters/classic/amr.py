@@ -65,7 +65,7 @@ class AmrNbTokenizer(PacketCodec):
             codebook_sizes=codebook_sizes(bits), streamable=True,
             capabilities=frozenset({"decode"}), source=ModelSource(), license="Apache-2.0",
             citation="3GPP TS 26.090, Adaptive Multi-Rate (AMR) speech codec; transcoding functions",
-            options={"mode": options.mode, "dtx": False})
+            options={"mode": options.mode})
 
     def __init__(self, options: AmrNbOptions, *, device: str = "cpu", checkpoint: str | None = None):
         super().__init__(options, device=device, checkpoint=checkpoint)

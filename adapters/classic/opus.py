@@ -75,7 +75,7 @@ class OpusTokenizer(PacketCodec):
             capabilities=frozenset({"decode"}), source=ModelSource(), license="BSD-3-Clause",
             citation="Valin, Vos, Terriberry. Definition of the Opus Audio Codec. RFC 6716 (2012)",
             options={"kbps": options.kbps, "frame_ms": options.frame_ms,
-                     "complexity": options.complexity, "application": "voip", "vbr": False})
+                     "complexity": options.complexity})
 
     def __init__(self, options: OpusOptions, *, device: str = "cpu", checkpoint: str | None = None):
         super().__init__(options, device=device, checkpoint=checkpoint)

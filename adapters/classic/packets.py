@@ -118,6 +118,8 @@ class PacketCodec(TokenizerBase):
         return tokens
 
     def decode(self, tokens: Tokens, prompt: Audio | None = None) -> Audio:
+        if prompt is not None:
+            raise ValueError(f"{self.meta.name} takes no speaker prompt (capability 'speaker_prompt')")
         hop, bits, delay = self.hop, self.bits, self.delay
         out = []
         for b in range(tokens.batch_size):
