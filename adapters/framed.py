@@ -25,12 +25,13 @@ Multi-rate codecs (``codebook_strides``, e.g. SNAC) return codes in the time-ali
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 
-from tokbench.meta import Kind
+from tokbench.meta import Kind, TokenizerSetupError
 from tokbench.types import Audio, BatchTolerance, ModelSource, TokenizerBase, TokenizerMeta, Tokens
 
 
@@ -58,6 +59,17 @@ class FirstCodebooks:
             raise ValueError(f"n_codebooks must lie in [1, {self.maximum}] (this model has "
                              f"{self.maximum} codebooks), got {self.n_codebooks}")
 
+
+
+def require(module: str, extra: str, *, needed_by: str) -> Any:
+    """Import an optional package a family needs (call it in ``_load``, not at module top, so a
+    missing package breaks only that family), or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise TokenizerSetupError(
+            f"{needed_by} needs the Python package {module!r}, which cannot be imported ({exc}): "
+            f"install it with pip install 'tokbench[{extra}]'") from exc
 
 
 def align_codebooks(per_codebook: Sequence[torch.Tensor], strides: Sequence[int],

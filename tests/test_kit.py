@@ -11,11 +11,11 @@ from typing import ClassVar
 import pytest
 import torch
 
-from tokbench.adapters.framed import FirstCodebooks
+from tokbench.adapters.framed import FirstCodebooks, require
 from tokbench.io.hub import ModelNotAvailableError, checkpoint_fingerprint, hub_files
 from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.testing import ContractError, check_tokenizer, measure_context
-from tokbench.types import Audio, Tokens
+from tokbench.types import Audio, TokenizerSetupError, Tokens
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -177,3 +177,10 @@ def test_hub_files_from_a_checkpoint_folder(tmp_path):
     assert hub_files("org/codec", "b" * 40, ["config.json", "model.bin"], other)[1].resolved != source.resolved
     with pytest.raises(ModelNotAvailableError, match="lacks model.safetensors"):
         hub_files("org/codec", "b" * 40, ["model.safetensors"], folder)
+
+
+def test_a_missing_optional_package_names_the_extra():
+    assert require("json", "all", needed_by="x").dumps([1]) == "[1]"
+    with pytest.raises(TokenizerSetupError, match=r"snac-24k needs the Python package "
+                       r"'no_such_codec_package'.*pip install 'tokbench\[snac\]'"):
+        require("no_such_codec_package", "snac", needed_by="snac-24k")
