@@ -146,3 +146,17 @@ def test_presets_and_overrides_resolve_to_explicit_options():
         resolve_tokenizer("mulaw", {"bits": "four"})
     with pytest.raises(OptionError, match="bits must lie"):
         resolve_tokenizer("mulaw", {"bits": "40"})
+
+
+def test_list_shows_a_family_that_failed_to_import(monkeypatch):
+    from typer.testing import CliRunner
+
+    from tokbench.cli import app
+
+    registry.tokenizers.names()
+    monkeypatch.setitem(registry.tokenizers.broken, "tokbench.adapters.fake",
+                        "ModuleNotFoundError: No module named 'fakecodec'")
+    result = CliRunner().invoke(app, ["list", "tokenizers"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "tokbench.adapters.fake" in result.output and "No module named 'fakecodec'" in result.output
+    assert "mimi-32" in result.output
