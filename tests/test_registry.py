@@ -158,5 +158,6 @@ def test_list_shows_a_family_that_failed_to_import(monkeypatch):
                         "ModuleNotFoundError: No module named 'fakecodec'")
     result = CliRunner().invoke(app, ["list", "tokenizers"], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
-    assert "tokbench.adapters.fake" in result.output and "No module named 'fakecodec'" in result.output
-    assert "mimi-32" in result.output
+    text = " ".join(result.output.split())  # the table wraps long cells
+    assert "tokbench.adapters.fake" in text and "unavailable:" in text and "'fakecodec'" in text
+    assert "mimi-32" in text
