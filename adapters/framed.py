@@ -60,7 +60,6 @@ class FirstCodebooks:
                              f"{self.maximum} codebooks), got {self.n_codebooks}")
 
 
-
 def require(module: str, extra: str, *, needed_by: str) -> Any:
     """Import an optional package a family needs (call it in ``_load``, not at module top, so a
     missing package breaks only that family), or say how to install it."""
