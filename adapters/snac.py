@@ -26,8 +26,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from tokbench.adapters.framed import FramedCodec, align_codebooks, split_codebooks
-from tokbench.extras import require
+from tokbench.adapters.framed import FramedCodec, align_codebooks, require, split_codebooks
 from tokbench.io.hub import hub_files
 from tokbench.registry import preset
 from tokbench.types import ModelSource, TokenizerSetupError
@@ -39,7 +38,7 @@ DECODE_SEED = 0
 
 
 def _snac() -> Any:
-    return require("snac", "snac", needs="the SNAC tokenizer")
+    return require("snac", "snac", needed_by="the SNAC tokenizer")
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,19 @@ from tokbench.metrics.signal import pesq_score, stoi_score
 from tokbench.registry import tokenizers
 from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.testing import check_tokenizer
-from tokbench.types import Audio
+from tokbench.types import Audio, TokenizerSetupError
 
 
 def _require_bindings() -> None:
     """Skip where the `classic` extra (or libopus) is missing, except in CI, which installs it."""
-    from tokbench.extras import MissingExtraError, require
+    from tokbench.adapters.classic.opus import _opus
+    from tokbench.adapters.framed import require
 
     try:
-        require("opuslib_next", "classic", system="libopus0")
-        require("pycodec2", "classic")
-        require("av", "classic")
-    except MissingExtraError as exc:
+        _opus()
+        require("pycodec2", "classic", needed_by="tests/test_classic.py")
+        require("av", "classic", needed_by="tests/test_classic.py")
+    except TokenizerSetupError as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(str(exc), allow_module_level=True)
@@ -190,10 +191,8 @@ def test_bad_options_name_the_fix():
 def test_missing_binding_names_the_extra(monkeypatch):
     import sys
 
-    from tokbench.extras import MissingExtraError
-
     monkeypatch.setitem(sys.modules, "pycodec2", None)  # import of it now fails
-    with pytest.raises(MissingExtraError, match=r"tokbench\[classic\]"):
+    with pytest.raises(TokenizerSetupError, match=r"tokbench\[classic\]"):
         load_tokenizer("codec2-3200")
 
 

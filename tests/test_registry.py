@@ -70,7 +70,7 @@ def test_metric_declarations_cover_the_contract_names():
     assert get_metric("wer").aggregation == "ratio" and get_metric("wer").scale == 100
     assert get_metric("bitrate_entropy").level == "corpus"
     # normalise maps to [0, 1] with 1 = best, in either direction
-    assert get_metric("pesq_wb").normalise(4.64) == 1.0
+    assert get_metric("pesq_wb").normalise(4.644) == 1.0  # the P.862.2 mapping tops out at 4.644
     assert get_metric("wer").normalise(0.0) == 1.0 and get_metric("wer").normalise(100.0) == 0.0
 
 
@@ -119,9 +119,9 @@ def test_plugin_file_adapter(tmp_path):
     assert name == "sign-plugin"
     resolved = resolve_tokenizer("sign-plugin", {"levels": "8"})
     assert resolved.options.levels == 8 and resolved.meta.codebook_sizes == (8,)
-    with pytest.raises(AttributeError, match="did you mean 'SignTokenizer'"):
+    with pytest.raises(OptionError, match="did you mean 'SignTokenizer'"):
         register_adapter_file(f"{path}:SignTokeniser")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(OptionError, match="does not exist"):
         register_adapter_file(f"{tmp_path}/missing.py:X")
 
 
@@ -146,3 +146,18 @@ def test_presets_and_overrides_resolve_to_explicit_options():
         resolve_tokenizer("mulaw", {"bits": "four"})
     with pytest.raises(OptionError, match="bits must lie"):
         resolve_tokenizer("mulaw", {"bits": "40"})
+
+
+def test_list_shows_a_family_that_failed_to_import(monkeypatch):
+    from typer.testing import CliRunner
+
+    from tokbench.cli import app
+
+    registry.tokenizers.names()
+    monkeypatch.setitem(registry.tokenizers.broken, "tokbench.adapters.fake",
+                        "ModuleNotFoundError: No module named 'fakecodec'")
+    result = CliRunner().invoke(app, ["list", "tokenizers"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the table wraps long cells
+    assert "tokbench.adapters.fake" in text and "unavailable:" in text and "'fakecodec'" in text
+    assert "mimi-32" in text

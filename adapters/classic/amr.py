@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tokbench.adapters.classic.packets import PacketCodec, codebook_sizes
-from tokbench.extras import require
+from tokbench.adapters.framed import require
 from tokbench.registry import preset
 from tokbench.types import ModelSource, TokenizerMeta
 
@@ -35,7 +35,7 @@ MODES: dict[str, tuple[int, int, int]] = {
 
 
 def _av() -> Any:
-    return require("av", "classic", needs="the AMR-NB tokenizer")
+    return require("av", "classic", needed_by="the AMR-NB tokenizer")
 
 
 @dataclass(frozen=True)

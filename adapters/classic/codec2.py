@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from tokbench.adapters.classic.packets import PacketCodec, codebook_sizes
-from tokbench.extras import require
+from tokbench.adapters.framed import require
 from tokbench.registry import preset
 from tokbench.types import ModelSource, TokenizerMeta
 
@@ -50,7 +50,7 @@ MODES: dict[str, tuple[int, int, int, int]] = {
 
 
 def _codec2() -> Any:
-    return require("pycodec2", "classic", needs="the codec2 tokenizer")
+    return require("pycodec2", "classic", needed_by="the codec2 tokenizer")
 
 
 class _Rng:

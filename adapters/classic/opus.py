@@ -23,17 +23,23 @@ from typing import Any
 import numpy as np
 
 from tokbench.adapters.classic.packets import PacketCodec, codebook_sizes
-from tokbench.extras import require
+from tokbench.adapters.framed import require
 from tokbench.registry import preset
-from tokbench.types import ModelSource, TokenizerMeta
+from tokbench.types import ModelSource, TokenizerMeta, TokenizerSetupError
 
 SAMPLE_RATE = 16_000
 FRAME_MS = (10, 20, 40, 60)  # whole-packet frame durations libopus accepts in VoIP mode (>= 10 ms)
 
 
 def _opus() -> Any:
-    return require("opuslib_next", "classic", needs="the opus tokenizer",
-                   system="libopus (Debian/Ubuntu: apt-get install libopus0; macOS: brew install opus)")
+    try:
+        return require("opuslib_next", "classic", needed_by="the opus tokenizer")
+    except TokenizerSetupError:
+        raise
+    except Exception as exc:  # opuslib-next raises a bare Exception when libopus is missing
+        raise TokenizerSetupError(
+            f"the opus tokenizer needs the system library libopus ({exc}): install it with "
+            "apt-get install libopus0 (Debian/Ubuntu) or brew install opus (macOS)") from exc
 
 
 @dataclass(frozen=True)
