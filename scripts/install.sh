@@ -51,6 +51,6 @@ fi
 if ! ldconfig -p 2>/dev/null | grep -q 'libopus\.so' && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
   ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq libopus0 >/dev/null) \
-    || echo "warning: could not install libopus0; the Opus tests will be skipped" >&2
+    || echo "warning: could not install libopus0; the Opus tokenizer and its tests need it" >&2
 fi
 touch "$STAMP"
