@@ -119,9 +119,9 @@ def test_plugin_file_adapter(tmp_path):
     assert name == "sign-plugin"
     resolved = resolve_tokenizer("sign-plugin", {"levels": "8"})
     assert resolved.options.levels == 8 and resolved.meta.codebook_sizes == (8,)
-    with pytest.raises(AttributeError, match="did you mean 'SignTokenizer'"):
+    with pytest.raises(OptionError, match="did you mean 'SignTokenizer'"):
         register_adapter_file(f"{path}:SignTokeniser")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(OptionError, match="does not exist"):
         register_adapter_file(f"{tmp_path}/missing.py:X")
 
 
