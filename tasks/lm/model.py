@@ -52,13 +52,14 @@ class LMConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 10
-    steps_per_epoch: int = 100
+    epochs: int = 6
+    steps_per_epoch: int = 50
     patience: int = 2
     lr: float = 1e-3
     weight_decay: float = 0.01
-    batch: int = 16
+    batch: int = 8
     eval_batch: int = 32
+    max_eval_windows: int = 256  # dev windows scored per epoch (seeded sample); 0 = all
     device: str = "cpu"
     threads: int = 1  # CPU threads while training (small models: 1 is fastest); 0 = torch's
 
@@ -136,10 +137,13 @@ def cpu_threads(n: int, device: str) -> Iterator[None]:
 
 @dataclass
 class Evaluation:
-    """Bits and token counts per item and codebook (``[Q]`` each)."""
+    """Bits and scored token counts per item and codebook (``[Q]`` each), and how many of each
+    item's tokens were scored (all of them unless windows were sampled)."""
 
     bits: dict[str, list[float]] = field(default_factory=dict)
     tokens: dict[str, list[int]] = field(default_factory=dict)
+    total: dict[str, int] = field(default_factory=dict)  # all tokens of the item (Q x F)
+    windows: dict[str, list[int]] = field(default_factory=dict)  # [scored, all]
 
     def total_bits(self) -> float:
         return float(sum(sum(b) for b in self.bits.values()))
@@ -151,28 +155,44 @@ class Evaluation:
         n = self.total_tokens()
         return self.total_bits() / n if n else math.nan
 
+    def scored_fraction(self, uid: str) -> float:
+        return sum(self.tokens[uid]) / self.total[uid] if self.total[uid] else 0.0
 
-def evaluate(model: CausalLM, items: dict[str, torch.Tensor], batch: int, device: str) -> Evaluation:
-    """Bits per codebook of every item (``id -> [Q, F]`` codes), in eval mode."""
+
+def evaluate(model: CausalLM, items: dict[str, torch.Tensor], batch: int, device: str,
+             max_windows: int = 0, seed: int = 0) -> Evaluation:
+    """Bits per codebook of every item (``id -> [Q, F]`` codes), in eval mode. With
+    ``max_windows`` > 0 and more windows than that, a seeded uniform sample of ``max_windows``
+    windows is scored (the same windows for the same items and seed)."""
     model.eval()
     q_count = model.n_codebooks
     out = Evaluation()
     refs: list[tuple[str, torch.Tensor]] = []
-    for uid, codes in items.items():
+    for uid in sorted(items):
+        codes = items[uid]
         out.bits[uid] = [0.0] * q_count
-        out.tokens[uid] = [int(codes.shape[1])] * q_count
-        refs += [(uid, w) for w in model.windows(codes)]
+        out.tokens[uid] = [0] * q_count
+        out.total[uid] = int(codes.numel())
+        mine = model.windows(codes)
+        out.windows[uid] = [0, len(mine)]
+        refs += [(uid, w) for w in mine]
+    if 0 < max_windows < len(refs):
+        pick = torch.randperm(len(refs), generator=torch.Generator().manual_seed(seed))
+        refs = [refs[k] for k in sorted(pick[:max_windows].tolist())]
     with torch.no_grad():
         for start in range(0, len(refs), batch):
             chunk = refs[start:start + batch]
             targets = _pad([w for _, w in chunk]).to(device)
             bits = model.nll_bits(targets).double().cpu()
+            valid = (targets >= 0).cpu().double()
             q = torch.arange(targets.shape[1]) % q_count
             for k, (uid, _) in enumerate(chunk):
                 per_q = torch.zeros(q_count, dtype=torch.float64).index_add_(0, q, bits[k])
-                acc = out.bits[uid]
+                n_q = torch.zeros(q_count, dtype=torch.float64).index_add_(0, q, valid[k])
+                out.windows[uid][0] += 1
                 for j in range(q_count):
-                    acc[j] += float(per_q[j])
+                    out.bits[uid][j] += float(per_q[j])
+                    out.tokens[uid][j] += int(n_q[j])
     return out
 
 
@@ -235,7 +255,9 @@ def _train(codebook_sizes, train, dev, config, tc, seed, log) -> TrainResult:
         seconds += time.perf_counter() - t0
         point: dict[str, Any] = {"epoch": epoch, "train_bits_per_token": loss_sum / tc.steps_per_epoch}
         if dev:
-            dev_bpt = evaluate(model, dev, tc.eval_batch, tc.device).bits_per_token()
+            # the same dev windows for every epoch and training seed
+            dev_bpt = evaluate(model, dev, tc.eval_batch, tc.device, tc.max_eval_windows,
+                               0).bits_per_token()
             point["dev_bits_per_token"] = dev_bpt
             if dev_bpt < best:
                 best, best_epoch, bad = dev_bpt, epoch, 0

@@ -33,7 +33,7 @@ from tokbench.options import options_dict
 from tokbench.records import make_record
 from tokbench.run.task import Artefact, Output, RunContext, Task
 from tokbench.run.token_cache import encode_dataset
-from tokbench.tasks.lm.model import LMConfig, TrainConfig, evaluate, train_lm
+from tokbench.tasks.lm.model import LMConfig, TrainConfig, cpu_threads, evaluate, train_lm
 from tokbench.types import TokenizerMeta
 
 SPLITS_FILE = "splits.json"
@@ -53,13 +53,16 @@ class LMOptions:
     ff_mult: int = 4
     dropout: float = 0.1
     context: int = 256  # tokens per window (whole frames)
-    epochs: int = 10  # at most
-    steps_per_epoch: int = 100
+    epochs: int = 6  # at most
+    steps_per_epoch: int = 50
     patience: int = 2  # epochs without dev improvement before stopping
     lr: float = 1e-3
     weight_decay: float = 0.01
-    train_batch: int = 16  # windows per step
+    train_batch: int = 8  # windows per step
     eval_batch: int = 32
+    # Windows scored on dev (each epoch) and on test: a seeded uniform sample when there are
+    # more (16 kHz waveform tokens make 62.5 windows of 256 per second of audio); 0 = all.
+    max_eval_windows: int = 256
     threads: int = 1  # CPU threads while training; 0 = torch's setting
     seeds: int = 1  # training seeds seed, seed+1, ...; each kept with param = seed
     seed: int = 0
@@ -73,10 +76,11 @@ class LMOptions:
                      "patience", "train_batch", "eval_batch", "seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("threads", "max_eval_windows"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.width % self.heads:
             raise ValueError(f"width ({self.width}) must be a multiple of heads ({self.heads})")
-        if self.threads < 0:
-            raise ValueError(f"threads must be 0 (torch's default) or more, got {self.threads}")
         if not (0 <= self.dev_fraction < 1 and 0 < self.test_fraction < 1
                 and self.dev_fraction + self.test_fraction < 1):
             raise ValueError("need 0 <= dev_fraction, 0 < test_fraction and dev + test < 1; got "
@@ -174,23 +178,35 @@ class TokenLM(Task):
         config = o.model_config()
         tc = TrainConfig(epochs=o.epochs, steps_per_epoch=o.steps_per_epoch, patience=o.patience,
                          lr=o.lr, weight_decay=o.weight_decay, batch=o.train_batch,
-                         eval_batch=o.eval_batch, device=ctx.device, threads=o.threads)
+                         eval_batch=o.eval_batch, max_eval_windows=o.max_eval_windows,
+                         device=ctx.device, threads=o.threads)
         train = {i: codes[i] for i in split.train}
         dev = {i: codes[i] for i in split.dev}
         test = {i: codes[i] for i in split.test}
         result = train_lm(meta.codebook_sizes, train, dev, config, tc, seed, log=ctx.log)
-        ev = evaluate(result.model, test, tc.eval_batch, ctx.device)
+        with cpu_threads(o.threads, ctx.device):
+            ev = evaluate(result.model, test, tc.eval_batch, ctx.device, o.max_eval_windows,
+                          o.split_seed)
         many = meta.n_codebooks > 1
         for uid in sorted(test):
-            bits, tokens, seconds = ev.bits[uid], ev.tokens[uid], durations[uid]
-            yield _utterance_record(uid, seed, sum(bits), sum(tokens), seconds)
+            bits, tokens = ev.bits[uid], ev.tokens[uid]
+            # seconds of audio the scored windows cover (all of it unless windows were sampled)
+            seconds = durations[uid] * ev.scored_fraction(uid)
+            scored = {"windows_scored": ev.windows[uid][0], "windows": ev.windows[uid][1]}
+            if not sum(tokens):
+                why = (f"none of its {ev.windows[uid][1]} windows was in the sample of "
+                       f"max_eval_windows={o.max_eval_windows}")
+                yield make_record(uid, dict.fromkeys(LM_METRICS), dict.fromkeys(LM_METRICS, why),
+                                  param=seed, extra=scored)
+                continue
+            yield _utterance_record(uid, seed, sum(bits), sum(tokens), seconds, scored)
             if many:
                 for q in range(meta.n_codebooks):
                     yield _utterance_record(uid, codebook_param(seed, q), bits[q], tokens[q],
-                                            seconds)
+                                            seconds, scored)
         # Unigram entropy of the very tokens the LM is measured on (an oracle unigram model).
         unigram = [entropy_bits(unigram_counts([c[q].numpy() for c in test.values()], size, q))
-                   for q, size in enumerate(meta.codebook_sizes)]
+                   for q, size in enumerate(meta.codebook_sizes)]  # all test tokens, not a sample
         per_q_bits = np.sum([ev.bits[u] for u in test], axis=0)
         per_q_tokens = np.sum([ev.tokens[u] for u in test], axis=0)
         bpt = ev.bits_per_token()
@@ -203,6 +219,8 @@ class TokenLM(Task):
                 sum(durations[i] for i in split.train), 3),
             "test_tokens": ev.total_tokens(), "test_bits": ev.total_bits(),
             "test_seconds_audio": round(sum(durations[u] for u in test), 3),
+            "test_seconds_scored": round(sum(durations[u] * ev.scored_fraction(u) for u in test), 3),
+            "test_windows": [sum(ev.windows[u][0] for u in test), sum(ev.windows[u][1] for u in test)],
             "unigram_entropy": unigram, "bits_per_token": bpt, **result.info,
         }
         if warning:
@@ -219,11 +237,12 @@ class TokenLM(Task):
                                   extra={"seed": seed, "codebook": q, "bits_per_token": q_bpt,
                                          "unigram_entropy": unigram[q]})
         ctx.log(f"lm seed {seed}: {bpt:.3f} bit/token, "
-                f"{ev.total_bits() / info['test_seconds_audio']:.1f} bit/s on "
+                f"{ev.total_bits() / info['test_seconds_scored']:.1f} bit/s on "
                 f"{len(test)} held-out utterances (unigram {np.mean(unigram):.3f} bit/token)")
 
 
-def _utterance_record(uid: str, param: Any, bits: float, tokens: int, seconds: float) -> dict:
+def _utterance_record(uid: str, param: Any, bits: float, tokens: int, seconds: float,
+                      scored: dict[str, int]) -> dict:
     reasons = {} if seconds > 0 else {"lm_bits_per_second": "the utterance has no duration"}
     return make_record(uid, {"lm_bits_per_token": bits / tokens,
                              "lm_bits_per_second": bits / seconds if seconds > 0 else None},
@@ -231,7 +250,7 @@ def _utterance_record(uid: str, param: Any, bits: float, tokens: int, seconds: f
                        extra={"ratio": {"lm_bits_per_token": [bits, tokens],
                                         **({"lm_bits_per_second": [bits, seconds]}
                                            if seconds > 0 else {})},
-                              "seconds": seconds})
+                              "seconds_scored": seconds, **scored})
 
 
 def _not_computable(meta: TokenizerMeta, seed: int, why: str) -> Iterator[dict]:
