@@ -26,7 +26,6 @@ import torch
 from tokbench.data import Utterance
 from tokbench.data.splits import stable_order
 from tokbench.metrics.unit_edit import Change, change, frame_ids
-from tokbench.options import OptionError
 from tokbench.records import make_record
 from tokbench.run.batching import load_item
 from tokbench.run.task import Artefact, Output, RunContext, Task

@@ -76,7 +76,7 @@ def perturbation_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     tables: dict[str, pd.DataFrame] = {}
     for kind, part in summary.groupby("perturbation", sort=False):
         rows = []
-        for (run_id, param), group in part.groupby(["run_id", "param"], sort=False):
+        for (run_id, _param), group in part.groupby(["run_id", "param"], sort=False):
             first = group.iloc[0]
             row: dict[str, Any] = {c: first[c] for c in RUN_COLUMNS if c in first}
             level = first["level"]
