@@ -139,11 +139,11 @@ class Invariance(Task):
     def _babble_loader(self, ctx: RunContext):
         o, meta, data = self.options, ctx.meta, ctx.dataset
         everyone = list(data.utterances)
+        by_id = {u.id: u for u in everyone}
 
         @functools.lru_cache(maxsize=64)  # bounded: a large dataset is not held in memory
         def audio(uid: str) -> np.ndarray | None:
-            item = load_item(data, next(u for u in everyone if u.id == uid), meta.sample_rate,
-                             scoring=False)
+            item = load_item(data, by_id[uid], meta.sample_rate, scoring=False)
             return item.wav if item.ok else None
 
         def talkers(utt: Utterance) -> list[np.ndarray]:

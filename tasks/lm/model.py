@@ -283,5 +283,8 @@ def _train(codebook_sizes, train, dev, config, tc, seed, log) -> TrainResult:
         "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "window_tokens": model.window, "window_frames": model.frames_per_window,
         "n_train_windows": len(windows),
+        # how much of the training data the steps saw: sized for a quick run by default
+        "train_tokens_seen": tokens_seen,
+        "train_tokens_available": int(sum(len(w) for w in windows)),
     }
     return TrainResult(model, info)
