@@ -130,15 +130,21 @@ def test_gain_invariant_tokens_give_ued_zero_and_random_tokens_near_one(tmp_path
     spec = importlib.util.spec_from_file_location("toy_tokens", PLUGINS / "toy_tokens.py")
     toy = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(toy)
-    opts = InvarianceOptions(perturbations=("reencode", "gain=-6dB", "gain=+6dB", "noise-white=0dB"))
+    opts = InvarianceOptions(perturbations=("reencode", "gain=-6dB", "gain=+6dB", "noise-white=0dB",
+                                            "noise-babble=0dB"), babble_talkers=2)
     sign = toy.SignBits(toy.NoOptions())
-    recs = {(r["utterance_id"], r["param"]): r for r in _records(Invariance(opts), _context(sign, tmp_path))}
-    assert len(recs) == 2 * 4 * 3  # utterances x perturbations x (cb0, cb1, frames)
+    ctx = _context(sign, tmp_path, limit=6)  # spk01-001..004, spk02-001, spk02-002
+    ctx.utterances = ctx.utterances[:2]
+    recs = {(r["utterance_id"], r["param"]): r for r in _records(Invariance(opts), ctx)}
+    assert len(recs) == 2 * 5 * 3  # utterances x perturbations x (cb0, cb1, frames)
     for (_, param), r in recs.items():
         if param.startswith(("gain", "reencode")):
             assert r["metrics"] == {"ued": 0.0, "ued_dedup": 0.0, "code_change_rate": 0.0}, param
-        else:  # 0 dB white noise flips many frame signs
+        else:  # 0 dB noise flips many frame signs
             assert r["metrics"]["ued"] > 0.05, param
+    talkers = recs[("spk01-001", "noise-babble=0dB/cb0")]["extra"]["babble_talkers"]
+    assert talkers == recs[("spk01-001", "noise-babble=0dB/frames")]["extra"]["babble_talkers"]
+    assert sorted(talkers) == ["spk02-001", "spk02-002"]  # other speakers only
     some = recs[("spk01-001", "gain=+6dB/frames")]
     assert some["extra"]["clipped_fraction"] > 0  # the sample set peaks at -1 dBFS
     assert some["extra"]["length"] == some["extra"]["perturbed_length"] > 100

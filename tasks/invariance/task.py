@@ -16,7 +16,7 @@ the edit counts and lengths, the share of clipped samples and the perturbation's
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,17 +126,19 @@ class Invariance(Task):
             return
         encoded = encode_dataset(ctx.tokenizer, ctx.dataset, todo, ctx.cache,
                                  batch_size=ctx.batch_size, device=ctx.device)
-        load_babble = self._babble_loader(ctx)
+        talkers, load = self._babble(ctx)
         for utt in ctx.progress(todo, total=len(todo), desc=f"invariance {meta.name}"):
             original = encoded.codes.get(utt.id)
             if original is None:
                 why = f"the original could not be encoded: {encoded.errors.get(utt.id, 'unknown')}"
                 yield from self._failed(ctx, utt.id, perturbations, meta, why)
                 continue
-            yield from self._one(ctx, utt, original.numpy(), perturbations, hop,
-                                 lambda u=utt: load_babble(u))
+            yield from self._one(ctx, utt, original.numpy(), perturbations, hop, talkers(utt),
+                                 load)
 
-    def _babble_loader(self, ctx: RunContext):
+    def _babble(self, ctx: RunContext) -> tuple[Callable[[Utterance], list[str]],
+                                                 Callable[[str], np.ndarray | None]]:
+        """Who talks in an utterance's babble (ids), and a bounded cache of their audio."""
         o, meta, data = self.options, ctx.meta, ctx.dataset
         everyone = list(data.utterances)
         by_id = {u.id: u for u in everyone}
@@ -146,17 +148,15 @@ class Invariance(Task):
             item = load_item(data, by_id[uid], meta.sample_rate, scoring=False)
             return item.wav if item.ok else None
 
-        def talkers(utt: Utterance) -> list[np.ndarray]:
+        def talkers(utt: Utterance) -> list[str]:
             others = [u for u in everyone if u.id != utt.id]
             if utt.speaker is not None and any(u.speaker != utt.speaker for u in others):
                 others = [u for u in others if u.speaker != utt.speaker]
             # a seeded choice per utterance, independent of the dataset's file order
             chosen = stable_order([u.id for u in others], seed_for(o.seed, utt.id))
-            chosen = chosen[: o.babble_talkers]
-            wavs = [audio(uid) for uid in chosen]
-            return [w for w in wavs if w is not None and len(w)]
+            return chosen[: o.babble_talkers]
 
-        return talkers
+        return talkers, audio
 
     def _failed(self, ctx: RunContext, uid: str, perturbations: list[Perturbation],
                 meta: TokenizerMeta, why: str) -> Iterator[Output]:
@@ -169,7 +169,8 @@ class Invariance(Task):
                                       param=param, extra={"perturbation": p.name})
 
     def _one(self, ctx: RunContext, utt: Utterance, original: np.ndarray,
-             perturbations: list[Perturbation], hop: float, babble) -> Iterator[Output]:
+             perturbations: list[Perturbation], hop: float, talkers: list[str],
+             load: Callable[[str], np.ndarray | None]) -> Iterator[Output]:
         """Perturb one utterance every way, encode the copies in batches, compare."""
         meta = ctx.meta
         item = load_item(ctx.dataset, utt, meta.sample_rate, scoring=False)
@@ -178,6 +179,11 @@ class Invariance(Task):
             return
         wanted = [p for p in perturbations
                   if not all(ctx.is_done(utt.id, param_name(p, s)) for s in streams(meta))]
+
+        def babble() -> list[np.ndarray]:
+            wavs = [load(uid) for uid in talkers]
+            return [w for w in wavs if w is not None and len(w)]
+
         copies: dict[str, tuple[np.ndarray, float]] = {}
         failures: dict[str, str] = {}
         for p in wanted:
@@ -202,7 +208,8 @@ class Invariance(Task):
                     "length": c.length, "distance_dedup": c.distance_dedup,
                     "length_dedup": c.length_dedup, "changed_frames": c.changed,
                     "perturbed_length": c.perturbed_length,
-                    "clipped_fraction": round(copies[p.name][1], 6)})
+                    "clipped_fraction": round(copies[p.name][1], 6),
+                    **({"babble_talkers": talkers} if p.kind == "noise-babble" else {})})
 
     def _encode(self, ctx: RunContext, wavs: dict[str, np.ndarray],
                 failures: dict[str, str]) -> dict[str, np.ndarray]:
