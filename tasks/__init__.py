@@ -1,6 +1,6 @@
 """Built-in tasks (importable as ``tokbench.tasks``); each module is imported only when used."""
 
-from tokbench.registry import register, tasks
+from tokbench.registry import commands, register, tasks
 
 register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
          "encode, decode and score against the original (WER, PESQ, STOI, SECS, pitch, mel, bitrate)")
@@ -18,3 +18,7 @@ register(tasks, "invariance", "tokbench.tasks.invariance:Invariance",
 register(tasks, "lm", "tokbench.tasks.lm:TokenLM",
          "a small causal transformer LM trained on the tokens: held-out cross-entropy in bits per "
          "token and per second, perplexity, gap to the unigram entropy")
+
+# `tokbench score`: the recon metrics on audio made elsewhere (outputs matched to references by stem)
+register(commands, "score", "tokbench.tasks.score:score_command",
+         "score audio made elsewhere against references, with the recon metrics")

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from tokbench.data import Utterance
+from tokbench.data.batches import load_item
 from tokbench.data.splits import stable_order
 from tokbench.metrics.unit_edit import Change, change, frame_ids
 from tokbench.records import make_record
-from tokbench.run.batching import load_item
 from tokbench.run.task import Artefact, Output, RunContext, Task
 from tokbench.run.token_cache import encode_dataset
 from tokbench.tasks.invariance.perturbations import (

@@ -30,14 +30,15 @@ import numpy as np
 import torch
 
 from tokbench.data import Utterance
+from tokbench.data.batches import Item, length_sorted_batches, load_item, to_batch
 from tokbench.data.prompts import PromptLoader
 from tokbench.io.audio import resample
 from tokbench.metrics.base import Scores
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.records import make_record
-from tokbench.run.batching import Item, length_sorted_batches, load_item, timed, to_batch
 from tokbench.run.scoring import Pending, ScoreItem, Scorer, check_output
 from tokbench.run.task import AudioExample, Output, RunContext
+from tokbench.run.timing import timed
 from tokbench.run.token_cache import save_tokens
 from tokbench.types import Audio, Tokens
 

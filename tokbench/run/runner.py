@@ -6,12 +6,11 @@ Data flows one way: dataset -> runner -> adapter -> metrics -> store -> report.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -32,6 +31,7 @@ from tokbench.results import load_results, summarize, summary_records
 from tokbench.results.store import RunSpec, RunStore, iter_records, safe_component
 from tokbench.run.distributed import barrier, rank_and_world, shard
 from tokbench.run.task import Artefact, AudioExample, Output, RunContext, Task, UnsupportedError
+from tokbench.runtime import default_device, progress_display, rank_device
 
 PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",
             "openai-whisper", "resemblyzer", "transformers", "tokenizers", "pandas", "webrtcvad",
@@ -67,33 +67,6 @@ def git_revision() -> str | None:
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def rank_device(device: str) -> str:
-    """Under torchrun each process of a node takes its own GPU (LOCAL_RANK), not GPU 0."""
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        import torch
-
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-        torch.cuda.set_device(device)
-    return device
-
-
-def _tqdm_progress(enabled: bool) -> Callable[..., Iterable]:
-    def progress(iterable: Iterable, total: int | None = None, desc: str = "") -> Iterable:
-        if not enabled:
-            return iterable
-        from tqdm.auto import tqdm
-
-        return tqdm(iterable, total=total, desc=desc, unit="utt", dynamic_ncols=True, leave=False)
-
-    return progress
 
 
 def resolve_task(name: str, task_overrides: Mapping[str, Any]) -> Task:
@@ -176,7 +149,7 @@ def run(
     ctx = RunContext(
         tokenizer=model, dataset=data, utterances=shard(list(data.utterances), rank, world),
         cache=Cache(cache_dir), device=device, batch_size=batch_size, workers=workers,
-        progress=_tqdm_progress(progress), log=log, is_done=store.is_done, rank=rank,
+        progress=progress_display(progress), log=log, is_done=store.is_done, rank=rank,
         world_size=world,
     )
     t0 = time.time()
