@@ -238,7 +238,8 @@ class TokenLM(Task):
                                          "unigram_entropy": unigram[q]})
         ctx.log(f"lm seed {seed}: {bpt:.3f} bit/token, "
                 f"{ev.total_bits() / info['test_seconds_scored']:.1f} bit/s on "
-                f"{len(test)} held-out utterances (unigram {np.mean(unigram):.3f} bit/token)")
+                f"{len(test)} held-out utterances (unigram {np.mean(unigram):.3f} bit/token)"
+                + (" -- MEANINGLESS: " + warning if warning else ""))
 
 
 def _utterance_record(uid: str, param: Any, bits: float, tokens: int, seconds: float,
