@@ -180,6 +180,13 @@ def test_mulaw_end_to_end_resumes_and_reports(tmp_path, monkeypatch):
     again = run("mulaw", "invariance", "sample", limit=2, out=tmp_path, overrides=opts, log=quiet)
     assert again.path == res.path
     assert len((res.path / "utterances.rank0.jsonl").read_text().splitlines()) == len(lines)
+    monkeypatch.undo()
+    # more perturbations extend the same run: only the new ones are computed
+    more = {"perturbations": opts["perturbations"] + ",speed=1.1x"}
+    extended = run("mulaw", "invariance", "sample", limit=2, out=tmp_path, overrides=more, log=quiet)
+    assert extended.path == res.path
+    lines = [json.loads(x) for x in (res.path / "utterances.rank0.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 * 5 and sum(r["param"] == "speed=1.1x/cb0" for r in lines) == 2
 
     import tokbench
     from tokbench.report import report_tables, write_charts
@@ -190,7 +197,7 @@ def test_mulaw_end_to_end_resumes_and_reports(tmp_path, monkeypatch):
     assert parse_param(3) is None and parse_param("3/cb0") is None
     df = tokbench.load_results(tmp_path)
     tables = perturbation_tables(df)
-    assert list(tables) == ["reencode", "gain", "noise-white", "shift"]
+    assert list(tables) == ["reencode", "gain", "noise-white", "shift", "speed"]
     assert tables["gain"]["level"].tolist() == ["-6dB"] and "(2/2)" in tables["gain"]["ued"][0]
     written = write_invariance_report(df, tmp_path / "report")
     assert {p.name for p in written} >= {"invariance_ued.png", "invariance_gain.md"}

@@ -94,11 +94,14 @@ class Invariance(Task):
     name = "invariance"
     version = "1"
     Options = InvarianceOptions
+    # More perturbations extend the same run (records are per perturbation, so a rerun with a
+    # longer list computes only the new ones).
+    runtime_options = frozenset({"perturbations"})
 
     def protocol(self) -> dict[str, Any]:
         o = self.options
-        return {"invariance": {"perturbations": [p.name for p in o.parsed()], "seed": o.seed,
-                               "babble_talkers": o.babble_talkers,
+        # Which perturbations ran is not protocol: each figure's param names its perturbation.
+        return {"invariance": {"seed": o.seed, "babble_talkers": o.babble_talkers,
                                "edit_distance": "rapidfuzz Levenshtein, unit costs",
                                "clip": "perturbed audio clipped to [-1, 1]"}}
 
