@@ -44,7 +44,7 @@ def test_uniform_random_tokens_cost_about_log2_of_the_codebook(one_torch_thread)
 def test_flattened_factorisation_sees_the_lower_codebooks_of_the_frame(one_torch_thread):
     # Codebook 1 is a function of codebook 0 of the same frame; codebook 0 is uniform random.
     g = torch.Generator().manual_seed(1)
-    c0 = torch.randint(0, 16, (6, 400), generator=g)
+    c0 = torch.randint(0, 16, (6, 2000), generator=g)  # enough not to memorise codebook 0
     items = {f"u{i}": torch.stack([c0[i], (c0[i] + 3) % 16]) for i in range(6)}
     _, ev = fit([16, 16], items)
     (uid,) = ev.bits
@@ -65,6 +65,12 @@ def test_windows_are_whole_frames_and_sampling_is_seeded():
     assert a.total_tokens() == 6 * 9
     full = evaluate(model, items, 8, "cpu")
     assert full.total_tokens() == 5 * 90 and all(full.scored_fraction(u) == 1 for u in items)
+    # Mimi-32's 32 x 2048 codes: one small head per codebook, not 65,536 logits per position
+    big = CausalLM([2048] * 32, LMConfig(layers=1, width=8, heads=2, context=64))
+    (window,) = big.windows(torch.randint(0, 2048, (32, 2)))
+    bits = big.nll_bits(window[None])
+    assert bits.shape == (1, 64) and bool((bits > 0).all())
+    assert sum(p.numel() for p in big.heads.parameters()) == 32 * (8 * 2048 + 2048)
 
 
 def test_split_groups_keeps_speakers_whole_and_ignores_order():

@@ -6,7 +6,8 @@ with known answers (a deterministic sequence: about 0 bits; uniform random codes
 **Factorisation of multi-codebook tokens: flattened, frame-major** (codebook 0, 1, ..., Q-1 of
 frame 0, then of frame 1, ...), each code offset into its own codebook's range of one shared
 vocabulary. The model predicts each code from every code before it, including the lower
-codebooks of the same frame, and each prediction is a softmax over that codebook's codes only.
+codebooks of the same frame, and each prediction is a softmax over that codebook's codes only
+(one output layer per codebook).
 By the chain rule, the summed log-loss is then an exact code length of the whole token stream,
 so bits per second compare across frame rates and codebook counts, and the bits of each
 codebook are its conditional cross-entropy given everything before it. A parallel or summed
@@ -80,11 +81,6 @@ class CausalLM(nn.Module):
         self.register_buffer("offsets", torch.tensor(offsets), persistent=False)
         total = sum(sizes)
         self.bos = total
-        # Additive mask per codebook: 0 over its own codes, -inf elsewhere.
-        mask = torch.full((len(sizes), total), float("-inf"))
-        for q, (o, s) in enumerate(zip(offsets, sizes, strict=True)):
-            mask[q, o:o + s] = 0.0
-        self.register_buffer("codebook_mask", mask, persistent=False)
         self.embed = nn.Embedding(total + 1, config.width)
         self.pos = nn.Embedding(self.window, config.width)
         layer = nn.TransformerEncoderLayer(config.width, config.heads, config.ff_mult * config.width,
@@ -92,7 +88,9 @@ class CausalLM(nn.Module):
                                            norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(config.width)
-        self.out = nn.Linear(config.width, total)
+        # One output layer per codebook: each position's softmax runs over its own codebook only
+        # (and a 32 x 2048 vocabulary never needs logits over all 65,536 codes at once).
+        self.heads = nn.ModuleList(nn.Linear(config.width, s) for s in sizes)
 
     def flatten(self, codes: torch.Tensor) -> torch.Tensor:
         """``[Q, F]`` codes -> ``[Q*F]`` shared-vocabulary ids, frame-major."""
@@ -103,18 +101,22 @@ class CausalLM(nn.Module):
         return [flat[k:k + self.window] for k in range(0, len(flat), self.window)]
 
     def nll_bits(self, targets: torch.Tensor) -> torch.Tensor:
-        """Bits of each target token ``[B, T]`` (padding = -1 gives 0) under the model."""
+        """Bits of each target token ``[B, T]`` (shared-vocabulary ids; padding = -1 gives 0)."""
         b, t = targets.shape
+        valid = targets >= 0
         inputs = torch.cat([torch.full((b, 1), self.bos, device=targets.device),
                             targets[:, :-1].clamp(min=0)], dim=1)
         positions = torch.arange(t, device=targets.device)
         causal = torch.triu(torch.full((t, t), float("-inf"), device=targets.device), diagonal=1)
-        h = self.blocks(self.embed(inputs) + self.pos(positions)[None], mask=causal, is_causal=True)
-        logits = self.out(self.norm(h))
-        q = positions % self.n_codebooks  # windows start on frame boundaries
-        logits = logits + self.codebook_mask[q][None]
-        nll = F.cross_entropy(logits.transpose(1, 2), targets.clamp(min=0), reduction="none")
-        return torch.where(targets >= 0, nll, torch.zeros_like(nll)) / LN2
+        h = self.norm(self.blocks(self.embed(inputs) + self.pos(positions)[None], mask=causal,
+                                  is_causal=True))
+        nll = torch.zeros(b, t, device=targets.device)
+        for q, head in enumerate(self.heads):  # windows start on frame boundaries: t mod Q = q
+            local = (targets[:, q::self.n_codebooks] - self.offsets[q]).clamp(min=0)
+            logits = head(h[:, q::self.n_codebooks])
+            nll[:, q::self.n_codebooks] = F.cross_entropy(logits.transpose(1, 2), local,
+                                                          reduction="none")
+        return torch.where(valid, nll, torch.zeros_like(nll)) / LN2
 
 
 def _pad(windows: Sequence[torch.Tensor]) -> torch.Tensor:
