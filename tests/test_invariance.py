@@ -157,6 +157,7 @@ def test_gain_invariant_tokens_give_ued_zero_and_random_tokens_near_one(tmp_path
     assert all("code_change_rate" not in r["metrics"] for r in recs if "speed" in r["param"])
 
 
+@pytest.mark.slow
 def test_mulaw_end_to_end_resumes_and_reports(tmp_path, monkeypatch):
     opts = {"perturbations": "reencode,gain=-6dB,noise-white=20dB,shift=0.5hop"}
     res = run("mulaw", "invariance", "sample", limit=2, out=tmp_path, overrides=opts, log=quiet)

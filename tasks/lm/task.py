@@ -31,7 +31,7 @@ from tokbench.data.splits import SplitError, cap_per_group, split_groups
 from tokbench.metrics.tokens import entropy_bits, unigram_counts
 from tokbench.options import options_dict
 from tokbench.records import make_record
-from tokbench.run.task import Artefact, Output, RunContext, Task
+from tokbench.run.task import Artefact, Output, RecordGroup, RunContext, Task
 from tokbench.run.token_cache import encode_dataset
 from tokbench.tasks.lm.model import LMConfig, TrainConfig, cpu_threads, evaluate, train_lm
 from tokbench.types import TokenizerMeta
@@ -169,11 +169,13 @@ class TokenLM(Task):
             if split is None:
                 yield from _not_computable(meta, seed, why_not or "no split")
                 continue
-            yield from self._one_seed(ctx, codes, durations, split, seed, warning)
+            # One seed's records stand or fall together: a kill while writing them leaves none,
+            # so a rerun never mixes two trainings of one seed.
+            yield RecordGroup(list(self._one_seed(ctx, codes, durations, split, seed, warning)))
 
     def _one_seed(self, ctx: RunContext, codes: dict[str, torch.Tensor],
                   durations: dict[str, float], split, seed: int,
-                  warning: str | None) -> Iterator[Output]:
+                  warning: str | None) -> Iterator[dict]:
         o, meta = self.options, ctx.meta
         config = o.model_config()
         tc = TrainConfig(epochs=o.epochs, steps_per_epoch=o.steps_per_epoch, patience=o.patience,
