@@ -171,10 +171,11 @@ for _spec in [
 for _spec in [
     _M("ued", "unit edit distance: Levenshtein distance between the tokens of the original and "
        "of the perturbed audio / the original's length (Gat et al. 2023; param = perturbation/"
-       "codebook)", "lower", "ratio", lo=0.0, hi=1.0, category="statistic"),
+       "codebook)", "lower", "ratio", lo=0.0, hi=1.0, category="statistic",
+       valid_hi=float("inf")),  # above 1 when the perturbed copy is longer (speed 0.9)
     _M("ued_dedup", "unit edit distance after collapsing consecutive repeats on both sides / the "
        "collapsed original's length (param = perturbation/codebook)", "lower", "ratio", lo=0.0,
-       hi=1.0, category="statistic"),
+       hi=1.0, category="statistic", valid_hi=float("inf")),
     _M("code_change_rate", "share of the original's frames whose code differs at the same frame "
        "index, for time-aligned perturbations (gain, noise, sub-frame shift, re-encoding)",
        "lower", "ratio", lo=0.0, hi=1.0, category="statistic"),
