@@ -82,7 +82,7 @@ class Perturbation:
         out: dict[str, Any] = {"perturbation": self.kind, "level": self.level, "unit": self.unit,
                                "aligned": self.aligned, "sample_rate": sample_rate}
         if self.kind == "shift":
-            out.update(delay_samples=self.level * hop, hop_samples=hop,
+            out.update(delay_samples=(self.level or 0.0) * hop, hop_samples=hop,
                        method="fractional delay: linear phase in the FFT domain, zero padded")
         elif self.kind == "speed":
             out.update(method="soxr HQ resampling (length / rate, pitch x rate)")
@@ -213,7 +213,7 @@ def apply(
     room for every utterance). ``babble_source`` returns the other talkers' audio at
     ``sample_rate`` (needed for ``noise-babble`` only)."""
     x = np.asarray(x, dtype=np.float32)
-    level = p.level
+    level = p.level if p.level is not None else 0.0  # only reencode has no level
     if p.kind == "reencode":
         y = x.copy()
     elif p.kind == "gain":

@@ -78,7 +78,7 @@ class CausalLM(nn.Module):
         offsets = [0]
         for s in sizes[:-1]:
             offsets.append(offsets[-1] + s)
-        self.register_buffer("offsets", torch.tensor(offsets), persistent=False)
+        self.offsets = offsets  # where each codebook's codes start in the shared vocabulary
         total = sum(sizes)
         self.bos = total
         self.embed = nn.Embedding(total + 1, config.width)
@@ -94,7 +94,8 @@ class CausalLM(nn.Module):
 
     def flatten(self, codes: torch.Tensor) -> torch.Tensor:
         """``[Q, F]`` codes -> ``[Q*F]`` shared-vocabulary ids, frame-major."""
-        return (codes.to(torch.long) + self.offsets[:, None].to(codes.device)).T.reshape(-1)
+        shift = torch.tensor(self.offsets, device=codes.device)[:, None]
+        return (codes.to(torch.long) + shift).T.reshape(-1)
 
     def windows(self, codes: torch.Tensor) -> list[torch.Tensor]:
         flat = self.flatten(codes)
