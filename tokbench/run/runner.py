@@ -30,6 +30,7 @@ from tokbench.results import load_results, summarize, summary_records
 from tokbench.results.store import RunSpec, RunStore, iter_records
 from tokbench.run.distributed import barrier, rank_and_world, shard
 from tokbench.run.task import RunContext, Task, UnsupportedError
+from tokbench.types import Tokenizer
 
 PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",
             "openai-whisper", "resemblyzer", "transformers", "tokenizers", "pandas", "webrtcvad",
@@ -117,8 +118,13 @@ def run(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+    model: Tokenizer | None = None,
 ) -> RunResult:
-    """Run one task for one tokenizer preset on one dataset and store the results."""
+    """Run one task for one tokenizer preset on one dataset and store the results.
+
+    ``model``: the tokenizer already loaded from this preset and overrides (a sweep loads each
+    tokenizer once for all its tasks); None loads it here.
+    """
     if adapter:
         registered = register_adapter_file(adapter)
         tokenizer = tokenizer or registered
@@ -149,7 +155,11 @@ def run(
         return _unsupported(Path(out), spec, reason, rank)
 
     started = time.time()
-    model = resolved.load(device=device, checkpoint=checkpoint)
+    if model is None:
+        model = resolved.load(device=device, checkpoint=checkpoint)
+    elif model.meta.name != static_meta.name:
+        raise ValueError(f"the model passed to run() is {model.meta.name!r}, not the preset's "
+                         f"{static_meta.name!r}")
     meta = model.meta
     load_seconds = time.time() - started
     # The loaded model's options can say more than the preset (e.g. the hash of the k-means
