@@ -430,4 +430,12 @@ def test_torchrun_two_gloo_processes_equal_one_process(tmp_path):
         "utterances.rank0.jsonl", "utterances.rank1.jsonl"]
     assert read_run_json(run_two)["world_size"] == 2 and read_run_json(run_two)["status"] == "complete"
     a, b = _comparable(run_two), _comparable(run_one)
-    assert len(b) >= 4 and a == b
+    assert len(b) >= 4 and a.keys() == b.keys()
+    for key in b:
+        (ma, ra), (mb, rb) = a[key], b[key]
+        assert ra == rb and ma.keys() == mb.keys()
+        assert {k for k, v in ma.items() if v is None} == {k for k, v in mb.items() if v is None}
+        # Sharding changes which utterances share a batch, and batch composition alone changes
+        # ESTOI in its last bit (measured in one process: batch size 1 vs 2 vs 4). Nothing more.
+        assert {k: v for k, v in ma.items() if v is not None} == pytest.approx(
+            {k: v for k, v in mb.items() if v is not None}, rel=1e-12, abs=1e-12)
