@@ -146,6 +146,13 @@ def test_sweep_runs_the_matrix_loading_each_model_once(sweep):
     assert sorted(loads) == ["identity", "mulaw"]  # one load per tokenizer for its two tasks
 
 
+def test_sweep_does_reference_side_work_once_per_dataset(sweep):
+    _, cache, _, _ = sweep
+    files = lambda kind: [p for p in (cache / kind).rglob("*") if p.is_file()]  # noqa: E731
+    # Two tokenizers scored the same 2 utterances: reference F0 and speaker embeddings exist once.
+    assert len(files("reference-f0")) == 2 and len(files("reference-speaker")) == 2
+
+
 def test_rerun_skips_complete_and_resumes_partial(sweep):
     out, cache, outcomes, _ = sweep
     recon = next(o for o in outcomes if o.label == "mulaw" and o.task == "recon")
@@ -196,11 +203,26 @@ tokenizers:
   - {preset: identity, row: {tokenizer: ground-truth}}
   - {preset: mulaw, row: {tokenizer: mulaw, variant: 8bit}}
   - {preset: speechtokenizer-from-the-future, row: {tokenizer: st}}
+  - {preset: mimi, label: tiny-mimi, checkpoint: MIMI_DIR}
 """
 
 
-def test_suite_run_and_report_side_by_side(tmp_path):
-    suite = write(tmp_path / "tiny.yaml", SUITE)
+@pytest.fixture(scope="module")
+def tiny_mimi(tmp_path_factory):
+    from tests import tiny_models
+
+    return tiny_models.build_mimi(tmp_path_factory.mktemp("mimi"), num_quantizers=32)
+
+
+def tiny_suite(path: Path, mimi: Path, reference: bool = True) -> Path:
+    text = SUITE.replace("MIMI_DIR", str(mimi))
+    if not reference:
+        text = text.replace("reproduces: {reference: tiny_table}\n", "")
+    return write(path, text)
+
+
+def test_suite_run_and_report_side_by_side(tmp_path, tiny_mimi, one_torch_thread):
+    suite = tiny_suite(tmp_path / "tiny.yaml", tiny_mimi)
     ref = tmp_path / "ref"
     write(ref / "tiny_table.csv", "tokenizer,variant,kbps,pesq,stoi,utmos\n"
                                   "ground-truth,,,4.64,1.00,4.1\nmulaw,8bit,128,1.0,0.99,3\nst,,1,2,0.9,3\n")
@@ -216,7 +238,9 @@ def test_suite_run_and_report_side_by_side(tmp_path):
     r = runner.invoke(app, ["suite", "run", str(suite), "--out", str(out), "--workers", "0",
                             "--no-progress", "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    assert "3 runs: 2 done, 1 not available" in r.output
+    assert "4 runs: 3 done, 1 not available" in r.output
+    mimi_run = next((out / "sample" / "recon").glob("mimi/*/run.json")).parent
+    assert read_run_json(mimi_run)["tokenizer_meta"]["source"]["local_path"] == str(tiny_mimi.resolve())
     from tokbench.suites.compare import build_comparison
 
     comp = build_comparison(load_suite(str(suite)), out, reference_dir=ref)
@@ -237,7 +261,7 @@ def test_suite_run_and_report_side_by_side(tmp_path):
     assert "pesq_wb reported (pesq, caveats)" in r.output and "DIFFERS from the source" in r.output
     r = runner.invoke(app, ["suite", "run", str(suite), "--out", str(out), "--workers", "0",
                             "--no-progress", "--device", "cpu"])
-    assert "3 runs: 2 skipped, 1 not available" in r.output
+    assert "4 runs: 3 skipped, 1 not available" in r.output
 
 
 def test_suite_run_errors_are_messages_not_tracebacks(tmp_path):
@@ -357,6 +381,29 @@ def test_data_dir_rejects_a_copy_that_is_not_the_published_one(tmp_path, small_s
         open_dataset_at("librispeech-test-clean", data_dir=other)
 
 
+def test_data_dir_recognises_a_hand_made_libritts_test_b(tmp_path):
+    from tokbench.data.libritts import TEST_B_LIST
+    from tokbench.data.local_copies import open_dataset_at
+
+    split = tmp_path / "LibriTTS" / "test-clean"
+    ids = {x for line in TEST_B_LIST.read_text().splitlines() for x in line.split()}
+    tone = (0.1 * np.sin(np.arange(2400) / 5)).astype(np.float32)
+    for utt in sorted(ids):
+        spk, chap = utt.split("_")[:2]
+        folder = split / spk / chap
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"{utt}.wav", tone, 24000)
+        (folder / f"{utt}.normalized.txt").write_text(f"text of {utt}")
+    ds = open_dataset_at("libritts-test-b", data_dir=tmp_path / "LibriTTS")
+    assert ds.name == "libritts-test-b" and len(ds) == 500
+    assert ds.info["local_copy"]["checks"] == [f"{len(ids)} transcribed utterances"]
+    (split / "1089" / "134686" / "1089_134686_000002_000001.normalized.txt").unlink()
+    from tokbench.data import DatasetError
+
+    with pytest.raises(DatasetError, match="1 wav files have no .normalized.txt"):
+        open_dataset_at("libritts-test-b", data_dir=tmp_path)
+
+
 def test_cli_run_with_data_dir(tmp_path, small_split):
     root = fake_librispeech(tmp_path / "corpora")
     r = CliRunner().invoke(app, ["run", "--tokenizer", "mulaw", "--task", "recon", "--dataset",
@@ -375,8 +422,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_suite_through_the_submitit_local_executor(tmp_path, monkeypatch):
-    suite = write(tmp_path / "tiny.yaml", SUITE.replace("reproduces: {reference: tiny_table}\n", ""))
+def test_suite_through_the_submitit_local_executor(tmp_path, monkeypatch, tiny_mimi):
+    suite = tiny_suite(tmp_path / "tiny.yaml", tiny_mimi, reference=False)
     for k, v in _env(tmp_path).items():
         monkeypatch.setenv(k, v)
     out = tmp_path / "out"
@@ -384,15 +431,56 @@ def test_suite_through_the_submitit_local_executor(tmp_path, monkeypatch):
                                  "--out", str(out), "--workers", "0", "--device", "cpu",
                                  "--timeout-min", "20", "--no-progress"])
     assert r.exit_code == 0, r.output
-    assert "3 runs: 2 done, 1 not available" in r.output and "3 jobs" in r.output
+    assert "4 runs: 3 done, 1 not available" in r.output and "4 jobs" in r.output
     runs = sorted(p.parent.relative_to(out).parts[2] for p in (out / "sample").rglob("run.json"))
-    assert runs == ["identity", "mulaw"]
+    assert runs == ["identity", "mimi", "mulaw"]
     assert all(read_run_json(p.parent)["status"] == "complete" for p in out.rglob("run.json")
                if ".jobs" not in p.parts)
     again = CliRunner().invoke(app, ["suite", "run", str(suite), "--launcher", "submitit-local",
                                      "--out", str(out), "--workers", "0", "--device", "cpu",
                                      "--no-progress"])
-    assert again.exit_code == 0 and "2 skipped" in again.output
+    assert again.exit_code == 0 and "3 skipped" in again.output
+
+
+@pytest.mark.slow
+def test_a_submitit_job_can_shard_itself_with_torchrun(tmp_path, monkeypatch, tiny_mimi):
+    """--nproc 2: the job is `torch.distributed.run --nproc-per-node=2 ... suite run --only`."""
+    suite = tiny_suite(tmp_path / "tiny.yaml", tiny_mimi, reference=False)
+    for k, v in _env(tmp_path).items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["suite", "run", str(suite), "--launcher", "submitit-local",
+                                 "--only", "mulaw", "--nproc", "2", "--out", str(out),
+                                 "--workers", "0", "--device", "cpu", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "1 runs: 1 done" in r.output
+    [run_dir] = [p.parent for p in (out / "sample").rglob("run.json")]
+    assert read_run_json(run_dir)["world_size"] == 2
+    assert len(list(run_dir.glob("utterances.rank*.jsonl"))) == 2
+    assert len(list(iter_records(run_dir))) == 2  # limit 2 of the suite, split over 2 ranks
+
+
+def test_slurm_jobs_ask_for_what_was_given(tmp_path, monkeypatch):
+    from tokbench.suites.launchers import JobSettings, _executor, job_command
+
+    # submitit's Slurm executor only checks that `srun` is on PATH; nothing is submitted here.
+    fake = write(tmp_path / "bin" / "srun", "#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+
+    settings = JobSettings(launcher="slurm", folder=tmp_path, partition="gpu", gpus=4, cpus=8,
+                           mem_gb=64, timeout_min=90, account="lab")
+    executor, nproc = _executor(settings)
+    params = executor._executor.parameters
+    assert nproc == 4 and params["partition"] == "gpu" and params["gpus_per_node"] == 4
+    assert params["ntasks_per_node"] == 1 and params["cpus_per_task"] == 8
+    assert params["time"] == 90 and params["account"] == "lab" and params["mem"] == "64GB"
+    cmd = job_command(["dates-speech-recon", "--out", "/r"], "mimi", tmp_path / "o.json", nproc)
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4"]
+    assert cmd[5:] == ["-m", "tokbench.cli", "suite", "run", "dates-speech-recon", "--out", "/r",
+                       "--only", "mimi", "--launcher", "local", "--outcomes",
+                       str(tmp_path / "o.json"), "--no-progress"]
+    assert job_command(["x"], "m", tmp_path / "o.json", 1)[1:3] == ["-m", "tokbench.cli"]
 
 
 def _free_port() -> int:
