@@ -129,13 +129,13 @@ def recognise_librispeech(path: Path, split: str, flag: str = "--data-dir") -> R
               "transcript file"]
     speakers_txt = folder.parent / "SPEAKERS.TXT"
     if speakers_txt.is_file():
-        listed = {line.split("|")[0].strip() for line in
+        in_split = {line.split("|")[0].strip() for line in
                   speakers_txt.read_text(encoding="utf-8", errors="replace").splitlines()
                   if "|" in line and not line.startswith(";")
                   and line.split("|")[2].strip() == split}
-        if listed != speakers:
-            problems.append(f"the speakers differ from the {len(listed)} SPEAKERS.TXT lists for "
-                            f"{split} (e.g. {sorted(listed ^ speakers)[0]})")
+        if in_split != speakers:
+            problems.append(f"the speakers differ from the {len(in_split)} SPEAKERS.TXT lists for "
+                            f"{split} (e.g. {sorted(in_split ^ speakers)[0]})")
         else:
             checks.append("speakers match SPEAKERS.TXT")
     else:
@@ -253,7 +253,11 @@ def open_dataset_at(spec: str, data_dir: str | Path | None = None,
     from tokbench.registry import datasets
 
     explicit = data_dir is not None
-    folder = Path(data_dir) if explicit else (Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None)
+    folder: Path | None = None
+    if data_dir is not None:
+        folder = Path(data_dir)
+    elif os.environ.get(DATA_DIR_ENV):
+        folder = Path(os.environ[DATA_DIR_ENV])
     if folder is None or (not explicit and spec not in LOCAL_COPIES):
         return open_dataset(spec, transcript=transcript)
     if spec not in datasets:

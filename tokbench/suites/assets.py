@@ -184,7 +184,13 @@ def _dataset_assets(name: str, data_dir: Path | None) -> list[Asset]:
     import os
 
     from tokbench.data import DatasetError
-    from tokbench.data.local_copies import DATA_DIR_ENV, LOCAL_COPIES, dataset_archive, locate, recognise
+    from tokbench.data.local_copies import (
+        DATA_DIR_ENV,
+        LOCAL_COPIES,
+        dataset_archive,
+        locate,
+        recognise,
+    )
 
     archive = dataset_archive(name)
     if archive is None:

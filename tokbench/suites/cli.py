@@ -247,10 +247,11 @@ def report_cmd(
     from tokbench.suites.compare import build_comparison, render_comparison
     from tokbench.suites.loading import load_suite
 
+    errors: tuple[type[BaseException], ...] = (*_user_errors(), ReferenceError)
     try:
         suite = load_suite(suite_ref)
         comparison = build_comparison(suite, results, dataset=dataset, reference_dir=reference)
-    except (*_user_errors(), ReferenceError) as exc:
+    except errors as exc:
         _fail(str(exc))
         return
     if fmt is ReportFormat.table:

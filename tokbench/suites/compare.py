@@ -235,7 +235,7 @@ def build_comparison(suite: Suite, results: str | Path, *, dataset: str | None =
             means = {}
         for metric, col in columns:
             cell = Cell()
-            if ref_row is not None and col is not None:
+            if ref is not None and ref_row is not None and col is not None:
                 v = ref.value(ref_row, col.name)
                 cell.reported = None if v is None else v * col.scale
             s = means.get(metric)

@@ -157,7 +157,7 @@ def _covers(info: Mapping[str, Any], limit: int | None) -> bool:
     return previous is None or (limit is not None and limit <= previous)
 
 
-def _route(overrides: Mapping[str, Any], cls: type) -> dict[str, Any]:
+def _route(overrides: Mapping[str, Any], cls: Any) -> dict[str, Any]:
     """The overrides an adapter or task class declares in its ``Options``."""
     known = option_fields(cls.Options)
     return {k: v for k, v in overrides.items() if k in known}
