@@ -68,8 +68,11 @@ class ProtocolCheck:
     recorded: list[Any]
 
     @property
-    def ok(self) -> bool:
-        return bool(self.recorded) and all(str(v) == str(self.expected) for v in self.recorded)
+    def ok(self) -> bool | None:
+        """True if every run recorded the expected value; None when no run was found."""
+        if not self.recorded:
+            return None
+        return all(v is not None and str(v) == str(self.expected) for v in self.recorded)
 
 
 @dataclass
@@ -123,8 +126,11 @@ class Comparison:
     def notes(self) -> list[str]:
         out = [f"not comparable: {c.name}: {c.note}" for c in self.not_comparable]
         for p in self.protocol:
+            if p.ok is None:
+                out.append(f"protocol {p.key}: expected {p.expected}; not checked (no runs found)")
+                continue
             mark = "as the source" if p.ok else "DIFFERS from the source"
-            got = ", ".join(sorted({str(v) for v in p.recorded})) or "not recorded"
+            got = ", ".join(sorted({"not recorded" if v is None else str(v) for v in p.recorded}))
             out.append(f"protocol {p.key}: expected {p.expected}, recorded {got} ({mark})")
         out += [f"differs from the source: {d}" for d in self.suite.protocol_differences]
         return out
