@@ -51,13 +51,14 @@ def print_outcomes(outcomes: list, title: str = "sweep") -> None:
     from tokbench.suites.matrix import counts
 
     table = Table("tokenizer", "task", "dataset", "status", "records", "why / where", title=title)
+    table.columns[-1].overflow = "fold"
     for o in outcomes:
         style = STATUS_STYLE.get(o.status, "")
         detail = o.detail or (o.path or "")
         if len(detail) > 110:
             detail = detail[:107] + "..."
         table.add_row(o.label, o.task, o.dataset, Text(o.status, style=style),
-                      "" if o.n_records is None else str(o.n_records), Text(detail))
+                      o.records_text(), Text(detail))
     console.print(table)
     c = counts(outcomes)
     console.print(f"{len(outcomes)} runs: " + ", ".join(f"{n} {s}" for s, n in c.items() if n),

@@ -43,7 +43,13 @@ class Outcome:
     status: str
     detail: str = ""
     path: str | None = None
-    n_records: int | None = None
+    n_records: int | None = None  # utterance records in the run folder
+    n_corpus: int | None = None  # corpus-level records
+
+    def records_text(self) -> str:
+        if self.n_records is None:
+            return ""
+        return f"{self.n_records}" + (f" + {self.n_corpus} corpus" if self.n_corpus else "")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -290,8 +296,7 @@ def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]],
             info = read_run_json(existing)
             if info.get("status") in ("complete", "unsupported") and _covers(info, opts.limit):
                 record(Outcome(e.label, e.preset, task, data.name, SKIPPED,
-                               f"already {info['status']}", str(existing),
-                               sum(1 for _ in iter_records(existing, include_corpus=True))))
+                               f"already {info['status']}", str(existing), *_count(existing)))
                 continue
         before = sum(1 for _ in iter_records(existing)) if existing is not None else 0
         pending.append((task, {**tok_over, **task_over}, existing if before else None, supported))
@@ -318,15 +323,21 @@ def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]],
                 opts.log(f"{e.label} {task} on {data.name} failed:\n{traceback.format_exc()}")
             record(Outcome(e.label, e.preset, task, data.name, FAILED, _why(exc)))
             continue
-        n = sum(1 for _ in iter_records(result.path, include_corpus=True))
+        n = _count(result.path)
         if result.status == "unsupported":
             record(Outcome(e.label, e.preset, task, data.name, UNSUPPORTED, result.reason or "",
-                           str(result.path), 0))
+                           str(result.path), *n))
         elif resumed_from is not None and Path(resumed_from) == Path(result.path):
             record(Outcome(e.label, e.preset, task, data.name, RESUMED,
-                           "continued an interrupted run", str(result.path), n))
+                           "continued an interrupted run", str(result.path), *n))
         else:
-            record(Outcome(e.label, e.preset, task, data.name, DONE, "", str(result.path), n))
+            record(Outcome(e.label, e.preset, task, data.name, DONE, "", str(result.path), *n))
+
+
+def _count(run_dir: Path | str) -> tuple[int, int]:
+    """(utterance records, corpus records) of a run folder."""
+    n_utt = sum(1 for _ in iter_records(run_dir))
+    return n_utt, sum(1 for _ in iter_records(run_dir, include_corpus=True)) - n_utt
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:
