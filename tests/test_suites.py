@@ -173,6 +173,22 @@ def test_rerun_skips_complete_and_resumes_partial(sweep):
     assert len(list(iter_records(recon.path))) == 3
 
 
+def test_one_load_serves_every_dataset_and_a_broken_dataset_fails_only_its_runs(tmp_path, monkeypatch):
+    from tokbench.data import Dataset, Utterance, open_dataset
+    from tokbench.resolve import ResolvedTokenizer
+
+    loads = []
+    real = ResolvedTokenizer.load
+    monkeypatch.setattr(ResolvedTokenizer, "load", lambda self, *a, **k: loads.append(1) or real(self, *a, **k))
+    src = open_dataset("sample").utterances[4:6]
+    mini = Dataset("mini", "r0", [Utterance(u.id, u.path, u.text, u.speaker) for u in src])
+    outcomes = run_matrix(entries_of(["mulaw"]), {"recon": {}}, ["sample", mini, str(tmp_path / "nowhere")],
+                          SweepOptions(out=tmp_path, limit=1, workers=0, device="cpu"), {"asr": False})
+    assert [(o.dataset, o.status) for o in outcomes] == [
+        ("sample", "done"), ("mini", "done"), (str(tmp_path / "nowhere"), "failed")]
+    assert "dataset:" in outcomes[2].detail and len(loads) == 1
+
+
 def test_unknown_shared_option_is_an_error_before_anything_runs(tmp_path):
     from tokbench.options import OptionError
 

@@ -233,20 +233,26 @@ def run_matrix(
             bar.update(1)
             bar.set_postfix_str(f"{o.label} {o.task}: {o.status}")
 
+    opened: list[Dataset | str] = []  # a dataset, or why it could not be opened
+    names: list[str] = []
     for dataset in datasets:
-        ds_name = dataset.name if isinstance(dataset, Dataset) else str(dataset)
+        names.append(dataset.name if isinstance(dataset, Dataset) else str(dataset))
         try:
-            data = _open(dataset, opts)
+            opened.append(_open(dataset, opts))
         except Exception as exc:  # noqa: BLE001 - every run on it fails with this reason
-            for e in entries:
+            opened.append(f"dataset: {_why(exc)}")
+    for e in entries:
+        loaded: dict[str, Any] = {}  # this entry's model, loaded once for all tasks and datasets
+        for name, data in zip(names, opened, strict=True):
+            if isinstance(data, str):
                 for task in task_options:
-                    record(Outcome(e.label, e.preset, task, ds_name, FAILED, f"dataset: {_why(exc)}"))
-            continue
-        for e in entries:
+                    record(Outcome(e.label, e.preset, task, name, FAILED, data))
+                continue
             if bar is not None:
                 bar.set_description_str(f"{e.label} on {data.name}")
             _run_entry(e, task_options, data, opts, shared, record, run, rank,
-                       default_device, rank_device)
+                       default_device, rank_device, loaded)
+        loaded.clear()  # free the model before the next tokenizer's loads
     if bar is not None:
         bar.close()
     return outcomes
@@ -255,8 +261,9 @@ def run_matrix(
 def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]], data: Dataset,
                opts: SweepOptions, shared: Mapping[str, Any], record: Callable[[Outcome], None],
                run: Callable[..., Any], rank: int, default_device: Callable[[], str],
-               rank_device: Callable[[str], str]) -> None:
-    """Every task of one tokenizer entry on one dataset, loading the model at most once."""
+               rank_device: Callable[[str], str], loaded: dict[str, Any]) -> None:
+    """Every task of one tokenizer entry on one dataset; the model is loaded into ``loaded``
+    the first time a supported task needs it, and reused from there."""
     from tokbench.resolve import resolve_tokenizer
 
     def fail_all(status: str, why: str, names: Iterable[str]) -> None:
@@ -286,6 +293,13 @@ def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]],
     for task, options in task_options.items():
         try:
             task_over = {**_route(shared, tasks.get(task).load()), **options}
+            # runner.run routes a key both declare to the tokenizer: a task value would be lost.
+            both = sorted(k for k in options if k in option_fields(tok_cls.Options)
+                          and tok_over.get(k, object()) != options[k])
+            if both:
+                raise OptionError(f"option {both[0]!r} of task {task} is also an option of "
+                                  f"tokenizer {e.preset}, and a run gives it to the tokenizer: "
+                                  f"set it under the entry's `set:` instead")
             plan = plan_run(resolved, task, task_over)
             supported = plan.task_obj.unsupported_reason(meta) is None
         except Exception as exc:  # noqa: BLE001
@@ -300,17 +314,22 @@ def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]],
                 continue
         before = sum(1 for _ in iter_records(existing)) if existing is not None else 0
         pending.append((task, {**tok_over, **task_over}, existing if before else None, supported))
-    model = None
-    if any(supported for *_, supported in pending):
-        try:
-            model = resolved.load(device=rank_device(opts.device or default_device()),
-                                  checkpoint=e.checkpoint)
-        except Exception as exc:  # noqa: BLE001 - e.g. weights not cached offline
-            why = _why(exc)
+    if any(supported for *_, supported in pending) and "model" not in loaded:
+        if "error" in loaded:
+            why = loaded["error"]
+        else:
+            try:
+                loaded["model"] = resolved.load(device=rank_device(opts.device or default_device()),
+                                                checkpoint=e.checkpoint)
+                why = ""
+            except Exception as exc:  # noqa: BLE001 - e.g. weights not cached offline
+                why = loaded["error"] = _why(exc)
+        if why:
             for task, _, _, supported in pending:
                 if supported:
                     record(Outcome(e.label, e.preset, task, data.name, FAILED, f"loading: {why}"))
             pending = [p for p in pending if not p[3]]
+    model = loaded.get("model")
     for task, overrides, resumed_from, _ in pending:
         try:
             result = run(e.preset, task, data, limit=opts.limit, device=opts.device,
