@@ -34,12 +34,15 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from tokbench.data import DatasetError
+    from tokbench.io.download import DownloadError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
     from tokbench.suites.schema import SuiteError
+    from tokbench.types import TokenizerSetupError
 
-    return (SuiteError, DatasetError, OptionError, UnknownNameError, FileNotFoundError)
+    # DatasetError is a DownloadError
+    return (SuiteError, DownloadError, OptionError, UnknownNameError, FileNotFoundError,
+            TokenizerSetupError)
 
 
 STATUS_STYLE = {"done": "green", "resumed": "green", "skipped": "cyan", "unsupported": "yellow",

@@ -192,9 +192,14 @@ def check_shared_overrides(overrides: Mapping[str, Any], entries: Sequence[Token
 
 
 def _why(exc: BaseException) -> str:
+    """The reason shown for a failed run: the message alone where it is written for users."""
+    from tokbench.io.download import DownloadError
+    from tokbench.types import TokenizerSetupError
+
     text = str(exc).strip() or type(exc).__name__
-    return text if isinstance(exc, (DatasetError, OptionError, UnknownNameError, FileNotFoundError)) \
-        else f"{type(exc).__name__}: {text}"
+    clean = (DatasetError, DownloadError, OptionError, UnknownNameError, FileNotFoundError,
+             TokenizerSetupError)
+    return text if isinstance(exc, clean) else f"{type(exc).__name__}: {text}"
 
 
 def _open(dataset: str | Dataset, opts: SweepOptions) -> Dataset:
@@ -218,7 +223,8 @@ def run_matrix(
     apply to every run whose tokenizer or task declares the key.
     """
     from tokbench.run.distributed import rank_and_world
-    from tokbench.run.runner import default_device, rank_device, run
+    from tokbench.run.runner import run
+    from tokbench.runtime import default_device, rank_device
 
     shared = dict(shared_overrides or {})
     check_shared_overrides(shared, entries, task_options)
