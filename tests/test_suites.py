@@ -374,6 +374,11 @@ def test_data_dir_recognises_a_hand_made_librispeech(tmp_path, small_split, monk
         assert "speakers match SPEAKERS.TXT" in ds.info["local_copy"]["checks"]
         assert ds.info["md5"] == "32fa31d27d2e1cad72775fee3f4849a9"
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing written there
+    from tokbench.suites.assets import needed_assets, prefetch
+
+    [asset] = prefetch(needed_assets(None, None, None, "librispeech-test-clean", {}, data_dir=root),
+                       download=False)
+    assert asset.state == "cached" and asset.detail.startswith("local copy recognised")
     monkeypatch.setenv("TOKBENCH_DATA_DIR", str(root))
     assert open_dataset_at("librispeech-test-clean").info["local_copy"]["path"].endswith("test-clean")
     assert open_dataset_at("sample").name == "sample"  # not in that folder: opened as usual
@@ -474,6 +479,31 @@ def test_a_submitit_job_can_shard_itself_with_torchrun(tmp_path, monkeypatch, ti
     assert read_run_json(run_dir)["world_size"] == 2
     assert len(list(run_dir.glob("utterances.rank*.jsonl"))) == 2
     assert len(list(iter_records(run_dir))) == 2  # limit 2 of the suite, split over 2 ranks
+
+
+def test_a_job_that_dies_fails_its_runs_with_the_log_named(tmp_path):
+    from types import SimpleNamespace
+
+    from tokbench.suites.launchers import JobSettings, collect
+    from tokbench.suites.matrix import Outcome, write_outcomes
+
+    class Job:
+        def __init__(self, job_id, error=None):
+            self.job_id, self.error = job_id, error
+            self.paths = SimpleNamespace(stderr=tmp_path / f"{job_id}_log.err")
+
+        def result(self):
+            if self.error:
+                raise self.error
+
+    settings = JobSettings(folder=tmp_path)
+    write_outcomes(tmp_path / "outcomes" / "0000.json",
+                   [Outcome("mulaw", "mulaw", "recon", "sample", "done", n_records=2)])
+    got = collect([Job("11"), Job("12", RuntimeError("Traceback...\nMemoryError: out of memory"))],
+                  ["mulaw", "mimi"], settings, ["recon", "bpe"], "sample")
+    assert [(o.label, o.task, o.status) for o in got] == [
+        ("mulaw", "recon", "done"), ("mimi", "recon", "failed"), ("mimi", "bpe", "failed")]
+    assert "job 12 failed (MemoryError: out of memory)" in got[1].detail and "12_log.err" in got[1].detail
 
 
 def test_slurm_jobs_ask_for_what_was_given(tmp_path, monkeypatch):
