@@ -245,8 +245,11 @@ def report_cmd(
     reference: Path | None = typer.Option(None, "--reference", help="published figures folder"),
     fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f"),
 ) -> None:
-    """The suite's table: reported and reproduced side by side, the difference, and whether the
-    reported figure lies in our 95% CI, per comparable column."""
+    """Reported beside reproduced, the difference, and whether the reported figure is in our 95% CI.
+
+    One column per metric the reference table marks comparable (or a rate); the columns it
+    marks not comparable are listed with its reason, and the suite's protocol is checked.
+    """
     from tokbench.report.published import ReferenceError
     from tokbench.suites.compare import build_comparison, render_comparison
     from tokbench.suites.loading import load_suite

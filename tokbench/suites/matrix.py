@@ -229,9 +229,9 @@ def run_matrix(
     shared = dict(shared_overrides or {})
     check_shared_overrides(shared, entries, task_options)
     total = len(entries) * len(task_options) * len(datasets)
-    bar = _progress_bar(total, opts.progress)
     outcomes: list[Outcome] = []
     rank, _ = rank_and_world()
+    bar = _progress_bar(total, opts.progress and rank == 0)  # one display, not one per rank
 
     def record(o: Outcome) -> None:
         outcomes.append(o)
