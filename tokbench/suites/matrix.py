@@ -194,11 +194,12 @@ def check_shared_overrides(overrides: Mapping[str, Any], entries: Sequence[Token
 def _why(exc: BaseException) -> str:
     """The reason shown for a failed run: the message alone where it is written for users."""
     from tokbench.io.download import DownloadError
+    from tokbench.results.lock import RunLockedError
     from tokbench.types import TokenizerSetupError
 
     text = str(exc).strip() or type(exc).__name__
     clean = (DatasetError, DownloadError, OptionError, UnknownNameError, FileNotFoundError,
-             TokenizerSetupError)
+             TokenizerSetupError, RunLockedError)
     return text if isinstance(exc, clean) else f"{type(exc).__name__}: {text}"
 
 
@@ -354,9 +355,21 @@ def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]],
                            str(result.path), *n))
         elif resumed_from is not None and Path(resumed_from) == Path(result.path):
             record(Outcome(e.label, e.preset, task, data.name, RESUMED,
-                           "continued an interrupted run", str(result.path), *n))
+                           "; ".join(x for x in ("continued an interrupted run", _failures(result)) if x),
+                           str(result.path), *n))
         else:
-            record(Outcome(e.label, e.preset, task, data.name, DONE, "", str(result.path), *n))
+            record(Outcome(e.label, e.preset, task, data.name, DONE, _failures(result),
+                           str(result.path), *n))
+
+
+def _failures(result: Any) -> str:
+    """'k of N utterances failed (reason)' for a finished run with failed utterances, else ''."""
+    account = getattr(result, "account", None)
+    if account is None or not account.failed:
+        return ""
+    reason, ids = max(account.failed.items(), key=lambda kv: len(kv[1]))
+    more = f"; {len(account.failed) - 1} more reasons" if len(account.failed) > 1 else ""
+    return f"{account.n_failed} of {account.n_utterances} utterances failed ({reason}{more})"
 
 
 def _count(run_dir: Path | str) -> tuple[int, int]:
