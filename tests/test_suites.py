@@ -225,9 +225,10 @@ tokenizers:
 
 @pytest.fixture(scope="module")
 def tiny_mimi(tmp_path_factory):
-    from tests import tiny_models
+    from tokbench.registry import tokenizers
 
-    return tiny_models.build_mimi(tmp_path_factory.mktemp("mimi"), num_quantizers=32)
+    # The family's own tiny-checkpoint builder: real strides and 32 x 2048 codes, narrow layers.
+    return tokenizers.get("mimi").load().build_tiny_checkpoint(tmp_path_factory.mktemp("mimi"))
 
 
 def tiny_suite(path: Path, mimi: Path, reference: bool = True) -> Path:
