@@ -50,7 +50,7 @@ MEL_STRIDE = 2  # frame pairs are stacked: 160-dim features at 50 Hz
 def kaldi_fbank(wav: np.ndarray) -> np.ndarray:
     """80-bin Kaldi log-mel filterbanks ``[frames, 80]`` of a 16 kHz float signal (25 ms / 10 ms,
     snip edges), via transformers' numpy implementation."""
-    from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
+    from transformers.audio_utils import spectrogram, window_function
 
     filters = _mel_filters()
     return spectrogram(np.asarray(wav, dtype=np.float32) * (2 ** 15), window_function(400, "povey", periodic=False),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 def transformers_class(name: str, minimum: str) -> type:
     """``transformers.<name>``, or an ImportError that names the release that serves it."""
     import transformers
