@@ -230,3 +230,16 @@ def test_cli_recon_run_with_checkpoint(preset, checkpoints, shared_cache, tmp_pa
         assert rec["extra"]["length_mismatch"] == 0  # decoded = input length, at the output rate
     info = json.loads((runs[0] / "run.json").read_text())
     assert info["tokenizer_meta"]["source"]["resolved"].startswith("local-sha256:")
+
+
+def test_xcodec2_published_figures_load_with_their_column_map():
+    from tokbench.report.published import load_references
+
+    root = Path(__file__).resolve().parents[1] / "results" / "reference"
+    (ref,) = [r for r in load_references(root) if r.source.name == "xcodec2_readme_recon.csv"]
+    assert (ref.task, ref.dataset) == ("recon", "librispeech-test-clean")
+    row = {r["tokenizer"]: r for r in ref.rows}
+    assert (row["xcodec2"]["wer"], row["xcodec2"]["pesq_wb"], row["xcodec2"]["utmos"]) == (2.47, 2.44, 4.13)
+    assert (row["ground-truth"]["wer"], row["ground-truth"]["utmos"]) == (1.96, 4.09)
+    assert set(ref.comparable_columns()) == {"stoi", "pesq_nb", "pesq_wb"}
+    assert ref.kind("xcodec2") == "hybrid"
