@@ -39,25 +39,3 @@ for _model, _label in (("wavlm-large", "WavLM-large"), ("hubert-large", "HuBERT-
              f"{_label} layers 1,3,7,12,18,23, k-means K=1000 each (DASB discrete SSL, 6 codebooks)",
              model=_model, layers=(1, 3, 7, 12, 18, 23), k=1000)
 
-# Speech codecs served by transformers >= 5.24 (issue 15). Pinned Hub repos; --checkpoint DIR.
-_XC = "tokbench.adapters.xcodec:XcodecTokenizer"
-for _variant, _desc in (("hubert-librispeech", "HuBERT-base semantic branch, LibriSpeech"),
-                        ("wavlm-mls", "WavLM-base+ semantic branch, MLS English"),
-                        ("wavlm-more-data", "WavLM-base+ semantic branch, MLS + more data"),
-                        ("hubert-general", "general-audio HuBERT semantic branch"),
-                        ("hubert-general-balanced", "general-audio HuBERT, balanced data")):
-    register(tokenizers, f"xcodec-{_variant}", _XC,
-             f"X-Codec ({_desc}), 16 kHz, 8 codebooks of 1024 at 50 Hz: 4 kbps",
-             variant=_variant, bandwidth=4.0)
-for _bw, _n in ((0.5, 1), (1.0, 2), (1.5, 3), (2.0, 4)):
-    register(tokenizers, f"xcodec-hubert-librispeech-{_bw:g}kbps", _XC,
-             f"X-Codec (HuBERT, LibriSpeech), first {_n} of 8 codebooks: {_bw:g} kbps",
-             variant="hubert-librispeech", bandwidth=_bw)
-register(tokenizers, "xcodec2", "tokbench.adapters.fsq_codec:Xcodec2Tokenizer",
-         "X-Codec2 (Llasa), 16 kHz, one FSQ codebook of 65,536 at 50 Hz: 0.8 kbps")
-register(tokenizers, "neucodec", "tokbench.adapters.fsq_codec:NeuCodecTokenizer",
-         "NeuCodec, 16 kHz in / 24 kHz out, one FSQ codebook of 65,536 at 50 Hz: 0.8 kbps")
-register(tokenizers, "wavtokenizer-40", "tokbench.adapters.wavtokenizer:WavTokenizer40",
-         "WavTokenizer large (unified), 24 kHz, one codebook of 4096 at 40 Hz: 0.48 kbps")
-register(tokenizers, "wavtokenizer-75", "tokbench.adapters.wavtokenizer:WavTokenizer75",
-         "WavTokenizer large v2 (speech), 24 kHz, one codebook of 4096 at 75 Hz: 0.9 kbps")

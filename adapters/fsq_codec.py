@@ -36,9 +36,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from tokbench.adapters.hf_codec import HFCodecTokenizer
+from tokbench.adapters.hf_codec import HFCodec
 from tokbench.adapters.requirements import transformers_class
-from tokbench.types import Audio, ModelSource, TokenizerMeta, Tokens
+from tokbench.registry import preset
+from tokbench.types import Audio, BatchTolerance, ModelSource, TokenizerMeta, Tokens
 
 FSQ_LEVELS = (4, 4, 4, 4, 4, 4, 4, 4)
 CODEBOOK_SIZE = math.prod(FSQ_LEVELS)  # 65,536
@@ -89,20 +90,20 @@ class FSQCodecOptions:
     """One FSQ codebook and no bitrate setting: nothing to choose."""
 
 
-class FSQSpeechCodec(HFCodecTokenizer):
-    """Shared adapter of X-Codec2 and NeuCodec (every item computed alone)."""
+class FSQSpeechCodec(HFCodec):
+    """Shared adapter of X-Codec2 and NeuCodec (every item computed alone, from its own
+    samples: encode, decode and embed are this class's, not the framed base's)."""
 
     Options = FSQCodecOptions
     kind = "hybrid"
     sample_rate = 16_000
     hop_length = HOP
     codebook_size = CODEBOOK_SIZE
-    max_codebooks = 1
     output_sample_rate: ClassVar[int] = 16_000
     class_name: ClassVar[str]
     mel_half_hop_padding: ClassVar[bool]  # X-Codec2 pads the mel input by hop/2 on each side
-    per_item: ClassVar[bool] = True
-    batch_tolerance: ClassVar[dict[str, float]] = {"code_agreement": 1.0, "snr_db": float("inf")}
+    per_item = True
+    batch_tolerance: ClassVar[BatchTolerance] = BatchTolerance()  # per item: exact
 
     @classmethod
     def describe(cls, options: Any) -> TokenizerMeta:
@@ -117,10 +118,6 @@ class FSQSpeechCodec(HFCodecTokenizer):
     @classmethod
     def n_codebooks_for(cls, options: Any) -> int:
         return 1
-
-    @classmethod
-    def call_kwargs(cls, options: Any) -> dict[str, Any]:
-        return {}
 
     def check_config(self, config: Any, source: ModelSource) -> None:
         where = source.local_path or f"{source.repo_id}@{source.revision}"
@@ -226,14 +223,15 @@ class FSQSpeechCodec(HFCodecTokenizer):
         front end (160-dim features); small widths and depths. FSQ has no learned codebook."""
         from transformers import Wav2Vec2BertConfig
 
-        torch.manual_seed(seed)
+        from tokbench.adapters.hf_codec import seeded
+
         semantic = Wav2Vec2BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                       intermediate_size=64, feature_projection_input_dim=160,
                                       output_hidden_size=32, conv_depthwise_kernel_size=3,
                                       position_embeddings_type="relative_key",
                                       left_max_position_embeddings=8, right_max_position_embeddings=8)
         config = cls._tiny_config(semantic.to_dict())
-        model = cls.model_class()(config).eval()
+        model = seeded(cls.model_class(), config, seed).eval()
         cls._spread_fsq(model, seed)
         model.save_pretrained(folder)
         return Path(folder)
@@ -274,6 +272,8 @@ _TINY_SIZES = dict(hidden_size=64, intermediate_size=64, num_hidden_layers=1, nu
 
 
 class Xcodec2Tokenizer(FSQSpeechCodec):
+    presets = {"xcodec2": preset(
+        "X-Codec2 (Llasa), 16 kHz, one FSQ codebook of 65,536 at 50 Hz: 0.8 kbps")}
     name = "xcodec2"
     family = "xcodec2"
     class_name = "Xcodec2Model"
@@ -296,6 +296,8 @@ class Xcodec2Tokenizer(FSQSpeechCodec):
 
 
 class NeuCodecTokenizer(FSQSpeechCodec):
+    presets = {"neucodec": preset(
+        "NeuCodec, 16 kHz in / 24 kHz out, one FSQ codebook of 65,536 at 50 Hz: 0.8 kbps")}
     name = "neucodec"
     family = "neucodec"
     class_name = "NeuCodecModel"

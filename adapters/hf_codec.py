@@ -28,7 +28,8 @@ class HFCodec(FramedCodec):
     revision: ClassVar[str]
     #: config fields holding the hop (samples per frame) and the checkpoint's codebook count
     config_hop: ClassVar[str] = "hop_length"
-    config_codebooks: ClassVar[str] = "num_quantizers"
+    config_codebooks: ClassVar[str | None] = "num_quantizers"  # None: one codebook, no such field
+    config_rate: ClassVar[str] = "sampling_rate"  # X-Codec's config says "sample_rate"
     model: Any
 
     @classmethod
@@ -50,7 +51,7 @@ class HFCodec(FramedCodec):
         """Refuse a checkpoint whose config disagrees with the rates this adapter declares
         (e.g. an old dac_44khz revision that declared a 16 kHz sampling rate)."""
         where = source.local_path or f"{source.repo_id}@{source.revision}"
-        sr, hop = int(config.sampling_rate), int(getattr(config, self.config_hop))
+        sr, hop = int(getattr(config, self.config_rate)), int(getattr(config, self.config_hop))
         problems = []
         if sr != self.sample_rate:
             problems.append(f"sampling_rate {sr} != {self.sample_rate}")
@@ -60,10 +61,11 @@ class HFCodec(FramedCodec):
             problems.append(f"sampling_rate {sr} != hop {hop} x frame rate {self.meta.frame_rate:g}")
         if int(config.codebook_size) != self.codebook_size:
             problems.append(f"codebook_size {config.codebook_size} != {self.codebook_size}")
-        have, need = int(getattr(config, self.config_codebooks)), self.meta.n_codebooks
+        have = int(getattr(config, self.config_codebooks)) if self.config_codebooks else 1
+        need = self.meta.n_codebooks
         family_max = getattr(self.Options, "maximum", None)  # FirstCodebooks families
         if family_max is not None and have != family_max:
-            problems.append(f"{self.config_codebooks} {have} != {family_max}")
+            problems.append(f"{self.config_codebooks or 'codebooks'} {have} != {family_max}")
         elif have < need:
             problems.append(f"{have} quantizers, {need} needed")
         if int(getattr(config, "audio_channels", 1)) != 1:

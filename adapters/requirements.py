@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def transformers_class(name: str, minimum: str) -> type:
-    """``transformers.<name>``, or an ImportError that names the release that serves it."""
+    """``transformers.<name>``, or an ImportError that names the release the adapter was tested
+    with (``minimum``; older releases may serve the class too)."""
     import transformers
 
     cls = getattr(transformers, name, None)

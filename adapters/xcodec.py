@@ -6,121 +6,119 @@ Variants (the hf-audio ports; their model cards list the semantic model and data
 ``xcodec-hubert-librispeech`` (facebook/hubert-base-ls960, LibriSpeech), ``xcodec-wavlm-mls``
 (microsoft/wavlm-base-plus, MLS English), ``xcodec-wavlm-more-data`` (wavlm-base-plus, MLS +
 internal data), ``xcodec-hubert-general`` and ``xcodec-hubert-general-balanced`` (a HuBERT
-trained on general audio). Bandwidths are the model's own: 0.5, 1, 1.5, 2 and 4 kbps = 1, 2, 3,
-4 and 8 codebooks (each codebook 50 Hz x 10 bits = 0.5 kbps); the model is called with
-``bandwidth=`` the option.
+trained on general audio). ``--set n_codebooks=N`` with N in 1, 2, 3, 4, 8: the model's own
+bandwidths 0.5, 1, 1.5, 2 and 4 kbps (each codebook 50 Hz x 10 bits = 0.5 kbps); the model is
+called with ``bandwidth=`` N x 0.5. ``--set variant=...`` picks the release.
 
-Batching: per item (:mod:`tokbench.adapters.per_item`): the semantic model attends over the
-whole input with no padding mask, so padding would change every frame of a batched item.
+Batching: per item (the kit's ``per_item``): the semantic model attends over the whole input
+with no padding mask, so padding would change every frame of a batched item.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from tokbench.adapters.per_item import PerItemCodec
+from tokbench.adapters.framed import FirstCodebooks
+from tokbench.adapters.hf_codec import HFCodec
 from tokbench.adapters.requirements import transformers_class
 from tokbench.adapters.tiny import fill_codebook
+from tokbench.registry import preset
+from tokbench.types import BatchTolerance, ModelSource, TokenizerMeta
 
-BANDWIDTHS = (0.5, 1.0, 1.5, 2.0, 4.0)  # kbps, config.target_bandwidths of every release
-CODEBOOK_SIZE = 1024
-FRAME_RATE = 50
-MAX_CODEBOOKS = 8
-LICENSE = "CC-BY-4.0 (hf-audio model cards)"
-CITATION = ("Ye et al., Codec Does Matter: Exploring the Semantic Shortcoming of Codec for Audio "
-            "Language Model, AAAI 2025 (arXiv:2408.17175)")
+#: codebooks -> the model's bandwidth argument (kbps): config.target_bandwidths of every release
+BANDWIDTHS = {1: 0.5, 2: 1.0, 3: 1.5, 4: 2.0, 8: 4.0}
 #: No full commit hash of the hf-audio ports could be verified: "main"; the resolved commit of
 #: what was loaded is recorded in every run.
 REVISION = "main"
 
-#: variant -> (Hub repo, semantic model family for the tiny checkpoint)
-VARIANTS: dict[str, tuple[str, str]] = {
-    "hubert-librispeech": ("hf-audio/xcodec-hubert-librispeech", "hubert"),
-    "wavlm-mls": ("hf-audio/xcodec-wavlm-mls", "wavlm"),
-    "wavlm-more-data": ("hf-audio/xcodec-wavlm-more-data", "wavlm"),
-    "hubert-general": ("hf-audio/xcodec-hubert-general", "hubert"),
-    "hubert-general-balanced": ("hf-audio/xcodec-hubert-general-balanced", "hubert"),
+#: variant -> (Hub repo, semantic model family of the tiny checkpoint, description)
+VARIANTS: dict[str, tuple[str, str, str]] = {
+    "hubert-librispeech": ("hf-audio/xcodec-hubert-librispeech", "hubert",
+                           "HuBERT-base semantic branch, LibriSpeech"),
+    "wavlm-mls": ("hf-audio/xcodec-wavlm-mls", "wavlm", "WavLM-base+ semantic branch, MLS English"),
+    "wavlm-more-data": ("hf-audio/xcodec-wavlm-more-data", "wavlm",
+                        "WavLM-base+ semantic branch, MLS + more data"),
+    "hubert-general": ("hf-audio/xcodec-hubert-general", "hubert", "general-audio HuBERT semantic branch"),
+    "hubert-general-balanced": ("hf-audio/xcodec-hubert-general-balanced", "hubert",
+                                "general-audio HuBERT, balanced data"),
 }
 
 
 @dataclass(frozen=True)
-class XcodecOptions:
+class XcodecOptions(FirstCodebooks):
+    n_codebooks: int = 8
     variant: str = "hubert-librispeech"
-    bandwidth: float = 4.0  # kbps: 0.5, 1, 1.5, 2 or 4 (1, 2, 3, 4 or 8 codebooks)
+    maximum: ClassVar[int] = 8
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_codebooks not in BANDWIDTHS:
+            raise ValueError(f"n_codebooks must be one of {sorted(BANDWIDTHS)} (the model's "
+                             f"bandwidths {sorted(BANDWIDTHS.values())} kbps), got {self.n_codebooks}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {list(VARIANTS)}, got {self.variant!r}")
-        if float(self.bandwidth) not in BANDWIDTHS:
-            raise ValueError(f"bandwidth must be one of {list(BANDWIDTHS)} kbps, got {self.bandwidth}")
-
-    @property
-    def n_codebooks(self) -> int:
-        return int(round(self.bandwidth * 1000 / (FRAME_RATE * 10)))
 
 
-class XcodecTokenizer(PerItemCodec):
+def _presets() -> dict[str, Any]:
+    out = {f"xcodec-{v}": preset(f"X-Codec ({d}), 16 kHz, 8 codebooks of 1024 at 50 Hz: 4 kbps",
+                                 variant=v, n_codebooks=8)
+           for v, (_, _, d) in VARIANTS.items()}
+    for n, bw in BANDWIDTHS.items():
+        if n < 8:
+            out[f"xcodec-hubert-librispeech-{bw:g}kbps"] = preset(
+                f"X-Codec (HuBERT, LibriSpeech), first {n} of 8 codebooks: {bw:g} kbps",
+                variant="hubert-librispeech", n_codebooks=n)
+    return out
+
+
+class XcodecTokenizer(HFCodec):
     """X-Codec through transformers' XcodecModel (one class for every released variant)."""
 
     Options = XcodecOptions
-    name = "xcodec"
-    family = "xcodec"
+    presets = _presets()
+    name, family = "xcodec", "xcodec"
     kind = "hybrid"  # every codebook quantises a joint acoustic + semantic embedding
-    repo_id = VARIANTS["hubert-librispeech"][0]
+    repo_id = VARIANTS["hubert-librispeech"][0]  # per instance: the variant's repo
     revision = REVISION
     sample_rate = 16_000
-    hop_length = 320  # DAC encoder strides 8 * 5 * 4 * 2
-    codebook_size = CODEBOOK_SIZE
-    max_codebooks = MAX_CODEBOOKS
-    license = LICENSE
-    citation = CITATION
+    hop_length = 320  # DAC encoder strides 8 * 5 * 4 * 2: 50 Hz
+    codebook_size = 1024
+    config_rate = "sample_rate"
+    per_item = True  # the semantic model attends over the whole input, padding included
+    batch_tolerance: ClassVar[BatchTolerance] = BatchTolerance()  # per item: exact
+    license = "CC-BY-4.0 (hf-audio model cards)"
+    citation = ("Ye et al., Codec Does Matter: Exploring the Semantic Shortcoming of Codec for Audio "
+                "Language Model, AAAI 2025 (arXiv:2408.17175)")
 
     @classmethod
-    def describe(cls, options: XcodecOptions) -> Any:
-        import dataclasses
-
-        from tokbench.types import ModelSource
-
+    def describe(cls, options: XcodecOptions) -> TokenizerMeta:
         meta = super().describe(options)
         return dataclasses.replace(meta, name=f"xcodec-{options.variant}",
                                    source=ModelSource(repo_id=VARIANTS[options.variant][0],
                                                       revision=cls.revision))
 
     def __init__(self, options: XcodecOptions, *, device: str = "cpu", checkpoint: str | None = None):
-        self.repo_id = VARIANTS[options.variant][0]  # per instance: the variant's repo
+        self.repo_id = VARIANTS[options.variant][0]
         super().__init__(options, device=device, checkpoint=checkpoint)
 
     @classmethod
     def model_class(cls) -> type:
-        return transformers_class("XcodecModel", "4.57")
-
-    @classmethod
-    def n_codebooks_for(cls, options: XcodecOptions) -> int:
-        return options.n_codebooks
+        return transformers_class("XcodecModel", "5.24")
 
     @classmethod
     def call_kwargs(cls, options: XcodecOptions) -> dict[str, Any]:
-        return {"bandwidth": float(options.bandwidth)}
-
-    def _config_hop(self, config: Any) -> int:
-        return int(config.hop_length)
+        return {"bandwidth": BANDWIDTHS[options.n_codebooks]}
 
     def _check_family_config(self, config: Any) -> list[str]:
-        bws = [float(b) for b in config.target_bandwidths]
-        if float(self.options.bandwidth) not in bws:
-            return [f"bandwidth {self.options.bandwidth} not among the checkpoint's {bws}"]
+        have = sorted(float(b) for b in config.target_bandwidths)
+        if have != sorted(BANDWIDTHS.values()):
+            return [f"target_bandwidths {have} != {sorted(BANDWIDTHS.values())}"]
         return []
-
-    def check_config(self, config: Any, source: Any) -> None:
-        config.sampling_rate = config.sample_rate  # XcodecConfig names it sample_rate
-        super().check_config(config, source)
-
-    def _encode_frames(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(x, **self.encode_kwargs(), return_dict=True).audio_codes
 
     def _decode_frames(self, codes: torch.Tensor) -> torch.Tensor:
         return self.model.decode(codes, return_dict=True).audio_values[:, 0]
@@ -129,21 +127,23 @@ class XcodecTokenizer(PerItemCodec):
         return [q.codebook.embed for q in self.model.quantizer.quantizers]
 
     @classmethod
-    def build_tiny_checkpoint(cls, folder: Path, seed: int = 0, variant: str = "hubert-librispeech") -> Path:
+    def build_tiny_checkpoint(cls, folder: Path) -> Path:
         """A random X-Codec with the real rate (16 kHz), hop (320), bandwidths (8 codebooks of
-        1024) and semantic conv stack (hop 320); small widths and depths."""
-        from transformers import DacConfig, HubertConfig, WavLMConfig, XcodecConfig
+        1024) and semantic conv stack (hop 320); small widths and depths. It serves every
+        variant (their configs differ only in the semantic model's weights and kind)."""
+        from transformers import DacConfig, HubertConfig, XcodecConfig
 
-        torch.manual_seed(seed)
-        ssl = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                   conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
-        semantic = (WavLMConfig(**ssl) if VARIANTS[variant][1] == "wavlm" else HubertConfig(**ssl))
+        from tokbench.adapters.hf_codec import seeded
+
+        semantic = HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=64, conv_dim=(32,) * 7, num_conv_pos_embeddings=16,
+                                num_conv_pos_embedding_groups=4)
         acoustic = DacConfig(encoder_hidden_size=2, downsampling_ratios=[8, 5, 4, 2],
                              decoder_hidden_size=16, upsampling_ratios=[8, 5, 4, 2], hidden_size=16)
         config = XcodecConfig(acoustic_model_config=acoustic.to_dict(),
-                              semantic_model_config=semantic.to_dict(), codebook_size=CODEBOOK_SIZE)
-        model = transformers_class("XcodecModel", "4.57")(config).eval()
-        _fill_rvq(model, [q.codebook.embed for q in model.quantizer.quantizers], seed)
+                              semantic_model_config=semantic.to_dict(), codebook_size=1024)
+        model = seeded(cls.model_class(), config).eval()
+        _fill_rvq(model, [q.codebook.embed for q in model.quantizer.quantizers], seed=0)
         model.save_pretrained(folder)
         return Path(folder)
 

@@ -73,12 +73,15 @@ def test_bitrates_match_the_model_cards():
     assert resolve_tokenizer("wavtokenizer-40").meta.bitrate_nominal == 480
 
 
-def test_xcodec_refuses_bandwidths_the_model_lacks():
-    with pytest.raises(OptionError, match=r"bandwidth must be one of \[0.5, 1.0, 1.5, 2.0, 4.0\]"):
-        resolve_tokenizer("xcodec-hubert-librispeech", {"bandwidth": "3"})
+def test_xcodec_refuses_codebook_counts_the_model_lacks():
+    with pytest.raises(OptionError, match=r"n_codebooks must be one of \[1, 2, 3, 4, 8\]"):
+        resolve_tokenizer("xcodec-hubert-librispeech", {"n_codebooks": "5"})
+    with pytest.raises(OptionError, match=r"n_codebooks must lie in \[1, 8\]"):
+        resolve_tokenizer("xcodec-hubert-librispeech", {"n_codebooks": "9"})
     with pytest.raises(OptionError, match="variant must be one of"):
         resolve_tokenizer("xcodec-hubert-librispeech", {"variant": "encodec"})
-    assert resolve_tokenizer("xcodec-wavlm-mls", {"bandwidth": "2"}).meta.n_codebooks == 4
+    wavlm = resolve_tokenizer("xcodec-wavlm-mls", {"n_codebooks": "4"})
+    assert wavlm.cls.call_kwargs(wavlm.options) == {"bandwidth": 2.0} and wavlm.meta.n_codebooks == 4
 
 
 def _items(sr: int) -> list[torch.Tensor]:
