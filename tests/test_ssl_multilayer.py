@@ -54,7 +54,9 @@ def test_dasb_presets_resolve_to_six_layers_of_1000():
         assert meta.frame_rate == 50.0 and meta.sample_rate == 16000 and meta.kind == "semantic"
         assert meta.bitrate_nominal == pytest.approx(6 * 50 * np.log2(1000))  # DATES: "3 kbps"
         assert meta.capabilities == frozenset({"embed"})
-        assert meta.name == f"{model}-l1-3-7-12-18-23-km1000" and "DASB" in meta.citation
+        assert meta.name == f"{model}-dasb-km1000" and "DASB" in meta.citation
+    other = resolve_tokenizer("wavlm-large-dasb-km1000", {"layers": "3,7", "k": "500"}).meta
+    assert other.name == "wavlm-large-l3-7-km500" and other.n_codebooks == 2
 
 
 def test_options_are_validated():
@@ -152,3 +154,33 @@ def test_fit_kmeans_fits_all_layers_in_one_pass_and_the_tokenizer_reads_them(wav
     codes = tok.encode(wav, torch.tensor([wav.shape[1]])).codes
     assert codes.shape == (1, 3, 49) and int(codes.max()) < 8
     assert tok.meta.options["centroids_sha256"] == [files[layer].checksum() for layer in LAYERS]
+
+
+def test_tiny_builder_serves_the_dasb_presets_and_bpe_sees_six_codebooks(tiny_checkpoint, tmp_path):
+    """The family's tiny checkpoint (real depth 24, one folder per model) and seeded centroids
+    serve the registered presets; the bpe task runs on the six-codebook tokens unchanged."""
+    from tokbench.results import load_results
+    from tokbench.run.runner import run
+
+    folder, checkpoint = tiny_checkpoint(SSLMultiLayerTokenizer)
+    resolved = resolve_tokenizer("hubert-large-dasb-km1000")
+    overrides = SSLMultiLayerTokenizer.tiny_overrides(folder, resolved.options)
+    tok = load_tokenizer("hubert-large-dasb-km1000", overrides, checkpoint=str(checkpoint))
+    assert len(tok.features.net.encoder.layers) == 23 and tok.features.spec.arch == "hubert"
+    x = _speechlike(16000, 0)
+    tokens = tok.encode(x[None], torch.tensor([16000]))
+    assert tokens.codes.shape == (1, 6, 49) and tok.frames_for(torch.tensor([16000])).tolist() == [49]
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        sf.write(data / f"u{i}.wav", _speechlike(16000 + 3200 * i, i).numpy(), 16000)
+    result = run("wavlm-large-dasb-km1000", "bpe", str(data), out=tmp_path / "results",
+                 checkpoint=str(checkpoint), device="cpu", batch_size=4,
+                 overrides=[f"{k}={v}" for k, v in SSLMultiLayerTokenizer.tiny_overrides(
+                     folder, resolve_tokenizer("wavlm-large-dasb-km1000").options).items()]
+                 + ["multipliers=1,2"], log=lambda msg: None)
+    assert result.status == "complete", result.reason
+    df = load_results(result.path)
+    assert set(df["tokenizer"]) == {"wavlm-large-dasb-km1000"}
+    lossless = df[df["metric"] == "bpe_lossless"]["value"]
+    assert len(lossless) and (lossless == 1).all()

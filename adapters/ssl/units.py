@@ -149,6 +149,19 @@ def read_preprocessor_config(repo_id: str, revision: str, checkpoint: str | None
         raise ValueError(f"{path} is not valid JSON ({exc})") from None
 
 
+def model_folder(checkpoint: str | None, model: str) -> str | None:
+    """The local folder of ``model``: ``checkpoint`` itself, or its sub-folder named after the
+    model (``DIR/wavlm-large``) when ``checkpoint`` holds one folder per model (as the tiny
+    checkpoints the tests build do)."""
+    if checkpoint is None:
+        return None
+    root = Path(checkpoint).expanduser()
+    sub = root / model
+    if not (root / "config.json").is_file() and (sub / "config.json").is_file():
+        return str(sub)
+    return checkpoint
+
+
 # --- features --------------------------------------------------------------------------------
 
 def conv_frames(lengths: torch.Tensor, kernels: Iterable[int], strides: Iterable[int]) -> torch.Tensor:
@@ -179,6 +192,7 @@ class SSLFeatures:
 
         cls = HubertModel if spec.arch == "hubert" else WavLMModel
         revision = revision or spec.revision
+        checkpoint = model_folder(checkpoint, model)
         net, source = load_hf_model(cls, spec.repo_id, revision, checkpoint, device)
         cfg = net.config
         n_layers = len(net.encoder.layers)
@@ -382,6 +396,15 @@ class SSLKMeansTokenizer(TokenizerBase):
             options={"model": options.model, "layer": options.layer, "k": options.k,
                      "normalize": options.normalize, "vocoder": options.vocoder})
 
+    @classmethod
+    def build_tiny_checkpoint(cls, folder: Path) -> Path:
+        return build_tiny_models(folder)
+
+    @classmethod
+    def tiny_overrides(cls, folder: Path, options: SSLKMeansOptions) -> dict[str, Any]:
+        km = tiny_centroids(folder, options.model, (options.layer,), options.k, options.normalize)
+        return {"centroids": str(km / centroids_cache_path(options.model, options.layer, options.k, root=".").name)}
+
     def __init__(self, options: SSLKMeansOptions, *, device: str = "cpu", checkpoint: str | None = None):
         super().__init__(options, device=device, checkpoint=checkpoint)
         path = find_centroids(options.model, options.layer, options.k, options.centroids)
@@ -400,6 +423,10 @@ class SSLKMeansTokenizer(TokenizerBase):
                      "centroids_sha256": centroids.checksum(),
                      "centroids_source": centroids.provenance.get("source", "fit-kmeans"),
                      **(self._vocoder_info() if self.vocoder else {})})
+
+    def frames_for(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames of ``lengths`` samples: ``floor((len - 400) / 320) + 1`` (0 below 400)."""
+        return self.features.frame_lengths(lengths)
 
     def _load_vocoder(self, options: SSLKMeansOptions, device: str, checkpoint: str | None) -> Any:
         from tokbench.adapters.ssl.knn_vc import FEATURE_LAYER, FEATURE_MODEL, KnnVC, UnitDecoder
@@ -462,6 +489,9 @@ DASB_CITATION = ("Mousavi et al., DASB - Discrete Audio and Speech Benchmark, ar
 
 
 def layers_label(layers: Sequence[int]) -> str:
+    """``dasb`` for DASB's six layers (the preset names say so too), else ``l1-3-7``."""
+    if tuple(layers) == DASB_LAYERS:
+        return "dasb"
     return "l" + "-".join(str(layer) for layer in layers)
 
 
@@ -528,6 +558,15 @@ class SSLMultiLayerTokenizer(TokenizerBase):
             options={"model": options.model, "layers": list(options.layers), "k": options.k,
                      "normalize": options.normalize})
 
+    @classmethod
+    def build_tiny_checkpoint(cls, folder: Path) -> Path:
+        return build_tiny_models(folder)
+
+    @classmethod
+    def tiny_overrides(cls, folder: Path, options: SSLMultiLayerOptions) -> dict[str, Any]:
+        return {"centroids": str(tiny_centroids(folder, options.model, options.layers, options.k,
+                                                options.normalize))}
+
     def __init__(self, options: SSLMultiLayerOptions, *, device: str = "cpu", checkpoint: str | None = None):
         super().__init__(options, device=device, checkpoint=checkpoint)
         paths = find_layer_centroids(options.model, options.layers, options.k, options.centroids)
@@ -545,6 +584,10 @@ class SSLMultiLayerTokenizer(TokenizerBase):
                      "normalize_from": self.features.normalize_from,
                      "centroids_sha256": [c.checksum() for c in loaded],
                      "centroids_source": [c.provenance.get("source", "fit-kmeans") for c in loaded]})
+
+    def frames_for(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames of ``lengths`` samples: ``floor((len - 400) / 320) + 1`` (0 below 400)."""
+        return self.features.frame_lengths(lengths)
 
     def encode(self, wav: torch.Tensor, lengths: torch.Tensor) -> Tokens:
         self.check_input(wav, lengths)
@@ -572,6 +615,48 @@ class SSLMultiLayerTokenizer(TokenizerBase):
         out = torch.stack([self.centroids[i][c[:, i]] for i in range(n)], 1)
         valid = torch.arange(codes.shape[2], device=out.device)[None, :] < tokens.frame_lengths.to(out.device)[:, None]
         return torch.where(valid[:, None, :, None], out, 0.0).to(codes.device)
+
+
+# --- tiny checkpoints (tests) -----------------------------------------------------------------
+
+TINY_WIDTH = 32
+
+
+def build_tiny_models(folder: Path, seed: int = 0) -> Path:
+    """One random checkpoint per model in ``folder/<model>``: the real conv stack (kernels
+    10,3,3,3,3,2,2, strides 5,2,2,2,2,2,2: 16 kHz, 50 Hz), positional convolution (128 taps,
+    16 groups), feature norm (group for HuBERT-base, layer + pre-LN blocks for the large
+    models) and number of transformer blocks (12 / 24); only widths shrink."""
+    from transformers import HubertConfig, HubertModel, WavLMConfig, WavLMModel
+
+    from tokbench.adapters.hf_codec import seeded
+
+    for name, spec in MODELS.items():
+        base = name == "hubert-base"
+        sizes = dict(hidden_size=TINY_WIDTH, num_hidden_layers=spec.num_layers, num_attention_heads=4,
+                     intermediate_size=64, conv_dim=(TINY_WIDTH,) * 7, num_conv_pos_embeddings=128,
+                     num_conv_pos_embedding_groups=16, feat_extract_norm="group" if base else "layer",
+                     do_stable_layer_norm=not base)
+        if spec.arch == "hubert":
+            model = seeded(HubertModel, HubertConfig(conv_bias=not base, **sizes), seed)
+        else:
+            model = seeded(WavLMModel, WavLMConfig(conv_bias=False, **sizes), seed)
+        model.eval().save_pretrained(Path(folder) / name)
+    return Path(folder)
+
+
+def tiny_centroids(folder: Path, model: str, layers: Sequence[int], k: int,
+                   normalize: bool | None, seed: int = 0) -> Path:
+    """Seeded random centroids for ``layers`` of a tiny model in ``folder/km`` (cache naming);
+    returns that folder. ``normalize`` None: the model's pre-training setting (the tiny
+    checkpoints have no preprocessor config)."""
+    norm = MODELS[model].pretrain_normalize if normalize is None else normalize
+    out = Path(folder) / "km"
+    for layer in layers:
+        array = np.random.default_rng(seed + layer).standard_normal((k, TINY_WIDTH)).astype(np.float32)
+        save_centroids(out / centroids_cache_path(model, layer, k, root=".").name, array,
+                       {"model": model, "layer": layer, "normalize": norm, "source": "tiny (tests)"})
+    return out
 
 
 # --- fitting centroids on a dataset ----------------------------------------------------------
