@@ -9,7 +9,7 @@ Third-party adapters register through the ``tokbench.adapters`` entry-point grou
 ``--adapter path/to/file.py:Class``.
 """
 
-from tokbench.registry import register, tokenizers
+from tokbench.registry import commands, register, tokenizers
 
 # Semantic tokens: k-means units of a self-supervised model's layer L (the output of transformer
 # block L). Centroids: --set centroids=PATH or $TOKBENCH_CACHE/kmeans/<model>-l<L>-km<K>.npz
@@ -39,3 +39,8 @@ for _model, _label in (("wavlm-large", "WavLM-large"), ("hubert-large", "HuBERT-
              f"{_label} layers 1,3,7,12,18,23, k-means K=1000 each (DASB discrete SSL, 6 codebooks)",
              model=_model, layers=(1, 3, 7, 12, 18, 23), k=1000)
 
+# CLI sub-commands of the SSL family (attached by tokbench.cli without importing the family).
+register(commands, "fit-kmeans", "tokbench.adapters.ssl.commands:fit_kmeans",
+         "fit k-means centroids on HuBERT/WavLM layers for the semantic-token adapters")
+register(commands, "convert-gslm", "tokbench.adapters.ssl.commands:convert_gslm",
+         "convert GSLM's published HuBERT-base k-means (pickled scikit-learn) to a plain array file")

@@ -121,7 +121,7 @@ def declared_presets(module: Any) -> list[Entry]:
         if not (obj.__module__ == own[0] or obj.__module__.startswith(own[1])):
             continue
         seen.add(obj)
-        for name, p in obj.presets.items():
+        for name, p in vars(obj)["presets"].items():
             out.append(Entry(name=name, target=f"{obj.__module__}:{obj.__qualname__}",
                              summary=p.summary, options=dict(p.options)))
     return out
@@ -133,10 +133,10 @@ class Registry(Generic[T]):
     With ``discover``, every public module of the built-in package is imported on first use and
     the presets its classes declare are registered (see :func:`declared_presets`)."""
 
-    def __init__(self, kind: str, builtins: str | None = None, entry_point_group: str | None = None,
-                 *, discover: bool = False):
+    def __init__(self, kind: str, builtins: str | tuple[str, ...] | None = None,
+                 entry_point_group: str | None = None, *, discover: bool = False):
         self.kind = kind
-        self._builtins = builtins
+        self._builtins = (builtins,) if isinstance(builtins, str) else tuple(builtins or ())
         self._group = entry_point_group
         self._discover = discover
         self._items: dict[str, T] = {}
@@ -160,8 +160,8 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
-        if self._builtins:
-            package = importlib.import_module(self._builtins)
+        for module in self._builtins:
+            package = importlib.import_module(module)
             if self._discover:
                 self._discover_presets(package)
         if self._group:
@@ -217,3 +217,7 @@ tokenizers: Registry[Entry] = Registry("tokenizer", "tokbench.adapters", "tokben
 tasks: Registry[Entry] = Registry("task", "tokbench.tasks", "tokbench.tasks")
 datasets: Registry[Entry] = Registry("dataset", "tokbench.data", "tokbench.datasets")
 metrics: Registry[Any] = Registry("metric", "tokbench.metrics")
+# Sub-commands that adapter families and tasks add to the CLI ("module:function", a typer
+# command function); the CLI attaches them without importing any family or task itself.
+commands: Registry[Entry] = Registry("command", ("tokbench.adapters", "tokbench.tasks"),
+                                     "tokbench.commands")

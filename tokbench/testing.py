@@ -154,7 +154,8 @@ def check_tokenizer(tok: Any, *, lengths: Sequence[int] | None = None, seed: int
     the lengths must not matter), and ``embed`` shape ``[B, Q, F, D]`` with batched = alone.
     Raises :class:`ContractError` naming what broke; returns what it measured."""
     meta, name = tok.meta, tok.meta.name
-    tol = tolerance or getattr(type(tok), "batch_tolerance", BatchTolerance())
+    declared = getattr(type(tok), "batch_tolerance", None)
+    tol = tolerance or (declared if isinstance(declared, BatchTolerance) else BatchTolerance())
     items = speechlike_items(lengths or default_lengths(meta), meta.sample_rate, seed)
     batch = Audio.from_list(items, meta.sample_rate)
     noisy = batch.wav.clone()
@@ -255,7 +256,7 @@ class ContextReach:
 
 
 def measure_reach(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, at: int,
-                  in_hop: int, out_hop: int, *, atol: float = 1e-7) -> int:
+                  in_hop: int, out_hop: int, *, atol: float = 0.0) -> int:
     """Frames before frame ``at`` that a change of ``x`` at that frame reaches in ``fn(x)``.
 
     ``x`` is ``[..., T]`` with ``in_hop`` input steps per frame (1 for latents); ``fn(x)`` is
