@@ -266,7 +266,7 @@ def _meta_has_output_rate() -> bool:
     return any(f.name == "output_sample_rate" for f in dataclasses.fields(TokenizerMeta))
 
 
-_TINY_SIZES = dict(hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+_TINY_SIZES: dict[str, Any] = dict(hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                    num_key_value_heads=2, head_dim=32, encoder_hidden_size=4, quantization_dim=96,  # = hidden + semantic hidden
                    downsampling_ratios=[2, 2, 4, 4, 5], quantization_levels=list(FSQ_LEVELS))
 

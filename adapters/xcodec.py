@@ -131,16 +131,17 @@ class XcodecTokenizer(HFCodec):
         """A random X-Codec with the real rate (16 kHz), hop (320), bandwidths (8 codebooks of
         1024) and semantic conv stack (hop 320); small widths and depths. It serves every
         variant (their configs differ only in the semantic model's weights and kind)."""
-        from transformers import DacConfig, HubertConfig, XcodecConfig
+        from transformers import HubertConfig, XcodecConfig
 
         from tokbench.adapters.hf_codec import seeded
 
         semantic = HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                 intermediate_size=64, conv_dim=(32,) * 7, num_conv_pos_embeddings=16,
                                 num_conv_pos_embedding_groups=4)
-        acoustic = DacConfig(encoder_hidden_size=2, downsampling_ratios=[8, 5, 4, 2],
-                             decoder_hidden_size=16, upsampling_ratios=[8, 5, 4, 2], hidden_size=16)
-        config = XcodecConfig(acoustic_model_config=acoustic.to_dict(),
+        # merged into XcodecConfig's own DAC defaults (the real strides 8, 5, 4, 2)
+        acoustic = {"encoder_hidden_size": 2, "decoder_hidden_size": 16, "hidden_size": 16,
+                    "downsampling_ratios": [8, 5, 4, 2], "upsampling_ratios": [8, 5, 4, 2]}
+        config = XcodecConfig(acoustic_model_config=acoustic,
                               semantic_model_config=semantic.to_dict(), codebook_size=1024)
         model = seeded(cls.model_class(), config).eval()
         _fill_rvq(model, [q.codebook.embed for q in model.quantizer.quantizers], seed=0)

@@ -633,7 +633,7 @@ def build_tiny_models(folder: Path, seed: int = 0) -> Path:
 
     for name, spec in MODELS.items():
         base = name == "hubert-base"
-        sizes = dict(hidden_size=TINY_WIDTH, num_hidden_layers=spec.num_layers, num_attention_heads=4,
+        sizes: dict[str, Any] = dict(hidden_size=TINY_WIDTH, num_hidden_layers=spec.num_layers, num_attention_heads=4,
                      intermediate_size=64, conv_dim=(TINY_WIDTH,) * 7, num_conv_pos_embeddings=128,
                      num_conv_pos_embedding_groups=16, feat_extract_norm="group" if base else "layer",
                      do_stable_layer_norm=not base)
