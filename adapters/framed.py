@@ -25,12 +25,13 @@ Multi-rate codecs (``codebook_strides``, e.g. SNAC) return codes in the time-ali
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 
-from tokbench.meta import Kind
+from tokbench.meta import Kind, TokenizerSetupError
 from tokbench.types import Audio, BatchTolerance, ModelSource, TokenizerBase, TokenizerMeta, Tokens
 
 
@@ -58,6 +59,16 @@ class FirstCodebooks:
             raise ValueError(f"n_codebooks must lie in [1, {self.maximum}] (this model has "
                              f"{self.maximum} codebooks), got {self.n_codebooks}")
 
+
+def require(module: str, extra: str, *, needed_by: str) -> Any:
+    """Import an optional package a family needs (call it in ``_load``, not at module top, so a
+    missing package breaks only that family), or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise TokenizerSetupError(
+            f"{needed_by} needs the Python package {module!r}, which cannot be imported ({exc}): "
+            f"install it with pip install 'tokbench[{extra}]'") from exc
 
 
 def align_codebooks(per_codebook: Sequence[torch.Tensor], strides: Sequence[int],
@@ -91,6 +102,8 @@ class FramedCodec(TokenizerBase):
     revision: ClassVar[str | None] = None
     sample_rate: ClassVar[int]
     hop_length: ClassVar[int]  # input samples per frame (of the fastest codebook)
+    #: decoders that return another rate than they take (NeuCodec: 16 kHz in, 24 kHz out)
+    output_sample_rate: ClassVar[int | None] = None
     codebook_size: ClassVar[int]
     #: multi-rate codecs: frames per code of each codebook (see TokenizerMeta.codebook_strides)
     codebook_strides: ClassVar[tuple[int, ...]] = ()
@@ -142,7 +155,8 @@ class FramedCodec(TokenizerBase):
         return TokenizerMeta(
             name=cls.name, family=cls.family, kind=cls.kind, sample_rate=cls.sample_rate,
             frame_rate=cls.frame_rate(), n_codebooks=n, codebook_sizes=cls.codebook_sizes_for(options),
-            codebook_strides=cls.codebook_strides[:n], streamable=cls.streamable,
+            codebook_strides=cls.codebook_strides[:n], output_sample_rate=cls.output_sample_rate,
+            streamable=cls.streamable,
             capabilities=cls.capabilities,
             source=ModelSource(repo_id=cls.repo_id, revision=cls.revision),
             license=cls.license, citation=cls.citation, options=dataclasses.asdict(options))
@@ -166,6 +180,17 @@ class FramedCodec(TokenizerBase):
         return torch.device(self.device)
 
     # --- the contract ----------------------------------------------------------------------
+    @classmethod
+    def output_hop(cls) -> int:
+        """Decoded samples per frame (``hop_length`` unless the output rate differs)."""
+        if cls.output_sample_rate is None:
+            return cls.hop_length
+        hop = cls.hop_length * cls.output_sample_rate / cls.sample_rate
+        if not float(hop).is_integer():
+            raise TypeError(f"{cls.__qualname__}: hop {cls.hop_length} at {cls.sample_rate} Hz is "
+                            f"not a whole number of samples at {cls.output_sample_rate} Hz")
+        return int(hop)
+
     def frames_for(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames the codes of ``lengths`` samples have: ``ceil(len / hop)``."""
         return (lengths.to(torch.long) + self.hop_length - 1) // self.hop_length
@@ -211,18 +236,25 @@ class FramedCodec(TokenizerBase):
     @torch.inference_mode()
     def decode(self, tokens: Tokens, prompt: Audio | None = None, *,
                lengths: torch.Tensor | None = None) -> Audio:
-        """Audio for ``tokens``: the input length of each item (``lengths``, else the
-        ``sample_lengths`` that encode recorded), or ``frame_lengths * hop`` samples when neither
-        is known (tokens from a cache or a language model)."""
+        """Audio for ``tokens`` at ``meta.decoded_rate``: the input length of each item
+        (``lengths`` in input samples, else the ``sample_lengths`` that encode recorded; at the
+        output rate when it differs), or whole frames when neither is known (tokens from a
+        cache or a language model)."""
         if prompt is not None:
             raise ValueError(f"{self.name} takes no speaker prompt (capability 'speaker_prompt')")
         self._check_codes(tokens)
         dev = self._device()
         frame_lengths = tokens.frame_lengths.to(torch.long).cpu()
-        natural = frame_lengths * self.hop_length
+        natural = frame_lengths * self.output_hop()
         if lengths is None:
             lengths = tokens.sample_lengths
-        out_lengths = natural if lengths is None else lengths.to(torch.long).cpu()
+        if lengths is None:
+            out_lengths = natural
+        elif self.output_sample_rate is None:
+            out_lengths = lengths.to(torch.long).cpu()
+        else:  # rounded as TokenizerMeta.decoded_length rounds
+            out_lengths = torch.round(lengths.cpu().double() * self.output_sample_rate
+                                      / self.sample_rate).to(torch.long)
         if out_lengths.shape != frame_lengths.shape:
             raise ValueError(f"lengths must have shape {tuple(frame_lengths.shape)}")
         if len(out_lengths) and bool((out_lengths > natural).any()):
@@ -244,7 +276,7 @@ class FramedCodec(TokenizerBase):
             for i, b in enumerate(range(group.start, group.stop)):
                 keep = min(int(out_lengths[b]), int(natural[b]), wav.shape[-1])
                 out[b, :keep] = wav[i, :keep]
-        return Audio(out, out_lengths.to(dev), self.sample_rate)
+        return Audio(out, out_lengths.to(dev), self.meta.decoded_rate)
 
     @torch.inference_mode()
     def embed(self, tokens: Tokens) -> torch.Tensor:

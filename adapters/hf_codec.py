@@ -26,7 +26,9 @@ class HFCodec(FramedCodec):
 
     repo_id: ClassVar[str]
     revision: ClassVar[str]
-    #: config fields holding the hop (samples per frame) and the checkpoint's codebook count
+    #: config fields holding the sample rate, the hop (samples per frame) and the checkpoint's
+    #: codebook count
+    config_rate: ClassVar[str] = "sampling_rate"
     config_hop: ClassVar[str] = "hop_length"
     config_codebooks: ClassVar[str | None] = "num_quantizers"  # None: one codebook, no such field
     config_rate: ClassVar[str] = "sampling_rate"  # X-Codec's config says "sample_rate"
@@ -54,11 +56,11 @@ class HFCodec(FramedCodec):
         sr, hop = int(getattr(config, self.config_rate)), int(getattr(config, self.config_hop))
         problems = []
         if sr != self.sample_rate:
-            problems.append(f"sampling_rate {sr} != {self.sample_rate}")
+            problems.append(f"{self.config_rate} {sr} != {self.sample_rate}")
         if hop != self.hop_length:
             problems.append(f"hop length {hop} != {self.hop_length}")
         if not math.isclose(sr, hop * self.meta.frame_rate, rel_tol=1e-9):
-            problems.append(f"sampling_rate {sr} != hop {hop} x frame rate {self.meta.frame_rate:g}")
+            problems.append(f"{self.config_rate} {sr} != hop {hop} x frame rate {self.meta.frame_rate:g}")
         if int(config.codebook_size) != self.codebook_size:
             problems.append(f"codebook_size {config.codebook_size} != {self.codebook_size}")
         have = int(getattr(config, self.config_codebooks)) if self.config_codebooks else 1

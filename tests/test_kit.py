@@ -4,6 +4,7 @@ needed where they are declared, the context helper measures, FirstCodebooks and 
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass
 from typing import ClassVar
@@ -11,11 +12,11 @@ from typing import ClassVar
 import pytest
 import torch
 
-from tokbench.adapters.framed import FirstCodebooks
+from tokbench.adapters.framed import FirstCodebooks, FramedCodec, require
 from tokbench.io.hub import ModelNotAvailableError, checkpoint_fingerprint, hub_files
 from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.testing import ContractError, check_tokenizer, measure_context
-from tokbench.types import Audio, Tokens
+from tokbench.types import Audio, ModelSource, TokenizerSetupError, Tokens
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -177,3 +178,49 @@ def test_hub_files_from_a_checkpoint_folder(tmp_path):
     assert hub_files("org/codec", "b" * 40, ["config.json", "model.bin"], other)[1].resolved != source.resolved
     with pytest.raises(ModelNotAvailableError, match="lacks model.safetensors"):
         hub_files("org/codec", "b" * 40, ["model.safetensors"], folder)
+
+
+def test_a_missing_optional_package_names_the_extra():
+    assert require("json", "all", needed_by="x").dumps([1]) == "[1]"
+    with pytest.raises(TokenizerSetupError, match=r"snac-24k needs the Python package "
+                       r"'no_such_codec_package'.*pip install 'tokbench\[snac\]'"):
+        require("no_such_codec_package", "snac", needed_by="snac-24k")
+
+
+@dataclass(frozen=True)
+class _NoOptions:
+    pass
+
+
+class _Resampling(FramedCodec):
+    """16 kHz in, 24 kHz out (as NeuCodec): one code per 10 ms, the frame mean quantised."""
+
+    Options = _NoOptions
+    name = family = "toy-resampling"
+    sample_rate, output_sample_rate, hop_length, codebook_size = 16_000, 24_000, 160, 64
+    capabilities = frozenset({"decode"})
+
+    @classmethod
+    def n_codebooks_for(cls, options: _NoOptions) -> int:
+        return 1
+
+    def _load(self, checkpoint: str | None, device: str) -> ModelSource:
+        return ModelSource()
+
+    def _encode_frames(self, x: torch.Tensor) -> torch.Tensor:
+        means = x[:, 0].reshape(x.shape[0], -1, self.hop_length).mean(-1)
+        return ((means.clamp(-1, 1) + 1) / 2 * 63).round().long()[:, None]
+
+    def _decode_frames(self, codes: torch.Tensor) -> torch.Tensor:
+        return (codes[:, 0].float() / 63 * 2 - 1).repeat_interleave(self.output_hop(), dim=-1)
+
+
+def test_an_output_rate_other_than_the_input_rate():
+    tok = _Resampling(_NoOptions())
+    meta = tok.meta
+    assert (meta.decoded_rate, type(tok).output_hop(), meta.decoded_length(161)) == (24_000, 240, 242)
+    assert meta.to_dict()["output_sample_rate"] == 24_000
+    assert resolve_tokenizer("mulaw").meta.to_dict()["output_sample_rate"] == 16_000
+    report = check_tokenizer(tok, min_distinct=1)
+    out = tok.decode(tok.encode(torch.zeros(1, 161), torch.tensor([161])))
+    assert out.sample_rate == 24_000 and out.lengths.tolist() == [242] and report.snr_db == math.inf

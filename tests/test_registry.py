@@ -146,3 +146,18 @@ def test_presets_and_overrides_resolve_to_explicit_options():
         resolve_tokenizer("mulaw", {"bits": "four"})
     with pytest.raises(OptionError, match="bits must lie"):
         resolve_tokenizer("mulaw", {"bits": "40"})
+
+
+def test_list_shows_a_family_that_failed_to_import(monkeypatch):
+    from typer.testing import CliRunner
+
+    from tokbench.cli import app
+
+    registry.tokenizers.names()
+    monkeypatch.setitem(registry.tokenizers.broken, "tokbench.adapters.fake",
+                        "ModuleNotFoundError: No module named 'fakecodec'")
+    result = CliRunner().invoke(app, ["list", "tokenizers"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the table wraps long cells
+    assert "tokbench.adapters.fake" in text and "unavailable:" in text and "'fakecodec'" in text
+    assert "mimi-32" in text

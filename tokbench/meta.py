@@ -54,6 +54,9 @@ class TokenizerMeta:
     #: codebook q in force at frame f, so a slow code is repeated over its ``stride`` frames and
     #: all codebooks stay time-aligned; the tokens of codebook q are ``codes[b, q, ::stride]``.
     codebook_strides: tuple[int, ...] = ()
+    #: the rate ``decode`` returns audio at, when it is not ``sample_rate`` (NeuCodec: 16 kHz
+    #: in, 24 kHz out); decoded lengths are the input lengths at that rate
+    output_sample_rate: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -67,6 +70,10 @@ class TokenizerMeta:
             )
         if self.sample_rate <= 0 or self.frame_rate <= 0:
             raise ValueError(f"{self.name}: sample_rate and frame_rate must be positive")
+        if self.output_sample_rate is not None and int(self.output_sample_rate) <= 0:
+            raise ValueError(f"{self.name}: output_sample_rate must be positive")
+        if self.output_sample_rate == self.sample_rate:  # one spelling per meaning
+            object.__setattr__(self, "output_sample_rate", None)
         object.__setattr__(self, "codebook_sizes", tuple(int(s) for s in self.codebook_sizes))
         strides = tuple(int(s) for s in self.codebook_strides)
         if strides and (len(strides) != self.n_codebooks or min(strides) < 1):
@@ -80,6 +87,17 @@ class TokenizerMeta:
         object.__setattr__(self, "capabilities", frozenset(self.capabilities))
         object.__setattr__(self, "frame_rate", float(self.frame_rate))
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    @property
+    def decoded_rate(self) -> int:
+        """The sample rate of decoded audio."""
+        return int(self.output_sample_rate or self.sample_rate)
+
+    def decoded_length(self, input_length: int) -> int:
+        """Samples ``decode`` returns for an input of ``input_length`` samples."""
+        if self.output_sample_rate is None:
+            return int(input_length)
+        return int(round(input_length * self.output_sample_rate / self.sample_rate))
 
     @property
     def strides(self) -> tuple[int, ...]:
@@ -126,6 +144,7 @@ class TokenizerMeta:
             "family": self.family,
             "kind": self.kind,
             "sample_rate": self.sample_rate,
+            "output_sample_rate": self.decoded_rate,
             "frame_rate": self.frame_rate,
             "n_codebooks": self.n_codebooks,
             "codebook_sizes": list(self.codebook_sizes),

@@ -198,11 +198,12 @@ def _check_decode(tok: Any, tokens: Tokens, singles: list[Tokens], batch: Audio,
                   tol: BatchTolerance) -> float:
     name, prompt = tok.meta.name, _prompt(tok, batch)
     out = tok.decode(tokens, prompt)
-    if out.sample_rate != tok.meta.sample_rate:
-        raise _fail(name, f"decode gives {out.sample_rate} Hz, meta says {tok.meta.sample_rate}")
-    if out.lengths.cpu().tolist() != batch.lengths.tolist():
+    if out.sample_rate != tok.meta.decoded_rate:
+        raise _fail(name, f"decode gives {out.sample_rate} Hz, meta says {tok.meta.decoded_rate}")
+    expected = [tok.meta.decoded_length(n) for n in batch.lengths.tolist()]
+    if out.lengths.cpu().tolist() != expected:
         raise _fail(name, f"decoded lengths {out.lengths.tolist()} != input lengths "
-                          f"{batch.lengths.tolist()} (trim to Tokens.sample_lengths)")
+                          f"{expected} at {out.sample_rate} Hz (trim to Tokens.sample_lengths)")
     for b in range(out.batch_size):
         if not torch.isfinite(out.item(b)).all():
             raise _fail(name, f"decoded item {b} has non-finite samples")
