@@ -27,7 +27,6 @@ whole item and both transformers attend over every frame), so batched equals one
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ import torch
 from tokbench.adapters.hf_codec import HFCodec
 from tokbench.adapters.requirements import transformers_class
 from tokbench.registry import preset
-from tokbench.types import Audio, BatchTolerance, ModelSource, TokenizerMeta, Tokens
+from tokbench.types import Audio, BatchTolerance, ModelSource, Tokens
 
 FSQ_LEVELS = (4, 4, 4, 4, 4, 4, 4, 4)
 CODEBOOK_SIZE = math.prod(FSQ_LEVELS)  # 65,536
@@ -99,17 +98,10 @@ class FSQSpeechCodec(HFCodec):
     sample_rate = 16_000
     hop_length = HOP
     codebook_size = CODEBOOK_SIZE
-    output_sample_rate: ClassVar[int] = 16_000
     class_name: ClassVar[str]
     mel_half_hop_padding: ClassVar[bool]  # X-Codec2 pads the mel input by hop/2 on each side
     per_item = True
     batch_tolerance: ClassVar[BatchTolerance] = BatchTolerance()  # per item: exact
-
-    @classmethod
-    def describe(cls, options: Any) -> TokenizerMeta:
-        meta = super().describe(options)
-        extra = {"output_sample_rate": cls.output_sample_rate} if _meta_has_output_rate() else {}
-        return dataclasses.replace(meta, **extra)
 
     @classmethod
     def model_class(cls) -> type:
@@ -125,8 +117,8 @@ class FSQSpeechCodec(HFCodec):
         sr_in, sr_out = self._config_rates(config)
         if sr_in != self.sample_rate:
             problems.append(f"input sampling rate {sr_in} != {self.sample_rate}")
-        if sr_out != self.output_sample_rate:
-            problems.append(f"output sampling rate {sr_out} != {self.output_sample_rate}")
+        if sr_out != self.meta.decoded_rate:
+            problems.append(f"output sampling rate {sr_out} != {self.meta.decoded_rate}")
         hop = int(np.prod(config.downsampling_ratios))
         if hop != self.hop_length:
             problems.append(f"hop length {hop} != {self.hop_length}")
@@ -138,10 +130,6 @@ class FSQSpeechCodec(HFCodec):
 
     def _config_rates(self, config: Any) -> tuple[int, int]:
         raise NotImplementedError
-
-    @property
-    def out_hop(self) -> int:
-        return self.hop_length * self.output_sample_rate // self.sample_rate
 
     # --- encode --------------------------------------------------------------------------
     def _model_inputs(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,13 +165,12 @@ class FSQSpeechCodec(HFCodec):
     def output_lengths(self, tokens: Tokens, lengths: torch.Tensor | None) -> torch.Tensor:
         """Decoded length per item at the output rate: the input length (``lengths`` or the
         recorded ``sample_lengths``) x output/input rate, else whole output frames."""
-        natural = tokens.frame_lengths.to(torch.long).cpu() * self.out_hop
+        natural = tokens.frame_lengths.to(torch.long).cpu() * self.output_hop()
         if lengths is None:
             lengths = tokens.sample_lengths
         if lengths is None:
             return natural
-        ratio = self.output_sample_rate / self.sample_rate  # rounded as the scorer does
-        return torch.tensor([round(int(n) * ratio) for n in lengths.cpu()], dtype=torch.long)
+        return torch.tensor([self.meta.decoded_length(int(n)) for n in lengths.cpu()], dtype=torch.long)
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens, prompt: Audio | None = None, *,
@@ -203,7 +190,7 @@ class FSQSpeechCodec(HFCodec):
                                     return_dict=True).audio_values.reshape(-1)
             keep = min(int(out_lengths[b]), wav.shape[0])
             out[b, :keep] = wav[:keep].to(torch.float32)
-        return Audio(out, out_lengths.to(dev), self.output_sample_rate)
+        return Audio(out, out_lengths.to(dev), self.meta.decoded_rate)
 
     @torch.inference_mode()
     def embed(self, tokens: Tokens) -> torch.Tensor:
@@ -262,10 +249,6 @@ class FSQSpeechCodec(HFCodec):
             proj.bias.copy_(-(proj.weight @ x.mean(0)))
 
 
-def _meta_has_output_rate() -> bool:
-    return any(f.name == "output_sample_rate" for f in dataclasses.fields(TokenizerMeta))
-
-
 _TINY_SIZES: dict[str, Any] = dict(hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                    num_key_value_heads=2, head_dim=32, encoder_hidden_size=4, quantization_dim=96,  # = hidden + semantic hidden
                    downsampling_ratios=[2, 2, 4, 4, 5], quantization_levels=list(FSQ_LEVELS))
@@ -279,7 +262,6 @@ class Xcodec2Tokenizer(FSQSpeechCodec):
     class_name = "Xcodec2Model"
     repo_id = "HKUSTAudio/xcodec2-hf"
     revision = "main"  # no full commit hash could be verified; the resolved commit is recorded
-    output_sample_rate = 16_000
     mel_half_hop_padding = True
     license = "CC-BY-NC-4.0 (HKUSTAudio/xcodec2 model card)"
     citation = ("Ye et al., Llasa: Scaling Train-Time and Inference-Time Compute for Llama-based "

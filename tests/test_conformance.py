@@ -19,13 +19,7 @@ from tokbench.testing import check_tokenizer
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: adapter classes whose tiny builder is still to come, and who brings it (remove when it lands)
-PENDING = {
-    "SSLKMeansTokenizer": "k-means units: load-time provenance in meta.options and conv-stack frame "
-                          "counts need the kit's checks (kit-status.md, zoo1 a/b)",
-    "SSLMultiLayerTokenizer": "as SSLKMeansTokenizer (kit-status.md, zoo1 a/b)",
-    "NeuCodecTokenizer": "decodes at 24 kHz and counts floor((len + 1) / 320) frames: needs the "
-                         "kit's output-rate and frames_for checks (kit-status.md, zoo1 b/c)",
-}
+PENDING: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("preset", tokenizers.names())

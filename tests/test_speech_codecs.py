@@ -178,9 +178,9 @@ def test_a_checkpoint_of_another_family_is_refused(checkpoints):
     with pytest.raises(ValueError, match="hop length 600 != 320"):
         load_tokenizer("wavtokenizer-75", checkpoint=str(checkpoints["wavtokenizer-40"]))
     with pytest.raises(ValueError, match="output sampling rate 16000 != 24000"):
-        NeuCodecTokenizer.check_config(NeuCodecTokenizer.__new__(NeuCodecTokenizer),
-                                       _Config(input_sampling_rate=16000, output_sampling_rate=16000),
-                                       _source())
+        bare = NeuCodecTokenizer.__new__(NeuCodecTokenizer)  # only the declared meta
+        bare.meta = resolve_tokenizer("neucodec").meta
+        bare.check_config(_Config(input_sampling_rate=16000, output_sampling_rate=16000), _source())
 
 
 class _Config:

@@ -647,13 +647,22 @@ def build_tiny_models(folder: Path, seed: int = 0) -> Path:
 
 def tiny_centroids(folder: Path, model: str, layers: Sequence[int], k: int,
                    normalize: bool | None, seed: int = 0) -> Path:
-    """Seeded random centroids for ``layers`` of a tiny model in ``folder/km`` (cache naming);
-    returns that folder. ``normalize`` None: the model's pre-training setting (the tiny
-    checkpoints have no preprocessor config)."""
+    """Seeded random centroids for ``layers`` of the tiny model in ``folder`` (built by
+    :func:`build_tiny_models`), spread like that layer's features on seeded noise so that
+    frames fall on many units; written to ``folder/km`` (cache naming), which is returned.
+    ``normalize`` None: the model's pre-training setting (the tiny checkpoints have no
+    preprocessor config)."""
+    from tokbench.adapters.tiny import fill_codebook
+
     norm = MODELS[model].pretrain_normalize if normalize is None else normalize
     out = Path(folder) / "km"
+    features = SSLFeatures(model, tuple(layers), normalize=norm, checkpoint=str(folder))
+    noise = 0.1 * torch.randn(1, 2 * SAMPLE_RATE, generator=torch.Generator().manual_seed(seed))
+    feats, frames = features.layer_features(noise, torch.tensor([noise.shape[1]]))
     for layer in layers:
-        array = np.random.default_rng(seed + layer).standard_normal((k, TINY_WIDTH)).astype(np.float32)
+        table = torch.zeros(k, features.dim)
+        fill_codebook(table, feats[layer][0, : int(frames[0])], seed + layer)
+        array = table.numpy()
         save_centroids(out / centroids_cache_path(model, layer, k, root=".").name, array,
                        {"model": model, "layer": layer, "normalize": norm, "source": "tiny (tests)"})
     return out
