@@ -33,9 +33,9 @@ def family_of(preset: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("speech-codecs")
-    return {name: cls.build_tiny_checkpoint(root / name) for name, cls in BUILDERS.items()}
+def checkpoints(tiny_checkpoint) -> dict[str, Path]:
+    """Each family's tiny checkpoint (``build_tiny_checkpoint``), shared with the conformance test."""
+    return {name: tiny_checkpoint(cls)[1] for name, cls in BUILDERS.items()}
 
 
 # preset -> (call arguments, sample rate, output rate, frame rate, codebooks, codebook size, repo)
