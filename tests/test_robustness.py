@@ -197,3 +197,32 @@ def test_corrupt_whisper_checkpoint_is_a_reason_not_a_traceback(folder, tmp_path
     assert wer["value"].isna().all()
     assert wer["reason"].str.contains("not a readable Whisper checkpoint").all()
     assert np.isfinite(df[df.metric == "stoi"]["value"]).all()
+
+
+def test_a_group_torn_by_a_kill_is_dropped_whole(tmp_path):
+    from tokbench.records import make_record
+    from tokbench.results.store import RunSpec, RunStore
+
+    spec = RunSpec(dataset="d", dataset_revision="r", task="t", task_version="1", task_options={},
+                   tokenizer="x", variant="x", tokenizer_options={}, tokenizer_revision=None,
+                   protocol={"version": "2"}, kind="acoustic")
+    store = RunStore(tmp_path, spec).open({})
+    store.append_group([make_record(u, {"acc": 1.0}, param=0) for u in "abc"]
+                       + [make_record(None, {}, param=0)])
+    store.append_group([make_record(u, {"acc": 0.0}, param=1) for u in "abc"]
+                       + [make_record(None, {}, param=1)])
+    lines = store.records_path.read_text().splitlines()
+    store.records_path.write_text("\n".join(lines[:6]) + "\n")  # killed inside seed 1's group
+    again = RunStore(tmp_path, spec).open({})
+    assert again.is_done(None, 0) and again.is_done("c", 0)
+    assert not again.is_done(None, 1) and not again.is_done("a", 1)  # none of seed 1 survives
+    assert len(again.records_path.read_text().splitlines()) == 4
+
+
+def test_example_folders_are_one_to_one_and_fit_any_id():
+    from tokbench.results.store import example_folder_name
+
+    ids = ["a/x", "a_x", ".", "..", "ü", "u" * 500]
+    names = [example_folder_name(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    assert all(len(n) <= 80 and "/" not in n and n not in (".", "..") for n in names)

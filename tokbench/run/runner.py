@@ -38,7 +38,15 @@ from tokbench.results.lock import RunLock
 from tokbench.results.store import RunSpec, RunStore, iter_records, safe_component
 from tokbench.run.account import Account, failure_account
 from tokbench.run.distributed import barrier, rank_and_world, shard
-from tokbench.run.task import Artefact, AudioExample, Output, RunContext, Task, UnsupportedError
+from tokbench.run.task import (
+    Artefact,
+    AudioExample,
+    Output,
+    RecordGroup,
+    RunContext,
+    Task,
+    UnsupportedError,
+)
 from tokbench.runtime import default_device, progress_display, rank_device
 
 PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",
@@ -238,9 +246,13 @@ def write_output(store: RunStore, output: Output) -> None:
     if isinstance(output, Artefact):
         if store.rank == 0:
             atomic_write_json(store.path / safe_component(output.name), output.value)
+    elif isinstance(output, RecordGroup):
+        store.append_group(output.records)
     elif isinstance(output, AudioExample):
-        write_audio(store.examples_dir(output.utterance_id) / f"{safe_component(output.role)}.wav",
-                    output.wav, output.sample_rate)
+        folder = store.examples_dir(output.utterance_id)
+        write_audio(folder / f"{safe_component(output.role)}.wav", output.wav, output.sample_rate)
+        if not (folder / "example.json").is_file():
+            atomic_write_json(folder / "example.json", {"utterance_id": output.utterance_id})
     else:
         store.append(output)
 
