@@ -287,8 +287,9 @@ class NeuCodecTokenizer(FSQSpeechCodec):
     revision = "main"  # no full commit hash could be verified; the resolved commit is recorded
     output_sample_rate = 24_000
     mel_half_hop_padding = False
-    license = "Apache-2.0 (neuphonic/neucodec model card)"
-    citation = "Neuphonic, NeuCodec: a 50 Hz FSQ speech codec, https://huggingface.co/neuphonic/neucodec, 2025"
+    license = "Apache-2.0 (neuphonic/neucodec model card metadata)"
+    citation = ("Finite Scalar Quantization Enables Redundant and Transmission-Robust Neural Audio "
+                "Compression at Low Bit-rates, arXiv:2509.09550, 2025 (Neuphonic NeuCodec)")
 
     def _config_rates(self, config: Any) -> tuple[int, int]:
         return int(config.input_sampling_rate), int(config.output_sampling_rate)
