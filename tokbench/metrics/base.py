@@ -38,8 +38,7 @@ class Scores:
         :class:`NotComputable`. Any other exception (a library failing on an input nobody
         foresaw) is recorded as the metric's reason with its type, so one odd utterance never
         ends a run; the run's failure account lists it."""
-        single = isinstance(names, str)
-        keys = (names,) if single else names
+        keys: tuple[str, ...] = (names,) if isinstance(names, str) else tuple(names)
         try:
             result = fn()
         except NotComputable as exc:
@@ -48,7 +47,7 @@ class Scores:
         except Exception as exc:  # noqa: BLE001 - recorded, with its type, never a score
             self.fail(list(keys), f"the metric raised {type(exc).__name__}: {exc}")
             return
-        if single:
+        if isinstance(names, str):
             self.put(names, result)
         else:
             if isinstance(result, dict):
