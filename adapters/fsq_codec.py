@@ -263,7 +263,7 @@ class Xcodec2Tokenizer(FSQSpeechCodec):
     repo_id = "HKUSTAudio/xcodec2-hf"
     revision = "main"  # no full commit hash could be verified; the resolved commit is recorded
     mel_half_hop_padding = True
-    license = "CC-BY-NC-4.0 (HKUSTAudio/xcodec2 model card)"
+    license = "CC-BY-NC-4.0 (the original HKUSTAudio/xcodec2 model card; assumed for the -hf port)"
     citation = ("Ye et al., Llasa: Scaling Train-Time and Inference-Time Compute for Llama-based "
                 "Speech Synthesis, arXiv:2502.04128, 2025")
 

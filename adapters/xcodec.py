@@ -91,7 +91,7 @@ class XcodecTokenizer(HFCodec):
     config_rate = "sample_rate"
     per_item = True  # the semantic model attends over the whole input, padding included
     batch_tolerance: ClassVar[BatchTolerance] = BatchTolerance()  # per item: exact
-    license = "CC-BY-4.0 (hf-audio model cards)"
+    license = "CC-BY-4.0 (seen on the hf-audio/xcodec-wavlm-more-data card; assumed for the others)"
     citation = ("Ye et al., Codec Does Matter: Exploring the Semantic Shortcoming of Codec for Audio "
                 "Language Model, AAAI 2025 (arXiv:2408.17175)")
 
