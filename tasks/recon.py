@@ -43,11 +43,23 @@ class ReconOptions:
     asr_model: str = "large-v3"  # any openai-whisper model name
     asr_checkpoint: str | None = None  # a local Whisper checkpoint file instead of the download
     asr_batch_size: int = 16
+    asr_backend: str = "whisper"  # whisper | whisper-beam5 | hubert-ctc (tokbench.metrics.asr_backends)
+    # --metrics: names and/or groups (signal, pitch, speaker, asr, mos, all); "default" = the
+    # set before selection existed. Not part of the run's identity: a larger selection resumes
+    # the run and adds only the metrics its records lack.
+    metrics: str = "default"
     keep_audio: int = 0  # store this many original/reconstruction pairs in the run folder
     # speaker_prompt tokenizers only: same-speaker prompts ("other") or the utterance itself
     # ("self": the review's protocol, a leak), capped at prompt_seconds
     prompt: Literal["other", "self"] = "other"
     prompt_seconds: float = PROMPT_SECONDS
+
+    def __post_init__(self) -> None:
+        from tokbench.metrics.asr_backends import check_backend
+        from tokbench.metrics.selection import resolve_metrics
+
+        resolve_metrics(self.metrics)  # a typo fails here, before any model loads
+        check_backend(self.asr_backend)
 
 
 class Reconstruction(Task):
@@ -55,23 +67,37 @@ class Reconstruction(Task):
     version = "1"
     Options = ReconOptions
     requires = frozenset({"decode"})
-    runtime_options = frozenset({"asr_batch_size", "keep_audio"})
+    runtime_options = frozenset({"asr_batch_size", "keep_audio", "metrics"})
 
     def protocol(self) -> dict:
         from tokbench.metrics.asr import asr_protocol
 
         o = self.options
         leak = {"prompt": "self (leak: the utterance is its own prompt)"} if o.prompt == "self" else {}
-        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint), **leak}
+        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint, o.asr_backend,
+                                    self.device), **leak}
 
     def _asr(self, ctx: RunContext):
         from tokbench.metrics.asr import task_scorer
 
         o = self.options
-        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size, ctx.log)
+        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size,
+                           ctx.log, backend=o.asr_backend)
 
     def run(self, ctx: RunContext) -> None:
-        todo = [u for u in ctx.utterances if not ctx.store.is_done(u.id)]
+        from tokbench.metrics.selection import lacking, resolve_metrics
+
+        selected = resolve_metrics(self.options.metrics)
+        # Utterances without a record, and recorded ones lacking selected metrics (supplements).
+        self._lacking: dict[str, tuple[str, ...]] = {}
+        todo = []
+        for u in ctx.utterances:
+            have = ctx.store.recorded_metrics(u.id)
+            if have is None:
+                todo.append(u)
+            elif missing := lacking({"metrics": dict.fromkeys(have)}, selected):
+                self._lacking[u.id] = missing
+                todo.append(u)
         if not todo:
             return
         keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
@@ -80,7 +106,8 @@ class Reconstruction(Task):
         refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
         chunk = ctx.batch_size * 4  # utterances loaded at once; scored while the next chunk runs
         loader = PromptLoader(ctx.dataset, meta.sample_rate) if meta.can("speaker_prompt") else None
-        with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
+        with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx), metrics=selected,
+                    device=ctx.device) as scorer:
             pending = None
             bar = ctx.progress(range(len(todo)), total=len(todo), desc=f"recon {meta.name}")
             progress = iter(bar)
@@ -96,6 +123,8 @@ class Reconstruction(Task):
                 score_items = []
                 for batch in length_sorted_batches(items, ctx.batch_size):
                     score_items += self._model_batch(ctx, batch, keep, loader)
+                for si in score_items:
+                    si.metrics = self._lacking.get(si.utterance_id)
                 # Signal metrics of this chunk run in the pool while the model works on the next.
                 new = scorer.start(score_items)
                 if pending is not None:
@@ -176,10 +205,14 @@ class Reconstruction(Task):
         if scores is not None:
             values, why, more = scores.values, scores.reasons, scores.extra
         else:
-            from tokbench.run.scoring import ASR_METRICS, SIGNAL_METRICS
+            from tokbench.metrics.selection import resolve_metrics
 
-            values = dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS))
+            values = dict.fromkeys(resolve_metrics(self.options.metrics))
             why = dict.fromkeys(values, item.reason or "not computed")
+        if item.utterance_id in getattr(self, "_lacking", {}):
+            # Added metrics of a recorded utterance: only what its record lacks.
+            ctx.store.supplement(make_record(item.utterance_id, values, why, extra=more))
+            return
         ratio = {**extra.pop("ratio", {}), **more.get("ratio", {})}
         ctx.store.append(make_record(item.utterance_id, {**values, **metrics}, {**why, **reasons},
                                      extra={**extra, **more, "ratio": ratio}))

@@ -27,8 +27,6 @@ from tokbench.records import make_record
 from tokbench.results import load_results, summarize, summary_records
 from tokbench.results.store import RunSpec, RunStore
 from tokbench.run.scoring import (
-    ASR_METRICS,
-    SIGNAL_METRICS,
     ReferenceKeys,
     ScoreItem,
     Scorer,
@@ -62,7 +60,19 @@ def score_folders(
     batch_size: int = 16,
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    metrics: str | None = None,
+    asr_backend: str = "whisper",
 ) -> ScoreResult:
+    """Score the outputs in ``hyp`` against the references in ``ref`` (see the module docstring).
+
+    ``metrics``: a selection (``tokbench.metrics.selection``; None: the default set). It is
+    recorded in run.json but is not part of the run's identity: scoring the same folders again
+    with more metrics adds only those the records lack."""
+    from tokbench.metrics.asr_backends import check_backend
+    from tokbench.metrics.selection import lacking, resolve_metrics
+
+    selected = resolve_metrics(metrics)
+    check_backend(asr_backend)
     refs = read_folder(ref, transcript=text)
     hyp_set = read_folder(hyp)
     hyp_by_id = {u.id: u for u in hyp_set.utterances}
@@ -77,10 +87,11 @@ def score_folders(
             + (" ..." if len(unmatched) > 5 else ""))
     hyp_paths = [Path(u.path) for u in hyp_set.utterances]
     hyp_revision = content_revision(hyp_paths, Path(hyp))
-    asr_settings = asr_protocol(asr, asr_model, asr_checkpoint)
+    asr_settings = asr_protocol(asr, asr_model, asr_checkpoint, asr_backend, device)
     spec = RunSpec(
         dataset=refs.name, dataset_revision=refs.revision, task=TASK, task_version=TASK_VERSION,
-        task_options={"asr": asr, "asr_model": asr_settings["model"]},
+        task_options={"asr": asr, "asr_model": asr_settings["model"],
+                      **({"asr_backend": asr_backend} if asr_backend != "whisper" else {})},
         tokenizer="external", variant=name or Path(hyp).resolve().name,
         tokenizer_options={"hyp_revision": hyp_revision}, tokenizer_revision=hyp_revision,
         protocol=protocol_settings(asr=asr_settings), kind="external",
@@ -90,20 +101,36 @@ def score_folders(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "ref_dir": str(Path(ref).resolve()), "hyp_dir": str(Path(hyp).resolve()),
         "dataset": refs.describe(), "missing_outputs": missing, "unmatched_outputs": unmatched,
+        "metrics_selected": list(selected),
     })
-    asr_scorer = task_scorer(asr, asr_model, asr_checkpoint, device, batch_size, log)
-    todo = [u for u in refs.utterances if u.id in hyp_by_id and not store.is_done(u.id)]
-    for utt_id in missing:  # a missing output is a failure to record, not a gap to average over
-        if not store.is_done(utt_id):
-            store.append(make_record(utt_id, dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS)),
-                                     dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS),
-                                                   f"no output file in {hyp}")))
+    asr_scorer = task_scorer(asr, asr_model, asr_checkpoint, device, batch_size, log,
+                             backend=asr_backend)
+    # Utterances without a record, and recorded ones lacking selected metrics (supplements).
+    extra_for: dict[str, tuple[str, ...]] = {}
+    todo = []
+    for u in refs.utterances:
+        have = store.recorded_metrics(u.id)
+        if have is None:
+            todo.append(u)
+        elif need := lacking({"metrics": dict.fromkeys(have)}, selected):
+            extra_for[u.id] = need
+            todo.append(u)
+    for u in [u for u in todo if u.id not in hyp_by_id]:
+        # a missing output is a failure to record, not a gap to average over
+        names = extra_for.get(u.id, selected)
+        record = make_record(u.id, dict.fromkeys(names),
+                             dict.fromkeys(names, f"no output file in {hyp}"))
+        (store.supplement if u.id in extra_for else store.append)(record)
+    todo = [u for u in todo if u.id in hyp_by_id]
     chunk = 32
-    with Scorer(Cache(cache_dir), ReferenceKeys(refs.name, refs.revision), workers, asr_scorer) as scorer:
+    with Scorer(Cache(cache_dir), ReferenceKeys(refs.name, refs.revision), workers, asr_scorer,
+                metrics=selected, device=device) as scorer:
         pending = None
         for start in range(0, len(todo), chunk):  # load one chunk while the last is scored
             items = [_load_pair(u.id, u.path, hyp_by_id[u.id].path, u.text)
                      for u in todo[start:start + chunk]]
+            for it in items:
+                it.metrics = extra_for.get(it.utterance_id)
             new = scorer.start(items)
             if pending is not None:
                 _append(store, scorer.finish(pending))
@@ -117,8 +144,10 @@ def score_folders(
 
 def _append(store: RunStore, scored) -> None:
     for item, scores in scored:
-        store.append(make_record(item.utterance_id, scores.values, scores.reasons,
-                                 extra={**item.extra, **scores.extra}))
+        record = make_record(item.utterance_id, scores.values, scores.reasons,
+                             extra={**item.extra, **scores.extra})
+        # item.metrics is set for a recorded utterance whose record lacks some selected metrics
+        (store.append if item.metrics is None else store.supplement)(record)
 
 
 def _load_pair(utt_id: str, ref_path: str, hyp_path: str, text: str | None) -> ScoreItem:

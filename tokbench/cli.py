@@ -40,12 +40,17 @@ def list_cmd(what: Listable = typer.Argument(..., help="what to list")) -> None:
 
     if what is Listable.metrics:
         from tokbench.metrics import all_metrics
+        from tokbench.metrics.selection import DEFAULT, group_of
 
-        table = Table("metric", "better", "range", "unit", "level", "aggregation", "description")
+        table = Table("metric", "better", "range", "unit", "level", "aggregation", "group",
+                      "description")
         for spec in all_metrics():
             rng = "" if spec.lo is None else f"[{spec.lo:g}, {spec.hi:g}]"
+            group = group_of(spec.name) or ""
+            if spec.name in DEFAULT:
+                group += " (default)"
             table.add_row(spec.name, f"{spec.direction} {spec.arrow}", rng, spec.unit, spec.level,
-                          spec.aggregation, spec.description)
+                          spec.aggregation, group, spec.description)
     elif what is Listable.tokenizers:
         from tokbench.resolve import resolve_tokenizer
 
@@ -98,6 +103,7 @@ def run_cmd(
     adapter: str | None = typer.Option(None, "--adapter", help="plug-in adapter: path/to/file.py:Class"),
     text: str | None = typer.Option(None, "--text", help="transcript file for a folder dataset"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    metrics: str | None = typer.Option(None, "--metrics", help="metrics to compute: names and/or groups signal, pitch, speaker, asr, mos, all (default: the standard set; a larger set resumes a run and adds only what it lacks)"),
 ) -> None:
     """Run a task for one tokenizer preset and store the results."""
     from tokbench.adapters.ssl.kmeans import CentroidsError
@@ -110,7 +116,8 @@ def run_cmd(
         fail("pass --tokenizer NAME (see `tokbench list tokenizers`) or --adapter file.py:Class")
     try:
         result = run(tokenizer or "", task, dataset, limit=limit, device=device.value if device else None,
-                     batch_size=batch_size, workers=workers, out=out, overrides=set_,
+                     batch_size=batch_size, workers=workers, out=out,
+                     overrides=[*set_, f"metrics={metrics}"] if metrics else set_,
                      checkpoint=checkpoint, adapter=adapter, transcript=text,
                      progress=progress and sys.stderr.isatty())
     except (UnknownNameError, OptionError, DatasetError, FileNotFoundError, CentroidsError) as exc:
@@ -136,17 +143,22 @@ def score_cmd(
     asr_checkpoint: str | None = typer.Option(None, "--asr-checkpoint", help="local Whisper checkpoint file"),
     device: Device | None = typer.Option(None, "--device"),
     workers: int | None = typer.Option(None, "--workers", min=0),
+    metrics: str | None = typer.Option(None, "--metrics", help="metrics to compute: names and/or groups signal, pitch, speaker, asr, mos, all (default: the standard set; a larger set resumes a run and adds only what it lacks)"),
+    asr_backend: str = typer.Option("whisper", "--asr-backend", help="whisper, whisper-beam5 or hubert-ctc"),
 ) -> None:
     """Score audio made elsewhere against references, with the recon metrics."""
     from tokbench.data import DatasetError
+    from tokbench.metrics.asr_backends import UnknownBackendError
+    from tokbench.metrics.selection import MetricSelectionError
     from tokbench.run.runner import default_device
     from tokbench.tasks.score import score_folders
 
     try:
         result = score_folders(ref, hyp, text=text, out=out, name=name, asr=asr, asr_model=asr_model,
                                asr_checkpoint=asr_checkpoint,
-                               device=device.value if device else default_device(), workers=workers)
-    except DatasetError as exc:
+                               device=device.value if device else default_device(), workers=workers,
+                               metrics=metrics, asr_backend=asr_backend)
+    except (DatasetError, MetricSelectionError, UnknownBackendError) as exc:
         fail(str(exc))
         return
     print_summary(result.summary, title=f"{hyp} vs {ref}")

@@ -132,6 +132,7 @@ def run(
     data = data.subset(limit)
     rank, world = rank_and_world()
     device = rank_device(device or default_device())
+    task_obj.device = device  # protocol settings may depend on it (ASR precision)
 
     static_meta = resolved.meta
     spec_kwargs = dict(

@@ -51,8 +51,11 @@ class Task:
     # seeds to add): recorded in run.json, left out of the run's identity so a change resumes.
     runtime_options: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, options: Any):
+    def __init__(self, options: Any, device: str | None = None):
         self.options = options
+        # The run's device, set by the runner before protocol() is read: some protocol settings
+        # depend on it (Whisper decodes in fp16 on CUDA, fp32 on the CPU).
+        self.device = device
 
     def protocol(self) -> dict[str, Any]:
         """Protocol settings this task's options change (merged into the base protocol)."""
