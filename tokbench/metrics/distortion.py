@@ -49,7 +49,15 @@ def si_sdr(ref16: np.ndarray, hyp16: np.ndarray) -> float:
     if not np.any(hyp):
         raise NotComputable("SI-SDR of a silent output is minus infinity (no projection onto the "
                             "reference)")
+    _require_difference(ref, hyp, "SI-SDR")
     return float(fast_bss_eval.si_sdr(ref[None], hyp[None])[0])
+
+
+def _require_difference(ref: np.ndarray, hyp: np.ndarray, what: str) -> None:
+    # fast-bss-eval fails on an exact copy ("zero-size array to reduction operation")
+    a = np.dot(hyp, ref) / np.dot(ref, ref)
+    if not np.any(a * ref - hyp):
+        raise NotComputable(f"{what} is +infinity: the output is a scaled copy of the reference")
 
 
 def sdr(ref16: np.ndarray, hyp16: np.ndarray) -> float:
@@ -62,6 +70,7 @@ def sdr(ref16: np.ndarray, hyp16: np.ndarray) -> float:
         raise NotComputable("SDR of a silent output is minus infinity")
     if len(ref) < 512:
         raise NotComputable(f"SDR needs at least 512 samples (its distortion filter); got {len(ref)}")
+    _require_difference(ref, hyp, "SDR")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fast_bss_eval warns when it regularises
         return float(fast_bss_eval.sdr(ref[None], hyp[None], filter_length=512)[0])

@@ -27,10 +27,11 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "asr": ("wer", "cer", "dwer", "dcer"),
     "mos": ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"),
 }
-# What every run computed before --metrics existed (and still computes without it).
-DEFAULT: tuple[str, ...] = ("pesq_wb", "pesq_nb", "stoi", "estoi", "secs", "gpe", "vde", "ffe",
-                            "f0_corr", "mel_l1", "wer", "cer")
 ALL: tuple[str, ...] = tuple(name for group in GROUPS.values() for name in group)
+# What every run computed before --metrics existed (and still computes without it), in ALL's order.
+_BEFORE = {"pesq_wb", "pesq_nb", "stoi", "estoi", "secs", "gpe", "vde", "ffe", "f0_corr", "mel_l1",
+           "wer", "cer"}
+DEFAULT: tuple[str, ...] = tuple(name for name in ALL if name in _BEFORE)
 NAMED: dict[str, tuple[str, ...]] = {**GROUPS, "default": DEFAULT, "all": ALL}
 # Metrics that compare the output with the reference AUDIO: undefined when the reference holds
 # no speech (tokbench.metrics.vad), so they are null with that reason instead of scores of noise.
