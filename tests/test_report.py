@@ -295,9 +295,9 @@ def test_shipped_reference_matches_the_shared_table_and_is_described():
     assert mimi["pesq"] == 3.38 and mimi["wer"] == 2.96 and mimi["n_codebooks"] == 32.0
     cols = {c.name: c for c in ref.columns}
     assert cols["pesq"].metric == "pesq_wb" and cols["pesq"].comparable == "caveats"
-    assert cols["wer"].comparable == "no" and cols["spk_sim"].metric is None
-    assert cols["utmos"].comparable == "no"
-    assert set(ref.comparable_columns()) == {"pesq_wb", "stoi"}
+    assert cols["wer"].comparable == "no" and cols["spk_sim"].metric == "spk_sim_wavlm"
+    assert cols["spk_sim"].comparable == "caveats" and cols["utmos"].comparable == "no"
+    assert set(ref.comparable_columns()) == {"pesq_wb", "stoi", "spk_sim_wavlm"}
     assert all(ref.kind(r["tokenizer"]) for r in ref.rows)
     shared = Path("/work/shared/reference/dates2025_speech_recon.csv")
     if shared.is_file():  # the shipped copy must be the published table, unedited
