@@ -28,22 +28,22 @@ PESQ_MAX_SECONDS = 200.0
 PITCH_WINDOW_SECONDS = 20.0
 PITCH_CONTEXT_SECONDS = 1.0
 ESTOI_SEED = 0  # pystoi's ESTOI adds tiny noise from numpy's global generator: seeded here
-VAD_SETTINGS = {"package": "silero-vad (ONNX, CPU)", "threshold": 0.5, "min_segment_ms": 250,
+VAD_SETTINGS: dict[str, Any] = {"package": "silero-vad (ONNX, CPU)", "threshold": 0.5, "min_segment_ms": 250,
                 "min_speech_seconds": 0.25}
-DNSMOS_SETTINGS = {"package": "speechmos (official ONNX models) + onnxruntime",
+DNSMOS_SETTINGS: dict[str, Any] = {"package": "speechmos (official ONNX models) + onnxruntime",
                    "p835": "dnsmos_models/sig_bak_ovr.onnx", "p808": "dnsmos_models/model_v8.onnx",
                    "personalized": False, "input_seconds": 9.01, "hop_seconds": 1.0,
                    "short_input": "repeated to 9.01 s", "aggregation": "mean over windows"}
-SDR_SETTINGS = {"package": "fast-bss-eval", "si_sdr": "zero_mean=False (Le Roux et al. 2019)",
+SDR_SETTINGS: dict[str, Any] = {"package": "fast-bss-eval", "si_sdr": "zero_mean=False (Le Roux et al. 2019)",
                 "sdr": "BSS Eval v4 SDR, filter_length 512 (as mir_eval bss_eval_sources)"}
-MSTFT_SETTINGS = {"window_lengths": [2048, 512], "hop": "window/4", "window": "hann (periodic)",
+MSTFT_SETTINGS: dict[str, Any] = {"window_lengths": [2048, 512], "hop": "window/4", "window": "hann (periodic)",
                   "center": "reflect", "mag_weight": 1.0, "log_weight": 1.0, "power": 2.0,
                   "clamp": 1e-5, "log": "log10", "definition": "audiotools MultiScaleSTFTLoss"}
-MCD_SETTINGS = {"definition": "VERSA mcd_f0 (dtw=False)", "scale": "int16", "low_cut_hz": 70,
+MCD_SETTINGS: dict[str, Any] = {"definition": "VERSA mcd_f0 (dtw=False)", "scale": "int16", "low_cut_hz": 70,
                 "f0": "harvest 40-800 Hz, 5 ms", "envelope": "pyworld cheaptrick, fft 1024",
                 "mcep": "pysptk sp2mc, order 39, alpha 0.466", "coefficients": "c0..c39",
                 "frames": "first min(len) frames, no alignment"}
-WAVLM_SV = {"model": "microsoft/wavlm-base-plus-sv", "revision": "main",
+WAVLM_SV: dict[str, Any] = {"model": "microsoft/wavlm-base-plus-sv", "revision": "main",
             "class": "transformers WavLMForXVector", "similarity": "cosine of x-vector embeddings",
             "input": "16 kHz, feature extractor normalisation"}
 

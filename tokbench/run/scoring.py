@@ -250,7 +250,8 @@ class Scorer:
         # identical to its reference (the identity row) reuses it instead of a second ASR pass.
         gt = self.asr.ground_truth(self.cache, self.refkeys.dataset, self.refkeys.revision,
                                    [(items[k].utterance_id, items[k].ref16) for k in scorable])
-        same = [k for k in scorable if np.array_equal(items[k].hyp16, items[k].ref16)]
+        same = [k for k in scorable
+                if np.array_equal(np.asarray(items[k].hyp16), items[k].ref16)]
         todo = sorted(set(scorable) - set(same))
         texts: dict[int, str] = {k: gt[items[k].utterance_id] for k in same}
         if todo:
