@@ -62,7 +62,7 @@ def test_score_matches_direct_library_calls(pairs, tmp_path):
         }
         got = df[df.utterance_id == stem].set_index("metric")["value"]
         # Without --metrics: exactly the default set (f0_rmse_cents is not in it).
-        assert set(got.index) == set(DEFAULT), stem
+        assert set(got.index) == {*DEFAULT, "length_ratio"}, stem
         for name, value in expected.items():
             if name not in DEFAULT:
                 continue
@@ -91,7 +91,7 @@ def test_score_more_metrics_later_adds_only_what_is_lacking(pairs, tmp_path, mon
     r = CliRunner().invoke(app, [*args, "--metrics", "stoi"])
     assert r.exit_code == 0, r.output
     first = tokbench.load_results(out)
-    assert set(first["metric"]) == {"stoi"}
+    assert set(first["metric"]) == {"stoi", "length_ratio"}
     run_dirs = {p.parent for p in out.rglob("run.json")}
 
     seen: list[tuple] = []
@@ -110,7 +110,7 @@ def test_score_more_metrics_later_adds_only_what_is_lacking(pairs, tmp_path, mon
     df = df[df.utterance_id != "lonely"]
     for stem in set(df["utterance_id"]):
         got = df[df.utterance_id == stem].set_index("metric")["value"]
-        assert set(got.index) == {"stoi", "si_sdr", "sdr", "dnsmos_ovrl", "dnsmos_p808"}
+        assert set(got.index) == {"stoi", "si_sdr", "sdr", "dnsmos_ovrl", "dnsmos_p808", "length_ratio"}
         assert got["stoi"] == first[first.utterance_id == stem].set_index("metric")["value"]["stoi"]
         r_ = load_audio(pairs / "ref" / f"{stem}.wav")
         h_ = load_audio(pairs / "hyp" / f"{stem}.flac")
@@ -123,7 +123,7 @@ def test_score_more_metrics_later_adds_only_what_is_lacking(pairs, tmp_path, mon
         assert got["dnsmos_p808"] == pytest.approx(float(direct["p808_mos"]), abs=1e-6)
     lonely = tokbench.load_results(out)
     lonely = lonely[lonely.utterance_id == "lonely"]
-    assert set(lonely["metric"]) == {"stoi", "si_sdr", "sdr", "dnsmos_ovrl", "dnsmos_p808"}
+    assert set(lonely["metric"]) == {"stoi", "si_sdr", "sdr", "dnsmos_ovrl", "dnsmos_p808", "length_ratio"}
     assert lonely["value"].isna().all()
 
 

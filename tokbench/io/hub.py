@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from tokbench.io.files import file_digest
-from tokbench.types import ModelSource
+from tokbench.meta import ModelSource, TokenizerSetupError
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _TRUE = {"1", "on", "yes", "true"}
 
 
-class ModelNotAvailableError(FileNotFoundError):
+class ModelNotAvailableError(TokenizerSetupError, FileNotFoundError):
     """Weights cannot be found: not cached while offline, or a bad ``--checkpoint`` folder."""
 
 
@@ -106,7 +106,14 @@ def load_hf_model(
             raise ModelNotAvailableError(
                 f"--checkpoint {folder} is not a model folder (no config.json): pass a folder "
                 f"written by save_pretrained, e.g. a local copy of {repo_id}")
-        model = model_cls.from_pretrained(str(folder), local_files_only=True, **kwargs)
+        try:
+            model = model_cls.from_pretrained(str(folder), local_files_only=True, **kwargs)
+        except Exception as exc:  # a damaged or foreign checkpoint: one line, not a traceback
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ModelNotAvailableError(
+                f"--checkpoint {folder} cannot be loaded as {model_cls.__name__} "
+                f"({type(exc).__name__}: {first}): pass a folder written by save_pretrained for "
+                f"{repo_id}") from None
         source = ModelSource(repo_id=repo_id, revision=None,
                              resolved=checkpoint_fingerprint(folder), local_path=str(folder.resolve()))
     else:

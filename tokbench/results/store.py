@@ -1,4 +1,4 @@
-"""The results store (DESIGN.md sections 6 and 9).
+"""The results store (docs/results.md).
 
 One run = one folder ``<root>/<dataset>/<task>/<variant>/<config-hash>/`` with
 
@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,17 +120,56 @@ class RunStore:
         if self.rank == 0:
             run_json = self.path / "run.json"
             previous = read_run_json(self.path) if run_json.is_file() else {}
-            info = {**previous, **provenance, "run_id": self.spec.run_id,
+            first = {k: previous[k] for k in ("created",) if k in previous}
+            history = list(previous.get("history", []))
+            history.append({k: provenance.get(k) for k in ("created", "limit", "device", "git_revision")
+                            if k in provenance} | {"pid": os.getpid(), "host": socket.gethostname()})
+            info = {**previous, **provenance, **first, "history": history, "run_id": self.spec.run_id,
                     "config": self.spec.config(), "protocol": dict(self.spec.protocol),
                     "protocol_id": self.spec.protocol_id, "kind": self.spec.kind,
                     "status": "running", "world_size": self.world_size}
             info["attempts"] = int(previous.get("attempts", 0)) + 1
             atomic_write_json(run_json, info)
         repair_jsonl_tail(self.records_path)
+        # Metrics that could not be computed for a passing reason (a model not available yet)
+        # are computed again: their records are dropped and the utterances rerun.
+        self._forget(lambda r: bool((r.get("extra") or {}).get("transient")))
         repair_jsonl_tail(self.supplements_path)
+        self._reload()
+        return self
+
+    def _reload(self) -> None:
+        """The recorded keys and, per key, the metric names recorded (supplements included)."""
         self._metrics = {record_key(r): set(r.get("metrics", {})) for r in iter_records(self.path)}
         self._done = set(self._metrics)
-        return self
+
+    def _forget(self, drop: Callable[[Mapping[str, Any]], bool]) -> int:
+        """Rewrite this rank's records file without the records ``drop`` selects (atomic)."""
+        path = self.records_path
+        if not path.is_file():
+            return 0
+        kept, dropped = [], 0
+        for record in read_jsonl(path):
+            if record.get("utterance_id") is not None and drop(record):
+                dropped += 1
+            else:
+                kept.append(record)
+        if dropped:
+            data = "".join(dumps(r) + "\n" for r in kept).encode()
+            atomic_write(path, lambda fh: fh.write(data))
+        return dropped
+
+    def forget_failed(self) -> int:
+        """Drop this rank's records of failed utterances (every metric null: unreadable input,
+        a tokenizer error, no output), so that they run again (``--rerun-failed``); returns how
+        many. Call after :meth:`open`."""
+        def failed(r: Mapping[str, Any]) -> bool:
+            values = list((r.get("metrics") or {}).values())
+            return bool(values) and all(v is None for v in values)
+
+        n = self._forget(failed)
+        self._reload()
+        return n
 
     @property
     def supplements_path(self) -> Path:
@@ -188,14 +228,29 @@ class RunStore:
     ) -> None:
         """Write summary.json and mark run.json with ``status`` (rank 0, after all ranks are done)."""
         atomic_write_json(self.path / "summary.json", dict(summary))
-        info = read_run_json(self.path)
-        info.update(updates or {})
+        self.set_status(status, **(updates or {}))
+
+    def set_status(self, status: str, **updates: Any) -> None:
+        """Mark run.json with ``status`` (rank 0): e.g. "interrupted" after Ctrl-C."""
+        info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+        info.update(updates)
         info["status"] = status
+        if status == "complete":
+            info.pop("status_reason", None)
         atomic_write_json(self.path / "run.json", info)
 
 
 def read_run_json(run_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    """``run.json``; a run marked "running" that no live process holds reads as "interrupted"."""
+    from tokbench.results.lock import effective_status
+
+    info: dict[str, Any] = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    status = effective_status(Path(run_dir), info)
+    if status == "interrupted" and info.get("status") == "running":
+        info["status"] = "interrupted"
+        info.setdefault("status_reason", "its process stopped before the run finished; run the "
+                                         "same command again to resume")
+    return info
 
 
 def iter_records(run_dir: str | Path, include_corpus: bool = False) -> Iterator[dict[str, Any]]:

@@ -17,10 +17,7 @@ WER/CER against the transcript are still computed.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +32,7 @@ from tokbench.metrics.selection import (
     REFERENCE_AUDIO_METRICS,
     resolve_metrics,
 )
+from tokbench.run.pool import Call, Deferred, MetricPool, WorkerCrashed, workers_per_rank
 
 # Metrics computed in the calling process (model-based, on the run's device).
 ASR_ALL = GROUPS["asr"]
@@ -50,7 +48,7 @@ ASR_METRICS = ("wer", "cer")
 class ScoreItem:
     utterance_id: str
     ref16: np.ndarray  # the original at 16 kHz
-    hyp16: np.ndarray | None  # the output at 16 kHz, already fitted to len(ref16); None if failed
+    hyp16: np.ndarray | None  # the output at 16 kHz as scored (decode_score.fit_output); None if failed
     text: str | None = None  # reference transcript
     reason: str | None = None  # why hyp16 is None
     extra: dict = field(default_factory=dict)
@@ -67,14 +65,6 @@ class ReferenceKeys:
     revision: str
 
 
-def _init_worker() -> None:
-    # One thread per worker: the pool provides the parallelism; more threads only contend.
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: ReferenceKeys,
                   utterance_id: str, metrics: Sequence[str] | None = None) -> Scores:
     """The selected worker-pool metrics of one utterance (runs in a worker process).
@@ -87,6 +77,10 @@ def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: R
 
     wanted = [m for m in (SIGNAL_METRICS if metrics is None else metrics) if m in WORKER_METRICS]
     scores = Scores()
+    # An output longer than its reference is compared with the reference zero-padded to its
+    # length, so the extra part counts (tokbench.run.decode_score); reference-side features
+    # (F0, speaker embedding, mel cepstra, VAD) stay those of the reference itself.
+    ref_sig = ref16 if len(hyp16) <= len(ref16) else np.pad(ref16, (0, len(hyp16) - len(ref16)))
 
     def key(feature: str) -> str:
         return reference.reference_key(refkeys.dataset, refkeys.revision, utterance_id, feature)
@@ -106,24 +100,27 @@ def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: R
         return scores
 
     if "pesq_wb" in wanted or "pesq_nb" in wanted:
-        both = signal.pesq_scores(ref16, hyp16)
+        both = signal.pesq_scores(ref_sig, hyp16)
         scores.update(_only(both, wanted))
     if "stoi" in wanted:
-        scores.compute("stoi", lambda: signal.stoi_score(ref16, hyp16, extended=False))
+        scores.compute("stoi", lambda: signal.stoi_score(ref_sig, hyp16, extended=False))
     if "estoi" in wanted:
-        scores.compute("estoi", lambda: signal.stoi_score(ref16, hyp16, extended=True))
+        scores.compute("estoi", lambda: signal.stoi_score(ref_sig, hyp16, extended=True))
     if "mel_l1" in wanted:
-        scores.compute("mel_l1", lambda: mel.mel_l1(ref16, hyp16))
+        scores.compute("mel_l1", lambda: mel.mel_l1(ref_sig, hyp16))
     if "si_sdr" in wanted:
-        scores.compute("si_sdr", lambda: distortion.si_sdr(ref16, hyp16))
+        scores.compute("si_sdr", lambda: distortion.si_sdr(ref_sig, hyp16))
     if "sdr" in wanted:
-        scores.compute("sdr", lambda: distortion.sdr(ref16, hyp16))
+        scores.compute("sdr", lambda: distortion.sdr(ref_sig, hyp16))
     if "mstft_distance" in wanted:
-        scores.compute("mstft_distance", lambda: distortion.mstft_distance(ref16, hyp16))
+        scores.compute("mstft_distance", lambda: distortion.mstft_distance(ref_sig, hyp16))
     if "mcd" in wanted:
-        scores.compute("mcd", lambda: distortion.mcd_from_cepstra(
-            reference.cached_mcep(cache, key("mcep"), ref16),
-            distortion.mel_cepstrum(hyp16, "output")))
+        def mcd() -> float:
+            ref_mc = (reference.cached_mcep(cache, key("mcep"), ref16) if ref_sig is ref16
+                      else distortion.mel_cepstrum(ref_sig, "reference"))
+            return distortion.mcd_from_cepstra(ref_mc, distortion.mel_cepstrum(hyp16, "output"))
+
+        scores.compute("mcd", mcd)
 
     pitch_wanted = [m for m in pitch.PITCH_METRICS if m in wanted]
     if pitch_wanted:
@@ -151,17 +148,7 @@ def _only(scores: Scores, wanted: Sequence[str]) -> Scores:
     return out
 
 
-class Deferred:
-    """Work of a scorer without a pool, run when its result is first asked for (like a future),
-    so that an in-process run still writes each chunk's records before scoring the next one."""
-
-    def __init__(self, fn: Callable[..., Any], args: tuple):
-        self._fn, self._args, self._done, self._value = fn, args, False, None
-
-    def result(self) -> Any:
-        if not self._done:
-            self._value, self._done = self._fn(*self._args), True
-        return self._value
+score_signals.metrics = SIGNAL_METRICS  # type: ignore[attr-defined]  # what a crash nulls
 
 
 @dataclass
@@ -169,7 +156,7 @@ class Pending:
     """Items whose signal metrics are being computed by the pool."""
 
     items: list[ScoreItem]
-    futures: list[Future | Deferred | Scores]
+    futures: list[Call | Deferred | Scores]
 
 
 class Scorer:
@@ -191,11 +178,8 @@ class Scorer:
         self.device = device
         self.speaker_checkpoint = speaker_checkpoint
         self._wavlm: Any = None
-        self.workers = (os.cpu_count() or 1) if workers is None else workers
-        self._pool: ProcessPoolExecutor | None = None
-        if self.workers > 0:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_init_worker)
+        self.workers = workers_per_rank(workers)
+        self._pool: MetricPool | None = MetricPool(self.workers) if self.workers > 0 else None
 
     def wanted(self, item: ScoreItem) -> tuple[str, ...]:
         """The metrics to compute for ``item``: its own list within the selection."""
@@ -209,7 +193,7 @@ class Scorer:
         s.fail(list(self.metrics if metrics is None else metrics), reason)
         return s
 
-    def submit(self, item: ScoreItem) -> Future | Deferred | Scores:
+    def submit(self, item: ScoreItem) -> Call | Deferred | Scores:
         """Start the worker metrics of ``item``: a future (a deferred call without a pool)."""
         wanted = tuple(m for m in self.wanted(item) if m in WORKER_METRICS)
         if item.hyp16 is None:
@@ -219,12 +203,23 @@ class Scorer:
         return self.call(score_signals, item.ref16, item.hyp16, self.cache, self.refkeys,
                          item.utterance_id, wanted)
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Future | Deferred:
-        """Run any picklable ``fn(*args)`` in the pool (inline without one): for a task's own
-        CPU metrics (e.g. ``vc``). Collect the value with :func:`collect`."""
+    def call(self, fn: Callable[..., Any], *args: Any) -> Call | Deferred:
+        """Run any picklable ``fn(*args)`` returning :class:`Scores` in the pool (inline without
+        one): for a task's own CPU metrics (e.g. ``vc``). Collect the value with :meth:`collect`."""
         if self._pool is None:
             return Deferred(fn, args)
         return self._pool.submit(fn, *args)
+
+    def collect(self, pending: Call | Deferred | Scores) -> Scores:
+        """The scores of what :meth:`submit` or :meth:`call` returned; a call whose worker
+        crashed gives its metrics null with the reason (the pool is rebuilt for the others)."""
+        if isinstance(pending, Call):
+            assert self._pool is not None
+            try:
+                return self._pool.result(pending)
+            except WorkerCrashed as exc:
+                return _crashed(pending, str(exc))
+        return pending.result() if isinstance(pending, Deferred) else pending
 
     def asr_scores(self, items: Sequence[ScoreItem]) -> list[Scores]:
         """WER/CER (vs the transcript) and dWER/dCER (vs the ASR text of the reference audio)
@@ -233,15 +228,17 @@ class Scorer:
         wanted = [tuple(m for m in self.wanted(it) if m in ASR_ALL) for it in items]
         if not any(wanted):
             return out
-        if self.asr is None or not self.asr.available:
-            reason = "ASR disabled (--set asr=false)" if self.asr is None else self.asr.reason
-            for s, w in zip(out, wanted, strict=True):
-                s.fail(list(w), reason)
-            return out
-        for k, it in enumerate(items):
+        for k, it in enumerate(items):  # a failed output's own reason comes first
             if it.hyp16 is None:
                 out[k].fail(list(wanted[k]), it.reason or "no output")
         scorable = [k for k, it in enumerate(items) if it.hyp16 is not None and wanted[k]]
+        if self.asr is None or not self.asr.available:
+            reason = "ASR disabled (--set asr=false)" if self.asr is None else self.asr.reason
+            for k in scorable:
+                out[k].fail(list(wanted[k]), reason)
+                if self.asr is not None:  # not available yet: computed on the next run
+                    out[k].extra["transient"] = list(wanted[k])
+            return out
         if not scorable:
             return out
         from tokbench.metrics.asr import dwer_dcer
@@ -301,6 +298,7 @@ class Scorer:
                 continue
             if not model.available:  # never cached: the weights may be there next time
                 out[k].put("spk_sim_wavlm", None, model.reason)
+                out[k].extra["transient"] = ["spk_sim_wavlm"]  # computed on the next run
                 continue
             key = reference.reference_key(self.refkeys.dataset, self.refkeys.revision,
                                           it.utterance_id, "wavlm_sv", model=model.revision)
@@ -323,9 +321,12 @@ class Scorer:
         asr = self.asr_scores(pending.items)
         models = self.model_scores(pending.items)
         for it, p, a, m in zip(pending.items, pending.futures, asr, models, strict=True):
-            s = collect(p)
+            s = self.collect(p)
+            transient = [*a.extra.get("transient", []), *m.extra.get("transient", [])]
             s.update(a)
             s.update(m)
+            if transient:
+                s.extra["transient"] = transient
             why = s.extra.get("reference_without_speech")
             if why:
                 s.fail([n for n in self.wanted(it) if n in REFERENCE_AUDIO_METRICS], why)
@@ -339,7 +340,7 @@ class Scorer:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
             self._pool = None
 
     def __enter__(self) -> Scorer:
@@ -349,9 +350,14 @@ class Scorer:
         self.close()
 
 
-def collect(pending: Future | Deferred | Any) -> Any:
-    """The value of what :meth:`Scorer.call` returned."""
-    return pending.result() if isinstance(pending, (Future, Deferred)) else pending
+def _crashed(call: Call, reason: str) -> Scores:
+    """Null scores for a crashed call: the metrics its function declares it computes."""
+    scores = Scores()
+    names = getattr(call.fn, "metrics", SIGNAL_METRICS)
+    if call.fn is score_signals and len(call.args) > 5 and call.args[5] is not None:
+        names = call.args[5]  # the selection this call computed
+    scores.fail(list(names), reason)
+    return scores
 
 
 def check_output(wav: np.ndarray) -> str | None:
@@ -362,5 +368,5 @@ def check_output(wav: np.ndarray) -> str | None:
     return None
 
 
-__all__ = ["ASR_METRICS", "MODEL_METRICS", "SIGNAL_METRICS", "WORKER_METRICS", "NotComputable", "ReferenceKeys", "ScoreItem",
-           "Scorer", "check_output", "collect", "score_signals"]
+__all__ = ["ASR_METRICS", "MODEL_METRICS", "SIGNAL_METRICS", "WORKER_METRICS", "NotComputable",
+           "ReferenceKeys", "ScoreItem", "Scorer", "check_output", "score_signals"]
