@@ -86,12 +86,18 @@ def test_bad_inputs_are_recorded_not_scored(tmp_path):
     rng = np.random.default_rng(0)
     d = tmp_path / "data"
     d.mkdir()
-    speechy = lambda sr, s: (0.3 * np.sin(2 * np.pi * 150 * np.arange(int(sr * s)) / sr)  # noqa: E731
-                             * (1 + 0.5 * np.sin(np.arange(int(sr * s)) / sr * 20))
-                             + 0.01 * rng.standard_normal(int(sr * s))).astype(np.float32)
-    sf.write(d / "good.wav", speechy(16000, 1.5), 16000)
-    sf.write(d / "odd_rate.wav", speechy(22050, 1.5), 22050)
-    sf.write(d / "stereo.wav", np.stack([speechy(44100, 1.0)] * 2, axis=1), 44100)
+    # Real speech: a tone is "a reference without speech" (Silero VAD), whose metrics are null.
+    sample = open_dataset("sample")
+    clip = sample.load(sample.utterances[0])
+    from tokbench.io.audio import resample
+
+    def speechy(sr, s):
+        wav = resample(clip.wav, clip.sample_rate, sr)[:int(sr * s)]
+        return (wav + 0.001 * rng.standard_normal(len(wav))).astype(np.float32)
+
+    sf.write(d / "good.wav", speechy(16000, 2.5), 16000)
+    sf.write(d / "odd_rate.wav", speechy(22050, 2.5), 22050)
+    sf.write(d / "stereo.wav", np.stack([speechy(44100, 2.0)] * 2, axis=1), 44100)
     sf.write(d / "silence.wav", np.zeros(16000, np.float32), 16000)
     sf.write(d / "short.wav", speechy(16000, 0.1), 16000)
     (d / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
