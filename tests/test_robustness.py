@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,63 @@ def test_corrupt_whisper_checkpoint_is_a_reason_not_a_traceback(folder, tmp_path
     assert wer["value"].isna().all()
     assert wer["reason"].str.contains("not a readable Whisper checkpoint").all()
     assert np.isfinite(df[df.metric == "stoi"]["value"]).all()
+
+
+def test_a_group_torn_by_a_kill_is_dropped_whole(tmp_path):
+    from tokbench.records import make_record
+    from tokbench.results.store import RunSpec, RunStore
+
+    spec = RunSpec(dataset="d", dataset_revision="r", task="t", task_version="1", task_options={},
+                   tokenizer="x", variant="x", tokenizer_options={}, tokenizer_revision=None,
+                   protocol={"version": "2"}, kind="acoustic")
+    store = RunStore(tmp_path, spec).open({})
+    store.append_group([make_record(u, {"acc": 1.0}, param=0) for u in "abc"]
+                       + [make_record(None, {}, param=0)])
+    store.append_group([make_record(u, {"acc": 0.0}, param=1) for u in "abc"]
+                       + [make_record(None, {}, param=1)])
+    lines = store.records_path.read_text().splitlines()
+    store.records_path.write_text("\n".join(lines[:6]) + "\n")  # killed inside seed 1's group
+    again = RunStore(tmp_path, spec).open({})
+    assert again.is_done(None, 0) and again.is_done("c", 0)
+    assert not again.is_done(None, 1) and not again.is_done("a", 1)  # none of seed 1 survives
+    assert len(again.records_path.read_text().splitlines()) == 4
+
+
+def test_example_folders_are_one_to_one_and_fit_any_id():
+    from tokbench.results.store import example_folder_name
+
+    ids = ["a/x", "a_x", ".", "..", "ü", "u" * 500]
+    names = [example_folder_name(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    assert all(len(n) <= 80 and "/" not in n and n not in (".", "..") for n in names)
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_configuration_compute_it_once(tmp_path):
+    """Two `tokbench run` of one configuration into one folder at the same time: one computes,
+    the other is refused with the holder's pid (or, with --wait, waits and then has nothing to
+    do); every utterance is recorded once."""
+    env = {**os.environ, "TOKBENCH_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "tokbench.cli", "run", "--tokenizer", "mulaw", "--task", "recon",
+           "--limit", "4", "--workers", "0", "--set", "asr=false", "--out", str(tmp_path / "out"),
+           "--no-progress"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "out").rglob(".lock.rank0")):
+        if first.poll() is not None:
+            break
+        time.sleep(0.05)
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    waiter = subprocess.Popen([*cmd, "--wait"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    first.communicate(timeout=600)
+    _, waited = waiter.communicate(timeout=600)
+    assert first.returncode == 0
+    if second.returncode == 2:  # it met the first one's lock
+        assert "is being run by pid" in second.stderr and "--wait" in second.stderr
+    else:  # the first had already finished: the second resumed a complete run
+        assert second.returncode == 0
+    assert waiter.returncode == 0
+    [shard] = list((tmp_path / "out").rglob("utterances.rank0.jsonl"))
+    ids = [json.loads(x)["utterance_id"] for x in shard.read_text().splitlines()]
+    assert len(ids) == 4 and len(set(ids)) == 4

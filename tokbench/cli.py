@@ -56,10 +56,13 @@ def list_cmd(what: Listable = typer.Argument(..., help="what to list")) -> None:
                 table.add_row(name, "?", "", "", "", "", "", "", f"[red]unavailable: {exc}[/]")
                 continue
             options = ", ".join(f"{k}={v}" for k, v in meta.options.items())
-            table.add_row(name, meta.kind, f"{meta.sample_rate}", f"{meta.frame_rate:g} Hz",
+            rates = " / ".join(f"{r:g}" for r in sorted(set(meta.codebook_rates)))  # multi-rate
+            table.add_row(name, meta.kind, f"{meta.sample_rate}", f"{rates} Hz",
                           f"{meta.n_codebooks} x {max(meta.codebook_sizes)}",
                           _fmt(meta.bitrate_nominal / 1000), f"{meta.token_rate:g}", options,
                           entry.summary)
+        for module, why in registry.tokenizers.broken.items():  # a family that failed to import
+            table.add_row(module, "?", "", "", "", "", "", "", f"[red]unavailable: {why}[/]")
     elif what is Listable.tasks:
         table = Table("task", "version", "needs", "options", "description")
         for name, entry in registry.tasks.items():

@@ -32,6 +32,17 @@ class MetricSpec:
     hi: float | None = None
     category: Category = "quality"
     scale: float = 1.0  # ratio aggregation: multiply the corpus ratio by this (100 for percent)
+    # Hard limits of a valid value when they are wider than the chart range (lo, hi): ESTOI is
+    # a correlation and can be slightly negative. Records outside these are invalid.
+    valid_lo: float | None = None
+    valid_hi: float | None = None
+
+    @property
+    def valid_range(self) -> tuple[float | None, float | None]:
+        """The values a correct computation can give (defaults to the declared range)."""
+        lo = self.valid_lo if self.valid_lo is not None else self.lo
+        hi = self.valid_hi if self.valid_hi is not None else self.hi
+        return lo, hi
 
     @property
     def higher_is_better(self) -> bool | None:
@@ -69,20 +80,22 @@ _M = MetricSpec
 for _spec in [
     _M("wer", "word error rate of the protocol's ASR (Whisper unless asr.backend says otherwise) "
        "vs the reference text (EnglishTextNormalizer)",
-       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
+       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0,
+       valid_hi=float("inf")),  # insertions can take WER past 100 %
     _M("cer", "character error rate (spaces included) of the protocol's ASR vs the reference text",
-       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
-    _M("pesq_wb", "wide-band PESQ (ITU-T P.862.2) at 16 kHz", "higher", "MOS-LQO", lo=1.0, hi=4.64),
+       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0, valid_hi=float("inf")),
+    _M("pesq_wb", "wide-band PESQ (ITU-T P.862.2) at 16 kHz", "higher", "MOS-LQO", lo=1.0, hi=4.644),
     _M("pesq_nb", "narrow-band PESQ (P.862) on signals resampled to 8 kHz", "higher", "MOS-LQO",
        lo=1.0, hi=4.55),
-    _M("stoi", "short-time objective intelligibility (classic)", "higher", "", lo=0.0, hi=1.0),
-    _M("estoi", "extended STOI", "higher", "", lo=0.0, hi=1.0),
+    _M("stoi", "short-time objective intelligibility (classic)", "higher", "", lo=0.0, hi=1.0,
+       valid_lo=-1.0),
+    _M("estoi", "extended STOI", "higher", "", lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("secs", "speaker embedding cosine similarity (Resemblyzer) of output vs input",
-       "higher", "cosine", lo=0.0, hi=1.0),
+       "higher", "cosine", lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("secs_target", "SECS of converted speech vs the target speaker's prompt", "higher",
-       "cosine", lo=0.0, hi=1.0),
+       "cosine", lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("secs_source", "SECS of converted speech vs the source utterance (timbre leakage)",
-       "lower", "cosine", lo=0.0, hi=1.0),
+       "lower", "cosine", lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("gpe", "gross pitch error: share of mutually voiced frames with |f0 ratio - 1| > 0.2 (WORLD Harvest)",
        "lower", "ratio", lo=0.0, hi=1.0),
     _M("vde", "voicing decision error: share of frames whose voicing differs", "lower", "ratio",
@@ -92,7 +105,7 @@ for _spec in [
     _M("f0_corr", "Pearson correlation of F0 over mutually voiced frames (P.Corr)", "higher", "r",
        lo=-1.0, hi=1.0),
     _M("mel_l1", "mean |log mel(out) - log mel(in)| (80 Slaney mels, n_fft 1024, hop 256)",
-       "lower", "log-mel", lo=0.0, hi=3.0),
+       "lower", "log-mel", lo=0.0, hi=3.0, valid_hi=float("inf")),
     _M("length_ratio", "output duration / reference duration at 16 kHz (1 = same length; beyond "
        "one frame the extra part is scored against zero-padding, a missing part as silence)",
        "none", "x", lo=0.0, hi=None, category="statistic"),
@@ -158,28 +171,28 @@ for _spec in [
 # tokbench/metrics/selection.py). wer/cer/dwer/dcer use the protocol's ASR back-end (asr.backend).
 for _spec in [
     _M("dwer", "WER of the output's ASR text vs the ASR text of the reference audio (DASB dWER)",
-       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
+       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0, valid_hi=float("inf")),
     _M("dcer", "CER of the output's ASR text vs the ASR text of the reference audio", "lower", "%",
-       aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
+       aggregation="ratio", lo=0.0, hi=100.0, scale=100.0, valid_hi=float("inf")),
     _M("si_sdr", "scale-invariant SDR (Le Roux et al. 2019, no mean removal; fast-bss-eval)",
-       "higher", "dB", lo=-10.0, hi=30.0),
+       "higher", "dB", lo=-10.0, hi=30.0, valid_lo=-float("inf"), valid_hi=float("inf")),
     _M("sdr", "BSS Eval SDR, 512-tap distortion filter (fast-bss-eval = mir_eval)", "higher", "dB",
-       lo=-10.0, hi=30.0),
+       lo=-10.0, hi=30.0, valid_lo=-float("inf"), valid_hi=float("inf")),
     _M("mstft_distance", "multi-resolution STFT distance: L1 of magnitudes + L1 of log10 power, "
-       "windows 2048 and 512 (DAC / Codec-SUPERB)", "lower", "", lo=0.0, hi=10.0),
+       "windows 2048 and 512 (DAC / Codec-SUPERB)", "lower", "", lo=0.0, hi=10.0, valid_hi=float("inf")),
     _M("mcd", "mel cepstral distortion as VERSA mcd_f0 (sp2mc order 39, c0 included, no DTW)",
-       "lower", "dB", lo=0.0, hi=20.0),
+       "lower", "dB", lo=0.0, hi=20.0, valid_hi=float("inf")),
     _M("f0_rmse_cents", "RMS of 1200 log2(f0_out / f0_in) over frames voiced in both (Harvest)",
-       "lower", "cents", lo=0.0, hi=600.0),
+       "lower", "cents", lo=0.0, hi=600.0, valid_hi=float("inf")),
     _M("spk_sim_wavlm", "cosine of WavLM x-vectors (microsoft/wavlm-base-plus-sv) of output and "
-       "input", "higher", "cosine", lo=0.0, hi=1.0),
+       "input", "higher", "cosine", lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("dnsmos_sig", "DNSMOS P.835 speech quality (SIG), official ONNX model, non-intrusive",
-       "higher", "MOS", lo=1.0, hi=5.0),
+       "higher", "MOS", lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
     _M("dnsmos_bak", "DNSMOS P.835 background noise quality (BAK), non-intrusive", "higher", "MOS",
-       lo=1.0, hi=5.0),
+       lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
     _M("dnsmos_ovrl", "DNSMOS P.835 overall quality (OVRL), non-intrusive", "higher", "MOS",
-       lo=1.0, hi=5.0),
+       lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
     _M("dnsmos_p808", "DNSMOS P.808 overall MOS, official ONNX model, non-intrusive", "higher",
-       "MOS", lo=1.0, hi=5.0),
+       "MOS", lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
 ]:
     declare(_spec)

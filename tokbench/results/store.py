@@ -19,6 +19,7 @@ skipped, so nothing is lost or duplicated.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -48,6 +49,13 @@ def safe_component(part: str) -> str:
     """A path component made from any text: keep it readable, drop separators and oddities."""
     cleaned = re.sub(r"[^A-Za-z0-9._+=-]+", "_", part).strip("._")
     return cleaned or "_"
+
+
+def example_folder_name(utterance_id: str) -> str:
+    """A folder name for any utterance id, one-to-one: a readable part (at most 60 characters)
+    plus a short hash of the exact id, so ``a/x`` and ``a_x``, or ``.`` and ``..``, never meet."""
+    digest = hashlib.sha256(utterance_id.encode("utf-8")).hexdigest()[:10]
+    return f"{safe_component(utterance_id)[:60]}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -107,8 +115,9 @@ class RunStore:
         return self.root / self.spec.run_id
 
     def examples_dir(self, utterance_id: str) -> Path:
-        """Where ``--set keep_audio=N`` puts an utterance's audio examples (the reporter reads them)."""
-        return self.path / "examples" / safe_component(utterance_id)
+        """Where ``--set keep_audio=N`` puts an utterance's audio examples (the reporter reads
+        them, with the utterance id from ``example.json``)."""
+        return self.path / "examples" / example_folder_name(utterance_id)
 
     @property
     def records_path(self) -> Path:
@@ -134,6 +143,7 @@ class RunStore:
         # Metrics that could not be computed for a passing reason (a model not available yet)
         # are computed again: their records are dropped and the utterances rerun.
         self._forget(lambda r: bool((r.get("extra") or {}).get("transient")))
+        self._forget_torn_groups()
         repair_jsonl_tail(self.supplements_path)
         self._reload()
         return self
@@ -158,6 +168,41 @@ class RunStore:
             data = "".join(dumps(r) + "\n" for r in kept).encode()
             atomic_write(path, lambda fh: fh.write(data))
         return dropped
+
+    def _forget_torn_groups(self) -> None:
+        """Drop the records of a group the process was killed in the middle of writing."""
+        if not self.records_path.is_file():
+            return
+        seen: dict[str, int] = {}
+        size: dict[str, int] = {}
+        for r in read_jsonl(self.records_path):
+            group = r.get("group")
+            if isinstance(group, dict):
+                seen[group["id"]] = seen.get(group["id"], 0) + 1
+                size[group["id"]] = int(group["size"])
+        torn = {g for g in seen if seen[g] < size[g]}
+        if torn:
+            path, kept = self.records_path, []
+            for r in read_jsonl(path):
+                if not (isinstance(r.get("group"), dict) and r["group"]["id"] in torn):
+                    kept.append(r)
+            data = "".join(dumps(r) + "\n" for r in kept).encode()
+            atomic_write(path, lambda fh: fh.write(data))
+
+    def append_group(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Append records that stand or fall together, in one write; returns how many were new.
+        A group torn by a kill is dropped whole when the run is opened again."""
+        fresh = [dict(r) for r in records if record_key(r) not in self._done]
+        if not fresh:
+            return 0
+        ident = {"id": os.urandom(8).hex(), "size": len(fresh)}
+        lines = "".join(dumps({**r, "group": ident}) + "\n" for r in fresh)
+        with self.records_path.open("a", encoding="utf-8") as fh:
+            fh.write(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._done.update(record_key(r) for r in fresh)
+        return len(fresh)
 
     def forget_failed(self) -> int:
         """Drop this rank's records of failed utterances (every metric null: unreadable input,

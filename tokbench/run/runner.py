@@ -43,6 +43,7 @@ from tokbench.run.task import (
     Artefact,
     AudioExample,
     Output,
+    RecordGroup,
     RunContext,
     Task,
     UnsupportedError,
@@ -125,7 +126,7 @@ def run(
         raise OptionError(f"--out {out} is a file; pass a folder for the results (it is created "
                           "if missing)")
     set_values = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
-    entry_cls = tasks.get(task).load()
+    entry_cls: Any = tasks.get(task).load()
     probe = resolve_tokenizer(tokenizer, {})
     tok_over, task_over = split_overrides(set_values, probe.cls.Options, entry_cls.Options)
     resolved: ResolvedTokenizer = resolve_tokenizer(tokenizer, tok_over)
@@ -137,7 +138,7 @@ def run(
     task_obj.device = device  # protocol settings may depend on it (ASR precision)
 
     static_meta = resolved.meta
-    spec_kwargs = dict(
+    spec_kwargs: dict[str, Any] = dict(
         dataset=data.name, dataset_revision=data.revision, task=task_obj.name,
         task_version=task_obj.version,
         task_options={k: v for k, v in options_dict(task_obj.options).items()
@@ -248,11 +249,15 @@ def write_output(store: RunStore, output: Output) -> None:
     if isinstance(output, Artefact):
         if store.rank == 0:
             atomic_write_json(store.path / safe_component(output.name), output.value)
+    elif isinstance(output, RecordGroup):
+        store.append_group(output.records)
     elif isinstance(output, AudioExample):
-        write_audio(store.examples_dir(output.utterance_id) / f"{safe_component(output.role)}.wav",
-                    output.wav, output.sample_rate)
-    elif output.pop(SUPPLEMENT, False):  # metrics added to a recorded utterance (--metrics)
-        store.supplement(output)
+        folder = store.examples_dir(output.utterance_id)
+        write_audio(folder / f"{safe_component(output.role)}.wav", output.wav, output.sample_rate)
+        if not (folder / "example.json").is_file():
+            atomic_write_json(folder / "example.json", {"utterance_id": output.utterance_id})
+    elif isinstance(output, dict) and output.pop(SUPPLEMENT, False):
+        store.supplement(output)  # metrics added to a recorded utterance (--metrics)
     else:
         store.append(output)
 

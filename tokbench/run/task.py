@@ -48,7 +48,16 @@ class AudioExample:
     sample_rate: int
 
 
-Output = dict[str, Any] | Artefact | AudioExample
+@dataclass(frozen=True)
+class RecordGroup:
+    """Records that stand or fall together (e.g. every record of one probe training): the
+    store keeps all of them or, after a kill in the middle, none, so a rerun never mixes two
+    trainings."""
+
+    records: list[dict[str, Any]]
+
+
+Output = dict[str, Any] | Artefact | AudioExample | RecordGroup
 # A record dict carrying this key (True) adds metrics to its utterance's stored record instead of
 # being a new record (a run resumed with a larger --metrics selection); the runner removes it.
 SUPPLEMENT = "_supplement"
@@ -65,10 +74,10 @@ class RunContext:
     workers: int | None  # CPU metric processes; None = one per core, 0 = in-process
     progress: Callable[..., Iterable]
     log: Callable[[str], None]
-    is_done: Callable[[str | None, Any], bool] = lambda utterance_id, param=None: False
+    is_done: Callable[..., bool] = lambda utterance_id, param=None: False  # type: ignore[misc]
     # the metric names recorded for a key, or None without a record (RunStore.recorded_metrics)
-    recorded_metrics: Callable[[str | None, Any], set[str] | None] = \
-        lambda utterance_id, param=None: None
+    recorded_metrics: Callable[..., set[str] | None] = \
+        lambda utterance_id, param=None: None  # type: ignore[misc]
     rank: int = 0
     world_size: int = 1
 
