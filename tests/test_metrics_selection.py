@@ -65,3 +65,26 @@ def test_a_supplement_adds_metrics_and_never_replaces_one():
     assert merged["reasons"] == {"dwer": "no speech"}
     assert merged["extra"] == {"ratio": {"wer": [1, 10], "dcer": [2, 30]}, "x": 1}
     assert record["metrics"] == {"stoi": 0.9}  # the input is not modified
+
+
+def test_a_transient_null_is_not_stored_as_a_supplement(tmp_path):
+    """A metric null because its model is not available yet stays lacking (computed later)."""
+    from tokbench.records import make_record
+    from tokbench.results.store import RunSpec, RunStore, iter_records
+
+    spec = RunSpec(dataset="d", dataset_revision="r", task="score", task_version="1",
+                   task_options={}, tokenizer="t", variant="v", tokenizer_options={},
+                   tokenizer_revision=None, protocol={"version": "x"})
+    store = RunStore(tmp_path, spec).open({})
+    assert store.append(make_record("u", {"stoi": 0.5}))
+    sup = make_record("u", {"stoi": 0.1, "si_sdr": 3.0, "spk_sim_wavlm": None},
+                      {"spk_sim_wavlm": "model unavailable"}, extra={"transient": ["spk_sim_wavlm"]})
+    assert store.supplement(sup)
+    assert store.recorded_metrics("u") == {"stoi", "si_sdr"}
+    again = RunStore(tmp_path, spec).open({})
+    assert again.recorded_metrics("u") == {"stoi", "si_sdr"}
+    [rec] = list(iter_records(again.path))
+    assert rec["metrics"] == {"stoi": 0.5, "si_sdr": 3.0}
+    assert not again.supplement(make_record("u", {"stoi": 0.9}))  # nothing new
+    with pytest.raises(KeyError, match="append it instead"):
+        again.supplement(make_record("other", {"stoi": 0.9}))

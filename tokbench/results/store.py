@@ -233,7 +233,11 @@ class RunStore:
         if key not in self._done:
             raise KeyError(f"no record of {key[0]!r} to supplement; append it instead")
         have = self._metrics.setdefault(key, set())
-        metrics = {k: v for k, v in record.get("metrics", {}).items() if k not in have}
+        # A metric null for a passing reason (its model not available yet) stays lacking, so
+        # the next run computes it (as open() does for whole records marked transient).
+        transient = set((record.get("extra") or {}).get("transient") or ())
+        metrics = {k: v for k, v in record.get("metrics", {}).items()
+                   if k not in have and k not in transient}
         if not metrics:
             return False
         reasons = {k: v for k, v in record.get("reasons", {}).items() if k in metrics}
