@@ -272,8 +272,8 @@ def test_more_metrics_later_resume_the_run_and_add_only_what_is_lacking(tmp_path
     common = dict(limit=2, out=tmp_path / "out", workers=0, cache_dir=tmp_path / "c", device="cpu")
     first = run("mulaw", "recon", "sample", overrides=[*NO_ASR, "metrics=stoi"], **common)
     before = {r["utterance_id"]: r for r in iter_records(first.path)}
-    assert {k for r in before.values() for k in r["metrics"]} == {"stoi", "token_rate",
-                                                                  "rtf_encode", "rtf_decode"}
+    assert {k for r in before.values() for k in r["metrics"]} == {
+        "stoi", "token_rate", "rtf_encode", "rtf_decode", "length_ratio"}
     asked: list[tuple] = []
     real = scoring.score_signals
     monkeypatch.setattr(scoring, "score_signals",
