@@ -86,6 +86,6 @@ def collect_examples(runs: Iterable[Mapping[str, Any]], run_index: Mapping[str, 
             out.append({"run": run_index[info["run_id"]], "task": info.get("task"),
                         "dataset": info.get("dataset"),
                         "utterance_id": " / ".join(ids) if ids else utt_dir.name,
-                        "note": note, "files": files})
+                        "note": note, "files": files, "roles": list(files)})
     return out
 

@@ -519,7 +519,7 @@
       var cell = el("div", {class: "example", "data-run": ex.run},
                     el("div", {class: "who"}, swatch(row.colour, row.family),
                        el("a", {href: "#run-" + ex.run, title: runLabel(ex.run), text: row.label})));
-      Object.keys(ex.files).forEach(function (role) {
+      ex.roles.forEach(function (role) {
         if (INPUT_ROLES.indexOf(role) >= 0) { return; }
         cell.append(player(ex.files[role], ROLE_LABELS[role] || role));
       });
