@@ -343,3 +343,18 @@ def test_write_charts_into_a_file_is_an_error(families, tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(NotADirectoryError, match="is a file"):
         write_charts(report_tables(families), tmp_path / "f")
+
+
+def test_cli_charts_into_a_file_is_one_line(families, tmp_path):
+    from typer.testing import CliRunner
+
+    from tokbench.cli import app
+
+    (tmp_path / "f").write_text("")
+    res = CliRunner().invoke(app, ["report", "--results", str(families), "--charts", str(tmp_path / "f")])
+    assert res.exit_code == 2 and "is a file" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["report", "--results", str(families), "--format", "csv",
+                                   "--charts", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    assert "pareto-pesq_wb chart:" in res.output and (tmp_path / "c").is_dir()
+    assert len(list((tmp_path / "c").glob("*-radar.*"))) == 3  # png, svg, pdf

@@ -196,7 +196,7 @@ def report_cmd(
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="only this dataset"),
     tokenizer: list[str] = typer.Option([], "--tokenizer", "-t", help="only this tokenizer or preset (repeatable)"),
     metric: list[str] = typer.Option([], "--metric", "-m", help="only this metric, in this order (repeatable)"),
-    charts: Path | None = typer.Option(None, "--charts", help="also write radar and bitrate charts (PNG, SVG) here"),
+    charts: Path | None = typer.Option(None, "--charts", help="also write radar, bitrate and Pareto charts (PNG, SVG, PDF) here"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write the table to this file instead of stdout"),
 ) -> None:
     """Tables (and charts) of stored results: mean, 95% CI and n per metric, best marked."""
@@ -207,6 +207,8 @@ def report_cmd(
 
     if not results.exists():
         fail(f"results folder {results} does not exist; run `tokbench run ...` first or pass --results DIR")
+    if charts is not None and charts.exists() and not charts.is_dir():
+        fail(f"--charts {charts} is a file; pass a folder for the charts")
     df_all, runs_all = load_results(results), runs_table(results)
     if runs_all.empty:
         fail(f"no runs under {results}; run `tokbench run --tokenizer NAME --task recon` first")
