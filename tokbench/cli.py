@@ -223,8 +223,10 @@ def report_cmd(
             fail(f"no results for metric(s) {', '.join(unknown)}; recorded: {_available(df_all, 'metric')}")
     tables = build_tables(df, runs, metrics=metric or None)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render(tables, fmt.value), encoding="utf-8")
+        from tokbench.report.swap import write_public
+
+        text = render(tables, fmt.value).encode("utf-8")
+        write_public(output, lambda fh: fh.write(text))  # atomic: a kill never leaves half a file
         err.print(f"wrote {output}")
     elif fmt is ReportFormat.table:
         print_tables(tables, console)
