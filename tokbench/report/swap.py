@@ -71,7 +71,7 @@ def swap_in(new: Path, out: Path, owned: Collection[str]) -> None:
 @contextmanager
 def staged_folder(out: Path, owned: Collection[str]) -> Iterator[Path]:
     """A temporary folder beside ``out`` that replaces ``out`` when the block succeeds."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." or "site/" have a usable parent and name
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_stages(out, {*owned, "site"})
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGE_TAG}", dir=out.parent))

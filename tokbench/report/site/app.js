@@ -251,8 +251,8 @@
     var cls = [cell.best ? "best" : null, cell.partial ? "partial" : null].filter(Boolean).join(" ");
     var td = el("td", {class: cls || null, title: cell.note || null},
                 el("span", {class: "mean", text: cell.text + (cell.best ? " ★" : "")}));
-    var n = cell.n;
-    if (cell.partial) { n = "n=" + cell.n_scored + "/" + cell.n_total; }
+    // n scored of N recorded, for every per-utterance figure (corpus figures have no n).
+    var n = metric.per_utterance && isNum(cell.n_total) ? "n=" + cell.n_scored + "/" + cell.n_total : cell.n;
     var sub = [cell.ci, n].filter(function (s) { return s; }).join(" ");
     if (sub) { td.append(el("span", {class: "sub" + (cell.partial ? " partial" : ""), text: sub,
                                      title: cell.partial ? "scored on " + cell.n_scored + " of " + cell.n_total + " utterances" : null})); }
