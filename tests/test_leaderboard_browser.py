@@ -198,3 +198,20 @@ def test_pareto_view_and_audio_players(page):
     select(page, "f-utterance", "utt1")
     assert page.evaluate("document.querySelector('#examples audio').getAttribute('src')") != first
     assert page.problems() == []
+
+
+def test_published_figure_beside_ours(tmp_path):
+    from tests.test_report_views import REFERENCE, meta
+
+    ds = "librispeech-test-clean"
+    write_run(tmp_path, meta("encodec-24k", "encodec", "acoustic", 75.0, (1024,) * 8),
+              "encodec-24k-6kbps", {"pesq_wb": [2.6, 2.9, 2.7, 2.8], "stoi": [0.5] * 4}, dataset=ds)
+    index = build_site(tmp_path, tmp_path / "site", reference=REFERENCE, charts=False)
+    with Browser(CHROMIUM, timeout=90) as b:
+        b.open(file_url(index))
+        lines = b.evaluate("Array.from(document.querySelectorAll('#results tbody tr:not(.reported) a.published'))"
+                           ".map(a => [a.textContent, a.className])")
+        assert lines == [["reported 2.77 (Δ -0.0200, in our CI) ≈", "published in-ci"],
+                         ["reported 0.94 (Δ -0.440, outside our CI) ≈", "published out-ci"]]
+        assert b.evaluate("document.querySelectorAll('#results tbody tr.reported').length") == 16
+        assert b.problems() == []
