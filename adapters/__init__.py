@@ -5,7 +5,7 @@ and the option values the preset stands for. Third-party adapters register throu
 ``tokbench.adapters`` entry-point group or ``--adapter path/to/file.py:Class``.
 """
 
-from tokbench.registry import register, tokenizers
+from tokbench.registry import commands, register, tokenizers
 
 register(tokenizers, "identity", "tokbench.adapters.pcm:IdentityTokenizer",
          "16-bit PCM at 16 kHz: the ground-truth row")
@@ -49,3 +49,9 @@ register(tokenizers, "hubert-large-l22-km500", _SSL,
 register(tokenizers, "wavlm-large-l6-km1000", _SSL,
          "WavLM-large layer 6, k-means K=1000 (centroids from tokbench fit-kmeans)",
          model="wavlm-large", layer=6, k=1000)
+
+# CLI sub-commands of the SSL family (attached by tokbench.cli without importing the family).
+register(commands, "fit-kmeans", "tokbench.adapters.ssl.commands:fit_kmeans",
+         "fit k-means centroids on HuBERT/WavLM layers for the semantic-token adapters")
+register(commands, "convert-gslm", "tokbench.adapters.ssl.commands:convert_gslm",
+         "convert GSLM's published HuBERT-base k-means (pickled scikit-learn) to a plain array file")

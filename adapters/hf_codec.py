@@ -4,7 +4,7 @@ What the three have in common lives here: loading through :mod:`tokbench.io.hub`
 loaded config against the rates the adapter declares, padding and trimming, batching rules and
 the codebook-vector ``embed``. Each family module supplies the model calls.
 
-Lengths and batching (DESIGN.md section 3). ``encode`` zero-pads every item to whole frames
+Lengths and batching (docs/adapter-contract.md). ``encode`` zero-pads every item to whole frames
 (``ceil(len / hop) * hop`` samples), ignoring whatever the caller left past ``lengths``;
 ``frame_lengths = ceil(len / hop)``. Whole-frame input keeps the models' own right-edge padding
 out of play (Mimi and EnCodec pad a partial last frame internally, EnCodec by reflection, which

@@ -1,5 +1,5 @@
 """Neural codec adapters (Mimi, EnCodec, DAC) on tiny random checkpoints saved with
-save_pretrained and loaded back through the adapters' own loading code (DESIGN.md section 10).
+save_pretrained and loaded back through the adapters' own loading code (tiny models keep the real rates and codebooks).
 
 These check plumbing and invariants (call arguments, rates, lengths, batching, loading), never
 audio quality: the weights are random.

@@ -8,7 +8,7 @@ import soundfile as sf
 
 from tokbench.data import DatasetError
 from tokbench.data.librispeech import librispeech_test_clean
-from tokbench.io.download import download, safe_extract
+from tokbench.io.download import DownloadError, download, safe_extract
 
 
 class FakeResponse(io.BytesIO):
@@ -38,7 +38,7 @@ def test_download_rejects_a_wrong_checksum(tmp_path):
     def opener(request, timeout):
         return FakeResponse(b"tampered", 200)
 
-    with pytest.raises(DatasetError, match="does not match"):
+    with pytest.raises(DownloadError, match="does not match"):
         download("https://x/f", tmp_path / "f", md5="0" * 32, opener=opener)
     assert not (tmp_path / "f").exists() and not (tmp_path / "f.part").exists()
 
@@ -47,7 +47,7 @@ def test_download_failure_says_what_to_do(tmp_path):
     def opener(request, timeout):
         raise OSError("network unreachable")
 
-    with pytest.raises(DatasetError, match="place it at"):
+    with pytest.raises(DownloadError, match="place it at"):
         download("https://x/f", tmp_path / "f", opener=opener)
 
 
@@ -64,7 +64,7 @@ def _tar(path, files: dict[str, bytes], extra=None):
 @pytest.mark.parametrize("evil", ["../escape.txt", "/abs/escape.txt", "a/../../escape.txt"])
 def test_safe_extract_refuses_path_traversal(tmp_path, evil):
     _tar(tmp_path / "e.tar.gz", {"ok.txt": b"ok", evil: b"bad"})
-    with pytest.raises(DatasetError, match="refusing"):
+    with pytest.raises(DownloadError, match="refusing"):
         safe_extract(tmp_path / "e.tar.gz", tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out").exists()
 
@@ -73,7 +73,7 @@ def test_safe_extract_refuses_links(tmp_path):
     link = tarfile.TarInfo("link")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     _tar(tmp_path / "l.tar.gz", {"ok.txt": b"ok"}, [link])
-    with pytest.raises(DatasetError, match="links"):
+    with pytest.raises(DownloadError, match="links"):
         safe_extract(tmp_path / "l.tar.gz", tmp_path / "out")
 
 

@@ -1,4 +1,4 @@
-"""Tiny randomly initialised codec checkpoints for offline tests (DESIGN.md section 10).
+"""Tiny randomly initialised codec checkpoints for offline tests (tiny models keep the real rates and codebooks).
 
 Each builder keeps what the adapters rely on true to the real checkpoint (sample rate, strides
 and hop length, frame rate, number and size of codebooks) and shrinks only widths and depths.

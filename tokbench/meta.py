@@ -1,4 +1,4 @@
-"""Static tokenizer metadata (contract; DESIGN section 3), without torch.
+"""Static tokenizer metadata (contract: docs/adapter-contract.md), without torch.
 
 ``TokenizerMeta`` describes a tokenizer variant before any weights load, so ``tokbench list``,
 the results store and the reporter can read it without importing torch.
@@ -97,3 +97,9 @@ class TokenizerMeta:
             "bitrate_nominal": self.bitrate_nominal,
             "token_rate": self.token_rate,
         }
+
+
+class TokenizerSetupError(Exception):
+    """A tokenizer cannot be built as asked: weights not cached while offline, an optional
+    package not installed, centroids missing, a checkpoint that does not fit. The message names
+    the cause and the fix; the CLI prints it as one line (exit 2), never as a traceback."""

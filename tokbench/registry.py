@@ -93,9 +93,10 @@ class Entry:
 class Registry(Generic[T]):
     """A name -> item table, filled lazily from a built-in table module and an entry-point group."""
 
-    def __init__(self, kind: str, builtins: str | None = None, entry_point_group: str | None = None):
+    def __init__(self, kind: str, builtins: str | tuple[str, ...] | None = None,
+                 entry_point_group: str | None = None):
         self.kind = kind
-        self._builtins = builtins
+        self._builtins = (builtins,) if isinstance(builtins, str) else tuple(builtins or ())
         self._group = entry_point_group
         self._items: dict[str, T] = {}
         self._loaded = False
@@ -104,8 +105,8 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
-        if self._builtins:
-            importlib.import_module(self._builtins)
+        for module in self._builtins:
+            importlib.import_module(module)
         if self._group:
             for ep in entry_points(group=self._group):
                 if ep.name not in self._items:
@@ -156,3 +157,7 @@ tokenizers: Registry[Entry] = Registry("tokenizer", "tokbench.adapters", "tokben
 tasks: Registry[Entry] = Registry("task", "tokbench.tasks", "tokbench.tasks")
 datasets: Registry[Entry] = Registry("dataset", "tokbench.data", "tokbench.datasets")
 metrics: Registry[Any] = Registry("metric", "tokbench.metrics")
+# Sub-commands that adapter families and tasks add to the CLI ("module:function", a typer
+# command function); the CLI attaches them without importing any family or task itself.
+commands: Registry[Entry] = Registry("command", ("tokbench.adapters", "tokbench.tasks"),
+                                     "tokbench.commands")

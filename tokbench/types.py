@@ -1,4 +1,4 @@
-"""Core types of the adapter contract (DESIGN.md section 3).
+"""Core types of the adapter contract (docs/adapter-contract.md).
 
 Shapes are contract: ``Tokens.codes`` is ``LongTensor[B, Q, F]`` with ``frame_lengths[B]``;
 ``Audio.wav`` is ``Tensor[B, T]`` with ``lengths[B]`` at ``Audio.sample_rate``.
@@ -7,12 +7,19 @@ Shapes are contract: ``Tokens.codes`` is ``LongTensor[B, Q, F]`` with ``frame_le
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
-from tokbench.meta import CAPABILITIES, KINDS, Kind, ModelSource, TokenizerMeta
+from tokbench.meta import (
+    CAPABILITIES,
+    KINDS,
+    Kind,
+    ModelSource,
+    TokenizerMeta,
+    TokenizerSetupError,
+)
 
 
 def _check_lengths(lengths: torch.Tensor, batch: int, limit: int, what: str) -> torch.Tensor:
@@ -117,6 +124,43 @@ class Audio:
         return Audio(self.wav.to(device), self.lengths.to(device), self.sample_rate)
 
 
+@dataclass
+class PromptAudio(Audio):
+    """A batch of prompts: item ``b`` is the concatenation of whole utterances whose lengths are
+    ``segments[b]``. It is an :class:`~tokbench.types.Audio` (one waveform per item), so any
+    adapter can take it; prompt-aware vocoders split it back with :meth:`item_segments`."""
+
+    segments: list[tuple[int, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.segments) != self.batch_size:
+            raise ValueError(f"{self.batch_size} prompts but {len(self.segments)} segment lists")
+        for b, seg in enumerate(self.segments):
+            if sum(seg) != int(self.lengths[b]) or any(n < 0 for n in seg):
+                raise ValueError(f"prompt {b}: segment lengths {list(seg)} do not add up to its "
+                                 f"length {int(self.lengths[b])}")
+
+    def item_segments(self, i: int) -> list[torch.Tensor]:
+        """The utterances of prompt ``i``, in order."""
+        return list(torch.split(self.item(i), list(self.segments[i])))
+
+    @classmethod
+    def from_segments(cls, items: Sequence[Sequence[torch.Tensor]], sample_rate: int) -> PromptAudio:
+        """Batch prompts given as lists of 1-D waveforms (one list per item)."""
+        if not items:
+            raise ValueError("cannot batch an empty list of prompts")
+        joined = [torch.cat([s.reshape(-1).to(torch.float32) for s in segs]) if segs
+                  else torch.zeros(0) for segs in items]
+        base = Audio.from_list(joined, sample_rate)
+        return cls(base.wav, base.lengths, sample_rate,
+                   [tuple(int(s.numel()) for s in segs) for segs in items])
+
+    def to(self, device: torch.device | str) -> PromptAudio:
+        return PromptAudio(self.wav.to(device), self.lengths.to(device), self.sample_rate,
+                           list(self.segments))
+
+
 @runtime_checkable
 class Tokenizer(Protocol):
     """What every adapter provides. ``embed`` is optional (capability ``embed``)."""
@@ -168,4 +212,4 @@ class TokenizerBase:
 
 
 __all__ = ["CAPABILITIES", "KINDS", "Audio", "Kind", "ModelSource", "Tokenizer", "TokenizerBase",
-           "TokenizerMeta", "Tokens"]
+           "PromptAudio", "TokenizerMeta", "TokenizerSetupError", "Tokens"]

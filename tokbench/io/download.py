@@ -10,11 +10,15 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from tokbench.data.base import DatasetError
 from tokbench.io.files import file_digest
 
 CHUNK = 1 << 20  # download block size
 
+
+
+class DownloadError(Exception):
+    """A download or an extraction failed (network, size, checksum, unsafe archive member);
+    the message says what to do."""
 
 def download(
     url: str,
@@ -41,7 +45,7 @@ def download(
         try:
             response = opener(request, timeout=60)
         except (urllib.error.URLError, OSError) as exc:
-            raise DatasetError(
+            raise DownloadError(
                 f"cannot download {url} ({exc}); download it by hand and place it at {dest}"
             ) from None
         with response:
@@ -56,12 +60,12 @@ def download(
                     if progress:
                         progress(have, size)
     if size is not None and part.stat().st_size != size:
-        raise DatasetError(f"{url}: got {part.stat().st_size} bytes, expected {size}; run again to resume")
+        raise DownloadError(f"{url}: got {part.stat().st_size} bytes, expected {size}; run again to resume")
     if md5 is not None:
         got = file_digest(part, "md5")
         if got != md5:
             part.unlink()
-            raise DatasetError(f"{url}: MD5 {got} does not match the published {md5}; "
+            raise DownloadError(f"{url}: MD5 {got} does not match the published {md5}; "
                                "the partial file was removed, run again")
     os.replace(part, dest)
     return dest
@@ -97,7 +101,7 @@ def safe_extract(archive: Path, dest: Path, marker: str = ".extracted") -> Path:
             why = _is_safe(m, tmp)
             if why:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise DatasetError(f"{archive}: refusing to extract {m.name!r}: {why}")
+                raise DownloadError(f"{archive}: refusing to extract {m.name!r}: {why}")
         tar.extractall(tmp, members=members, filter="data")
     (tmp / marker).write_text(str(archive) + "\n")
     if dest.exists():

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from tokbench.io.files import file_digest
-from tokbench.types import ModelSource
+from tokbench.meta import ModelSource, TokenizerSetupError
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _TRUE = {"1", "on", "yes", "true"}
 
 
-class ModelNotAvailableError(FileNotFoundError):
+class ModelNotAvailableError(TokenizerSetupError, FileNotFoundError):
     """Weights cannot be found: not cached while offline, or a bad ``--checkpoint`` folder."""
 
 

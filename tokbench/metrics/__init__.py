@@ -1,4 +1,4 @@
-"""Metric declarations (DESIGN.md section 4): the single source of truth for what a metric means.
+"""Metric declarations (docs/protocol.md): the single source of truth for what a metric means.
 
 Reports, radar charts and comparisons read these declarations (direction, range, unit, level,
 aggregation); nothing guesses from a metric's name. A name never changes meaning: a new
@@ -92,6 +92,9 @@ for _spec in [
        lo=-1.0, hi=1.0),
     _M("mel_l1", "mean |log mel(out) - log mel(in)| (80 Slaney mels, n_fft 1024, hop 256)",
        "lower", "log-mel", lo=0.0, hi=3.0),
+    _M("length_ratio", "output duration / reference duration at 16 kHz (1 = same length; beyond "
+       "one frame the extra part is scored against zero-padding, a missing part as silence)",
+       "none", "x", lo=0.0, hi=None, category="statistic"),
     _M("bitrate_nominal", "frame_rate x sum of log2(codebook size) over codebooks", "lower",
        "bit/s", level="corpus", aggregation="value", lo=None, hi=None, category="efficiency"),
     _M("bitrate_entropy", "frame_rate x sum over codebooks of the corpus unigram entropy", "lower",

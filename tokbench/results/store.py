@@ -1,4 +1,4 @@
-"""The results store (DESIGN.md sections 6 and 9).
+"""The results store (docs/results.md).
 
 One run = one folder ``<root>/<dataset>/<task>/<variant>/<config-hash>/`` with
 

@@ -1,82 +1,20 @@
-"""Shared data plumbing for tasks: loading and resampling, length-sorted batches, cached tokens.
-
-The runner's half of "dataset -> runner (batches, resampling) -> adapter": tasks call these so
-that every task feeds tokenizers the same way and the same tokens are encoded once per dataset.
-"""
+"""The token cache: tokens are encoded once per (tokenizer variant, dataset, utterance) and
+reused by every task (``encode_dataset``), keyed by the model, its revision and options and the
+exact input audio."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from tokbench.data import Dataset, Utterance
-from tokbench.io.audio import AudioError, resample
+from tokbench.data.batches import length_sorted_batches, load_item, to_batch
 from tokbench.io.cache import Cache
 from tokbench.options import stable_hash
-from tokbench.protocol import SCORING_SAMPLE_RATE
-from tokbench.types import Audio, Tokenizer, TokenizerMeta, Tokens
-
-
-@dataclass
-class Item:
-    """One utterance ready for a model: its audio at the model's rate and at the scoring rate."""
-
-    utt: Utterance
-    wav: np.ndarray | None = None  # at the tokenizer's sample rate
-    ref16: np.ndarray | None = None  # at the scoring rate (16 kHz)
-    source_rate: int | None = None
-    channels: int | None = None
-    error: str | None = None  # why this utterance could not be used
-    data: dict[str, Any] = field(default_factory=dict)  # anything a task attaches
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-def load_item(dataset: Dataset, utt: Utterance, model_rate: int, scoring: bool = True) -> Item:
-    """Read one utterance and resample it (soxr HQ) to the model's rate and, when ``scoring``,
-    to the scoring rate (16 kHz) as well."""
-    try:
-        audio = dataset.load(utt)
-    except AudioError as exc:
-        return Item(utt, error=str(exc))
-    wav = resample(audio.wav, audio.sample_rate, model_rate)
-    ref16 = None
-    if scoring:
-        same = model_rate == SCORING_SAMPLE_RATE
-        ref16 = wav if same else resample(audio.wav, audio.sample_rate, SCORING_SAMPLE_RATE)
-    return Item(utt, wav=wav, ref16=ref16, source_rate=audio.sample_rate, channels=audio.channels)
-
-
-def length_sorted_batches(items: Sequence[Item], batch_size: int) -> list[list[Item]]:
-    """Batches of similar lengths (longest first), so padding and peak memory stay small."""
-    ok = sorted((i for i in items if i.ok), key=lambda i: -len(i.wav))
-    return [ok[k : k + batch_size] for k in range(0, len(ok), batch_size)]
-
-
-def to_batch(items: Sequence[Item], sample_rate: int, device: str = "cpu") -> Audio:
-    return Audio.from_list([torch.from_numpy(i.wav) for i in items], sample_rate).to(device)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
-    """Run ``fn`` and return (result, seconds), synchronising the GPU around it."""
-    _sync(device)
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        out = fn()
-    _sync(device)
-    return out, time.perf_counter() - t0
+from tokbench.run.timing import timed
+from tokbench.types import Tokenizer, TokenizerMeta, Tokens
 
 
 def token_cache_key(meta: TokenizerMeta, dataset: Dataset, utterance_id: str) -> str:
