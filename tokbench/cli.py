@@ -182,7 +182,7 @@ def leaderboard_cmd(
     results: Path = typer.Option(Path("results"), "--results", "-r", help="results root"),
     out: Path = typer.Option(Path("leaderboard/site"), "--out", help="folder for the static site"),
     reference: Path | None = typer.Option(None, "--reference", help="published figures (default: RESULTS/reference)"),
-    charts: bool = typer.Option(True, "--charts/--no-charts", help="draw the radar and bitrate charts"),
+    charts: bool = typer.Option(True, "--charts/--no-charts", help="draw the radar, bitrate and Pareto charts"),
 ) -> None:
     """Write a static, self-contained leaderboard site (open OUT/index.html or serve OUT)."""
     from tokbench.report import ReferenceError, SiteError, build_site

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -192,6 +193,10 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
+def _write_bytes(data: bytes, fh: IO[bytes]) -> None:
+    fh.write(data)
+
+
 def write_bpe_report(df: pd.DataFrame, out_dir: str | Path, fmt: str = "md") -> list[Path]:
     """Write the chart (PNG and SVG) and both tables (``md``, ``csv`` or ``latex``) to
     ``out_dir``; returns the paths written. The hook for ``tokbench report --task bpe``."""
@@ -214,7 +219,6 @@ def write_bpe_report(df: pd.DataFrame, out_dir: str | Path, fmt: str = "md") -> 
             text = table.to_csv(index=False)
         else:
             text = table.to_latex(index=False, float_format="%.4g", na_rep="")
-        data = text.encode("utf-8")
-        write_public(path, lambda fh, data=data: fh.write(data))  # a kill never leaves half a file
+        write_public(path, partial(_write_bytes, text.encode("utf-8")))  # never half a file
         written.append(path)
     return written

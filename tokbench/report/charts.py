@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -173,7 +174,7 @@ def radar_figure(table: ResultTable, rows: Sequence[str] | None = None,
     colours = colours if colours is not None else family_colours([table])
     angles = np.linspace(0, 2 * np.pi, len(axes), endpoint=False)
     fig = Figure(figsize=(7.0, 6.6 + 0.25 * len(chosen)), layout="constrained")
-    ax = fig.add_subplot(projection="polar")
+    ax: Any = fig.add_subplot(projection="polar")  # PolarAxes (typed as plain Axes)
     ax.set_theta_offset(np.pi / 2)
     ax.set_theta_direction(-1)
     for i, row in enumerate(chosen):
@@ -201,10 +202,10 @@ def radar_figure(table: ResultTable, rows: Sequence[str] | None = None,
         labels.append(f"{col.metric} {col.arrow}\n[{col.spec.lo:g}, {col.spec.hi:g}]{unit}")
     ax.set_xticks(angles, labels, fontsize=8)
     ax.tick_params(axis="x", pad=10)
-    for label, angle in zip(ax.get_xticklabels(), angles, strict=True):
+    for tick, angle in zip(ax.get_xticklabels(), angles, strict=True):
         # Clockwise from the top: labels on the right grow rightwards, on the left leftwards.
         side = math.sin(angle)
-        label.set_horizontalalignment("left" if side > 0.1 else "right" if side < -0.1 else "center")
+        tick.set_horizontalalignment("left" if side > 0.1 else "right" if side < -0.1 else "center")
     ax.set_ylim(0, 1)
     ax.set_yticks([0.25, 0.5, 0.75, 1.0], ["", "", "", ""])
     fig.suptitle(f"{table.title}\noutward is better; each axis scaled to its declared range; "
@@ -255,10 +256,10 @@ def _models(rows: Sequence[Row]) -> dict[str, list[Row]]:
     return out
 
 
-def _style_of_models(models: Mapping[str, list[Row]]) -> dict[str, tuple[object, str]]:
+def _style_of_models(models: Mapping[str, list[Row]]) -> dict[str, tuple[Any, str]]:
     """Per model a (line style, marker): models of one family differ in both."""
     seen: dict[str, int] = {}
-    out = {}
+    out: dict[str, tuple[Any, str]] = {}
     for name, rows in models.items():
         family = rows[0].family or rows[0].tokenizer
         i = seen.get(family, 0)
@@ -428,8 +429,11 @@ def save_figure(fig, stem: Path, formats: Sequence[str] = CHART_FORMATS) -> dict
     with matplotlib.rc_context({"svg.hashsalt": "tokbench", "svg.fonttype": "path"}):
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
-            write_public(path, lambda fh, fmt=fmt: fig.savefig(
-                fh, format=fmt, dpi=150, metadata=metadata.get(fmt, {})))
+
+            def write(fh: IO[bytes], fmt: str = fmt) -> None:
+                fig.savefig(fh, format=fmt, dpi=150, metadata=metadata.get(fmt, {}))
+
+            write_public(path, write)
             out[fmt] = path
     return out
 
