@@ -358,3 +358,35 @@ def test_cli_charts_into_a_file_is_one_line(families, tmp_path):
     assert res.exit_code == 0, res.output
     assert "pareto-pesq_wb chart:" in res.output and (tmp_path / "c").is_dir()
     assert len(list((tmp_path / "c").glob("*-radar.*"))) == 3  # png, svg, pdf
+
+
+def _referenced_files_exist(site: Path) -> bool:
+    data = page_data(site / "index.html")
+    files = [f for t in data["tables"] for c in t["charts"] for f in c["files"].values()]
+    files += [f["src"] for e in data["examples"] for f in e["files"].values()]
+    return bool(files) and all((site / f).is_file() and (site / f).stat().st_size > 0 for f in files)
+
+
+@pytest.mark.slow
+def test_killed_leaderboard_builds_leave_a_whole_site(tmp_path):
+    """SIGKILL `tokbench leaderboard` at several points: the site is always the old one or the
+    new one, and every chart and audio file its page names exists and is not empty."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    results = make_results(tmp_path / "results")
+    site = tmp_path / "site"
+    cmd = [sys.executable, "-m", "tokbench.cli", "leaderboard", "--results", str(results),
+           "--out", str(site)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    assert _referenced_files_exist(site)
+    for delay in (0.5, 1.5, 2.5, 4.0):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert _referenced_files_exist(site), f"killed after {delay} s"
+    subprocess.run(cmd, check=True, capture_output=True)  # the next build removes the leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "site"]
