@@ -42,7 +42,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _only_owned(folder: Path, owned: Collection[str]) -> bool:
-    return all(p.name in owned for p in folder.iterdir())
+    """Nothing but what the builder writes (and atomic_write's ``.<name>.*.tmp`` files)."""
+    return all(p.name in owned or (p.name.startswith(".") and p.name.endswith(".tmp"))
+               for p in folder.iterdir())
 
 
 def _remove_stale_stages(out: Path, owned: Collection[str]) -> None:
