@@ -77,6 +77,50 @@ def test_safe_extract_refuses_links(tmp_path):
         safe_extract(tmp_path / "l.tar.gz", tmp_path / "out")
 
 
+def test_safe_extract_never_deletes_a_folder_it_did_not_make(tmp_path):
+    _tar(tmp_path / "a.tar.gz", {"new.txt": b"new"})
+    mine = tmp_path / "out"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(DownloadError, match="not made by tokbench"):
+        safe_extract(tmp_path / "a.tar.gz", mine)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    (tmp_path / "out.partial").mkdir()  # someone's folder where the staging folder would go
+    (tmp_path / "out.partial" / "keep.txt").write_text("x")
+    with pytest.raises(DownloadError, match="not made by tokbench"):
+        safe_extract(tmp_path / "a.tar.gz", tmp_path / "out")
+    assert (tmp_path / "out.partial" / "keep.txt").is_file()
+
+
+def test_a_new_archive_is_extracted_again_despite_the_old_marker(tmp_path):
+    import os
+
+    archive = tmp_path / "a.tar.gz"
+    _tar(archive, {"f.txt": b"first"})
+    out = safe_extract(archive, tmp_path / "out")
+    assert (out / "f.txt").read_bytes() == b"first"
+    _tar(archive, {"f.txt": b"second, downloaded again after the advice"})
+    os.utime(archive, ns=(1, 1))  # a different file at the same path
+    out = safe_extract(archive, tmp_path / "out")
+    assert (out / "f.txt").read_bytes().startswith(b"second")
+    assert safe_extract(archive, tmp_path / "out") == out  # unchanged: reused
+
+
+def test_resume_of_a_complete_part_with_unknown_size_survives_http_416(tmp_path):
+    import urllib.error
+
+    payload = b"complete already" * 100
+    (tmp_path / "f.bin.part").write_bytes(payload)
+
+    def opener(request, timeout):
+        assert request.headers.get("Range") == f"bytes={len(payload)}-"
+        raise urllib.error.HTTPError(request.full_url, 416, "Range Not Satisfiable", {}, None)
+
+    dest = download("https://x/f.bin", tmp_path / "f.bin", md5=hashlib.md5(payload).hexdigest(),
+                    opener=opener)
+    assert dest.read_bytes() == payload
+
+
 def _flac_bytes(seconds=0.3):
     buf = io.BytesIO()
     sf.write(buf, (0.1 * np.sin(np.arange(int(16000 * seconds)) / 5)).astype(np.float32), 16000,

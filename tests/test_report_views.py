@@ -255,11 +255,14 @@ def test_examples_are_labelled_by_utterance_id_and_vc_files_appear(tmp_path):
     _wav(rec.examples_dir("spk/a x") / "original.wav", seed=100)  # the vc run's source
     _wav(rec.examples_dir("spk/a x") / "reconstruction.wav", seed=300)
     _wav(rec.path / "examples" / "orphan" / "original.wav", seed=301)
+    _wav(rec.path / "examples" / "named" / "original.wav", seed=302)
+    (rec.path / "examples" / "named" / "example.json").write_text(json.dumps({"utterance_id": "a/x"}))
     rec.finish({"run_id": rec_spec.run_id, "metrics": []}, {})
     out = tmp_path / "site"
     data = page_data(build_site(tmp_path, out, charts=False))
     by = {(data["runs"][e["run"]]["task"], e["utterance_id"]): e for e in data["examples"]}
-    assert set(by) == {("vc", "spk/a x"), ("vc", "b"), ("recon", "spk/a x"), ("recon", "orphan")}
+    assert set(by) == {("vc", "spk/a x"), ("vc", "b"), ("recon", "spk/a x"), ("recon", "orphan"),
+                       ("recon", "a/x")}  # example.json names the utterance
     assert by[("vc", "b")]["roles"] == ["source", "prompt", "converted"]  # inputs first
     assert "labelled by folder name" in by[("recon", "orphan")]["note"]
     assert by[("recon", "spk/a x")]["note"] is None

@@ -51,10 +51,13 @@ def list_cmd(what: Listable = typer.Argument(..., help="what to list")) -> None:
                 table.add_row(name, "?", "", "", "", "", "", "", f"[red]unavailable: {exc}[/]")
                 continue
             options = ", ".join(f"{k}={v}" for k, v in meta.options.items())
-            table.add_row(name, meta.kind, f"{meta.sample_rate}", f"{meta.frame_rate:g} Hz",
+            rates = " / ".join(f"{r:g}" for r in sorted(set(meta.codebook_rates)))  # multi-rate
+            table.add_row(name, meta.kind, f"{meta.sample_rate}", f"{rates} Hz",
                           f"{meta.n_codebooks} x {max(meta.codebook_sizes)}",
                           _fmt(meta.bitrate_nominal / 1000), f"{meta.token_rate:g}", options,
                           entry.summary)
+        for module, why in registry.tokenizers.broken.items():  # a family that failed to import
+            table.add_row(module, "?", "", "", "", "", "", "", f"[red]unavailable: {why}[/]")
     elif what is Listable.tasks:
         table = Table("task", "version", "needs", "options", "description")
         for name, entry in registry.tasks.items():
@@ -86,11 +89,15 @@ def run_cmd(
     adapter: str | None = typer.Option(None, "--adapter", help="plug-in adapter: path/to/file.py:Class"),
     text: str | None = typer.Option(None, "--text", help="transcript file for a folder dataset"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    wait: bool = typer.Option(False, "--wait", help="if another process runs this configuration, wait for it"),
+    rerun_failed: bool = typer.Option(False, "--rerun-failed", help="run the failed utterances of a finished run again"),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 if any utterance failed or any metric was not computed"),
 ) -> None:
     """Run a task for one tokenizer preset and store the results."""
     from tokbench.io.download import DownloadError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
+    from tokbench.results.lock import RunLockedError
     from tokbench.run.runner import run
     from tokbench.types import TokenizerSetupError
 
@@ -100,16 +107,26 @@ def run_cmd(
         result = run(tokenizer or "", task, dataset, limit=limit, device=device.value if device else None,
                      batch_size=batch_size, workers=workers, out=out, overrides=set_,
                      checkpoint=checkpoint, adapter=adapter, transcript=text,
-                     progress=progress and sys.stderr.isatty())
-    except (UnknownNameError, OptionError, DownloadError, FileNotFoundError, TokenizerSetupError) as exc:
+                     progress=progress and sys.stderr.isatty(), wait=wait,
+                     rerun_failed=rerun_failed)
+    except (UnknownNameError, OptionError, DownloadError, FileNotFoundError, TokenizerSetupError,
+            RunLockedError) as exc:
         fail(str(exc))
         return
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
     if result.status == "unsupported":
         console.print(f"[yellow]not supported:[/] {result.reason}")
         console.print(f"recorded in {result.path}")
         return
     print_summary(result.summary, title=f"{result.run_id}")
     console.print(f"results: {result.path}")
+    account = result.account
+    if account is not None:
+        for line in account.lines():
+            err.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
+        if strict and not account.clean:
+            fail("--strict: the run has failures (listed above)", code=1)
 
 
 class ReportFormat(str, Enum):

@@ -12,8 +12,25 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def check_device(device: str) -> str:
+    """``device`` if this machine can run on it; else an error that says why and what to do."""
+    from tokbench.options import OptionError
+
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else "a CUDA build, but no GPU is visible"
+            raise OptionError(f"--device {device}: this torch ({torch.__version__}) is {build}; "
+                              "use --device cpu, or install a CUDA build of torch on a GPU machine")
+    elif device != "cpu" and not device.startswith("mps"):
+        raise OptionError(f"--device {device}: expected cpu, cuda or cuda:N")
+    return device
+
+
 def rank_device(device: str) -> str:
     """Under torchrun each process of a node takes its own GPU (LOCAL_RANK), not GPU 0."""
+    check_device(device)
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         import torch
 

@@ -6,8 +6,10 @@ Shapes are contract: ``Tokens.codes`` is ``LongTensor[B, Q, F]`` with ``frame_le
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -124,6 +126,21 @@ class Audio:
         return Audio(self.wav.to(device), self.lengths.to(device), self.sample_rate)
 
 
+@dataclass(frozen=True)
+class BatchTolerance:
+    """How close an adapter's batched results are to its one-at-a-time results (declared on the
+    adapter class, held by ``tokbench.testing.check_tokenizer``): ``code_agreement`` = share of
+    equal codes on valid frames; ``snr_db`` = SNR of the batched decode of the same tokens
+    against the one-at-a-time decode, on valid samples. The default is exact."""
+
+    code_agreement: float = 1.0
+    snr_db: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.code_agreement <= 1.0:
+            raise ValueError(f"code_agreement must lie in [0, 1], got {self.code_agreement}")
+
+
 @dataclass
 class PromptAudio(Audio):
     """A batch of prompts: item ``b`` is the concatenation of whole utterances whose lengths are
@@ -182,6 +199,8 @@ class TokenizerBase:
 
     Options: ClassVar[type]
     meta: TokenizerMeta
+    #: batched vs one-at-a-time (docs/adapter-contract.md); exact unless an adapter declares less
+    batch_tolerance: ClassVar[BatchTolerance] = BatchTolerance()
 
     def __init__(self, options: Any, *, device: str = "cpu", checkpoint: str | None = None):
         self.options = options
@@ -202,6 +221,22 @@ class TokenizerBase:
     def embed(self, tokens: Tokens) -> torch.Tensor:
         raise NotImplementedError(f"{self.meta.name} has no embeddings")
 
+    @classmethod
+    def build_tiny_checkpoint(cls, folder: Path) -> Path | None:
+        """Tests: build a tiny random checkpoint of this model in the empty ``folder`` and return
+        what ``--checkpoint`` takes (None: the tokenizer has no weights). Keeps the real sample
+        rate, hop, frame rate, number and size of codebooks; only widths and depths shrink; VQ
+        codebooks hold seeded random values (docs/adding-a-tokenizer.md). Built once per class
+        and test session, so it may serve every preset of the class."""
+        raise NotImplementedError(f"{cls.__qualname__} declares no tiny checkpoint "
+                                  "(build_tiny_checkpoint; docs/adding-a-tokenizer.md)")
+
+    @classmethod
+    def tiny_overrides(cls, folder: Path, options: Any) -> dict[str, Any]:
+        """Tests: option overrides a preset needs to run on the tiny checkpoint built in
+        ``folder`` (e.g. a centroid file); none by default."""
+        return {}
+
     def check_input(self, wav: torch.Tensor, lengths: torch.Tensor) -> None:
         """Validate an encode() call: mono float batch ``[B, T]`` with matching lengths."""
         if wav.dim() != 2:
@@ -211,5 +246,5 @@ class TokenizerBase:
         _check_lengths(lengths, wav.shape[0], wav.shape[1], "sample")
 
 
-__all__ = ["CAPABILITIES", "KINDS", "Audio", "Kind", "ModelSource", "Tokenizer", "TokenizerBase",
-           "PromptAudio", "TokenizerMeta", "TokenizerSetupError", "Tokens"]
+__all__ = ["CAPABILITIES", "KINDS", "Audio", "BatchTolerance", "Kind", "ModelSource", "PromptAudio",
+           "Tokenizer", "TokenizerBase", "TokenizerMeta", "TokenizerSetupError", "Tokens"]

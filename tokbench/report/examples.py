@@ -3,9 +3,10 @@
 A run keeps its examples under ``<run>/examples/<folder>/`` as WAV files whose stem says what
 they are (recon: ``original``, ``reconstruction``; vc: ``source``, ``prompt``, ``converted``;
 any other stem is shown under its own name). The folder name is a file-system-safe form of the
-utterance id and may not be reversible, so the label is the utterance id itself, found by
-mapping the ids the run recorded to their folders (``RunStore.examples_dir``); a folder no
-recorded id maps to keeps its folder name, marked as such.
+utterance id, so the label is the utterance id itself: from the folder's ``example.json`` (the
+runner writes it), else (older runs) found by mapping the ids the run recorded to their folders
+with the store's rule (``RunStore.examples_dir``); a folder neither names keeps its folder
+name, marked as such.
 
 Files are copied into the site by content (``audio/<sha256 prefix>.wav``): the original of
 one utterance, kept by every run, is stored and downloaded once, and the page can tell whether
@@ -14,6 +15,7 @@ two runs' prompts are the same recording.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -27,13 +29,10 @@ OUTPUT_ROLES = ("reconstruction", "converted")
 
 
 def example_folder(run_path: Path, utterance_id: str) -> Path:
-    """Where a run keeps one utterance's examples: the store's own rule, read from it."""
-    from types import SimpleNamespace
+    """Where a run keeps one utterance's examples: the store's own rule."""
+    from tokbench.results.store import example_folder_name
 
-    from tokbench.results.store import RunStore
-
-    # examples_dir needs only the run folder (.path); calling it keeps one rule for the name.
-    return RunStore.examples_dir(SimpleNamespace(path=run_path), utterance_id)  # type: ignore[arg-type]
+    return run_path / "examples" / example_folder_name(utterance_id)
 
 
 def folder_labels(run_path: Path, utterance_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -42,6 +41,15 @@ def folder_labels(run_path: Path, utterance_ids: Iterable[str]) -> dict[str, lis
     for uid in sorted(set(utterance_ids)):
         out.setdefault(example_folder(run_path, uid).name, []).append(uid)
     return out
+
+
+def _declared_id(folder: Path) -> list[str]:
+    """The utterance id the runner wrote beside the examples (``example.json``), if readable."""
+    try:
+        uid = json.loads((folder / "example.json").read_text(encoding="utf-8")).get("utterance_id")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(uid)] if isinstance(uid, str) and uid else []
 
 
 def role_order(role: str) -> tuple[int, str]:
@@ -68,7 +76,7 @@ def collect_examples(runs: Iterable[Mapping[str, Any]], run_index: Mapping[str, 
                           key=lambda p: role_order(p.stem))
             if not wavs:
                 continue
-            ids = labels.get(utt_dir.name, [])
+            ids = _declared_id(utt_dir) or labels.get(utt_dir.name, [])
             note = None
             if not ids:
                 note = "no recorded utterance id maps to this folder: labelled by folder name"
