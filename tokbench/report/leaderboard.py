@@ -67,7 +67,7 @@ class SiteError(RuntimeError):
 
 
 def _asset(name: str) -> str:
-    return resources.files("tokbench.report").joinpath("site", name).read_text(encoding="utf-8")
+    return resources.files("tokbench.report").joinpath("site").joinpath(name).read_text(encoding="utf-8")
 
 
 def _clean(value: Any) -> Any:
