@@ -32,7 +32,8 @@ MIN_RADAR_AXES = 3
 RADAR_MAX_ROWS = 5  # ground truth plus the best row of up to four families
 # Quality columns drawn against bitrate by default, in this order when recorded (names are
 # contract: their meaning is fixed by the declarations); then any other quality metric.
-SCATTER_PREFERRED = ("pesq_wb", "utmos", "wer", "stoi", "secs", "spk_sim_wavlm", "secs_target")
+SCATTER_PREFERRED = ("pesq_wb", "utmos", "dnsmos_ovrl", "wer", "stoi", "secs", "spk_sim_wavlm",
+                     "secs_target")
 SCATTER_MAX_PANELS = 3
 PARETO_MAX_METRICS = 4
 REFERENCE_COLOUR = "#555555"
