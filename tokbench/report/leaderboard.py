@@ -150,13 +150,12 @@ def default_table(tables: Sequence[dict[str, Any]]) -> str | None:
     if not main:
         return tables[0]["id"] if tables else None
     recon = [t for t in main if t["task"] == DEFAULT_TASK] or main
-    per_dataset: dict[tuple[str, str], int] = {}
+    per_dataset: dict[tuple[str, str], int] = {}  # in table order: ties go to the first
     for t in recon:
         key = (t["task"], t["dataset"])
         per_dataset[key] = per_dataset.get(key, 0) + t["n_runs"]
-    task, dataset = max(per_dataset, key=lambda k: (per_dataset[k], -recon.index(
-        next(t for t in recon if (t["task"], t["dataset"]) == k))))
-    return max((t for t in recon if (t["task"], t["dataset"]) == (task, dataset)),
+    chosen = max(per_dataset, key=lambda k: per_dataset[k])
+    return max((t for t in recon if (t["task"], t["dataset"]) == chosen),
                key=lambda t: t["n_runs"])["id"]
 
 
