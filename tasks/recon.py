@@ -121,6 +121,7 @@ class Reconstruction(Task):
                                  batch_size=ctx.batch_size, device=ctx.device, progress=ctx.progress)
         codes = [encoded.codes[u.id] for u in utts if u.id in encoded.codes]
         extra = {"n_utterances": len(codes)}
-        stats = stat_records(token_stats(codes, meta.codebook_sizes), frame_rate=meta.frame_rate,
+        stats = stat_records(token_stats(codes, meta.codebook_sizes, meta.codebook_strides),
+                             frame_rate=meta.frame_rate,
                              extra=extra)
         return [make_record(None, {"bitrate_nominal": meta.bitrate_nominal}, extra=extra), *stats]

@@ -27,6 +27,7 @@ def results(tmp_path_factory) -> Path:
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["repo root", "examples/"])
 def test_example_notebook_runs(results, where, monkeypatch):
     # The notebook finds results/ by itself: from the root (results/) and from examples/

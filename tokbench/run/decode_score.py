@@ -124,6 +124,7 @@ def decode_batch(ctx: RunContext, batch: Sequence[Item], prompt: Audio | None = 
     out = []
     for k, item in enumerate(batch):
         codes = tokens.item(k)
+        n_tokens = meta.tokens_in(int(codes.shape[1]))
         duration = len(item.wav) / meta.sample_rate
         save_tokens(ctx.cache, meta, ctx.dataset, item.utt.id, codes, duration)
         hyp = decoded.item(k).detach().float().cpu().numpy()
@@ -131,7 +132,8 @@ def decode_batch(ctx: RunContext, batch: Sequence[Item], prompt: Audio | None = 
         # processing seconds / total audio seconds), so batches weigh by their audio.
         values: dict[str, float | None] = {
             "rtf_encode": t_enc / seconds, "rtf_decode": t_dec / seconds,
-            "token_rate": codes.numel() / duration if duration > 0 else None}
+            # tokens actually sent: a slow codebook's repeats (multi-rate layout) count once
+            "token_rate": n_tokens / duration if duration > 0 else None}
         extra: dict[str, Any] = {
             "n_frames": int(codes.shape[1]), "duration": duration,
             # output samples minus input samples, at the decoder's rate
@@ -141,7 +143,7 @@ def decode_batch(ctx: RunContext, batch: Sequence[Item], prompt: Audio | None = 
             "device": ctx.device,
             "ratio": {"rtf_encode": [t_enc * duration / seconds, duration],
                       "rtf_decode": [t_dec * duration / seconds, duration],
-                      "token_rate": [codes.numel(), duration]},
+                      "token_rate": [n_tokens, duration]},
         }
         reason = check_output(hyp)
         hyp16 = None

@@ -125,7 +125,7 @@ def run(
         raise OptionError(f"--out {out} is a file; pass a folder for the results (it is created "
                           "if missing)")
     set_values = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
-    entry_cls = tasks.get(task).load()
+    entry_cls: Any = tasks.get(task).load()
     probe = resolve_tokenizer(tokenizer, {})
     tok_over, task_over = split_overrides(set_values, probe.cls.Options, entry_cls.Options)
     resolved: ResolvedTokenizer = resolve_tokenizer(tokenizer, tok_over)
@@ -136,7 +136,7 @@ def run(
     device = rank_device(device or default_device())
 
     static_meta = resolved.meta
-    spec_kwargs = dict(
+    spec_kwargs: dict[str, Any] = dict(
         dataset=data.name, dataset_revision=data.revision, task=task_obj.name,
         task_version=task_obj.version,
         task_options={k: v for k, v in options_dict(task_obj.options).items()
