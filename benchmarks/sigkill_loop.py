@@ -4,8 +4,10 @@ lost, duplicated or torn, no process may outlive its parent, and the run must en
     python benchmarks/sigkill_loop.py --kills 10            # CI runs this after `make test`
 
 Each round starts the same run (mu-law recon of the sample set with a metric worker pool, ASR
-off), waits until one or two new records are on disk plus a random 0-0.3 s (seeded), and kills
-the run with SIGKILL; its worker processes must then exit by themselves. Exit 0 when every check
+off) and kills it with SIGKILL at a seeded random point: in odd rounds once new records are on
+disk plus 0-0.3 s (often mid-write), in even rounds at a random moment before the first new
+record (start-up, model load, opening the store); its worker processes must then exit by
+themselves. Exit 0 when every check
 holds, 1 otherwise; the last line says which.
 """
 
@@ -61,18 +63,29 @@ def main(argv: list[str] | None = None) -> int:
            "--out", str(out), "--no-progress"]
     problems: list[str] = []
     kills = 0
+    first_record_s: float | None = None
     for round_ in range(args.kills):
         start = time.time()
         before = len(_records(out))
-        # a random point of the work: after 1 or 2 new records, plus up to 0.3 s (mid-write)
-        target, extra = before + rng.randint(1, 2), rng.uniform(0.0, 0.3)
+        # Odd rounds: a random point of the work (once new records are on disk, plus up to
+        # 0.3 s, often mid-write). Even rounds: a random moment before the first new record
+        # (start-up, model loading, opening the store, the first chunk).
+        early = round_ % 2 == 1 and first_record_s is not None
+        deadline = rng.uniform(0.05, first_record_s) if early else None
+        extra = rng.uniform(0.0, 0.3)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         reached = None
         while proc.poll() is None and time.time() - start < args.timeout:
-            if reached is None and len(_records(out)) >= target:
-                reached = time.time()
-            if reached is not None and time.time() - reached >= extra:
-                break
+            if deadline is not None:
+                if time.time() - start >= deadline:
+                    break
+            else:
+                if reached is None and len(_records(out)) > before:
+                    reached = time.time()
+                    if first_record_s is None:
+                        first_record_s = reached - start
+                if reached is not None and time.time() - reached >= extra:
+                    break
             time.sleep(0.01)
         if proc.poll() is not None:
             print(f"round {round_ + 1}: the run finished before the kill")

@@ -12,6 +12,11 @@ class NotComputable(Exception):
     """Raised by a metric function when its value is undefined for this input (says why)."""
 
 
+class CallerError(ValueError):
+    """A metric was called wrongly (a 2-D array, signals of different lengths): a bug in the
+    caller, raised through :meth:`Scores.compute` instead of being recorded as a reason."""
+
+
 @dataclass
 class Scores:
     """Metric values of one utterance, with a reason for each one that is ``None``."""
@@ -44,6 +49,8 @@ class Scores:
         except NotComputable as exc:
             self.fail(list(keys), str(exc))
             return
+        except CallerError:
+            raise
         except Exception as exc:  # noqa: BLE001 - recorded, with its type, never a score
             self.fail(list(keys), f"the metric raised {type(exc).__name__}: {exc}")
             return
