@@ -169,7 +169,7 @@ def report_cmd(
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="only this dataset"),
     tokenizer: list[str] = typer.Option([], "--tokenizer", "-t", help="only this tokenizer or preset (repeatable)"),
     metric: list[str] = typer.Option([], "--metric", "-m", help="only this metric, in this order (repeatable)"),
-    charts: Path | None = typer.Option(None, "--charts", help="also write radar and bitrate charts (PNG, SVG) here"),
+    charts: Path | None = typer.Option(None, "--charts", help="also write radar, bitrate and Pareto charts (PNG, SVG, PDF) here"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write the table to this file instead of stdout"),
 ) -> None:
     """Tables (and charts) of stored results: mean, 95% CI and n per metric, best marked."""
@@ -180,6 +180,8 @@ def report_cmd(
 
     if not results.exists():
         fail(f"results folder {results} does not exist; run `tokbench run ...` first or pass --results DIR")
+    if charts is not None and charts.exists() and not charts.is_dir():
+        fail(f"--charts {charts} is a file; pass a folder for the charts")
     df_all, runs_all = load_results(results), runs_table(results)
     if runs_all.empty:
         fail(f"no runs under {results}; run `tokbench run --tokenizer NAME --task recon` first")
@@ -194,8 +196,10 @@ def report_cmd(
             fail(f"no results for metric(s) {', '.join(unknown)}; recorded: {_available(df_all, 'metric')}")
     tables = build_tables(df, runs, metrics=metric or None)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render(tables, fmt.value), encoding="utf-8")
+        from tokbench.report.swap import write_public
+
+        text = render(tables, fmt.value).encode("utf-8")
+        write_public(output, lambda fh: fh.write(text))  # atomic: a kill never leaves half a file
         err.print(f"wrote {output}")
     elif fmt is ReportFormat.table:
         print_tables(tables, console)
@@ -215,7 +219,7 @@ def leaderboard_cmd(
     results: Path = typer.Option(Path("results"), "--results", "-r", help="results root"),
     out: Path = typer.Option(Path("leaderboard/site"), "--out", help="folder for the static site"),
     reference: Path | None = typer.Option(None, "--reference", help="published figures (default: RESULTS/reference)"),
-    charts: bool = typer.Option(True, "--charts/--no-charts", help="draw the radar and bitrate charts"),
+    charts: bool = typer.Option(True, "--charts/--no-charts", help="draw the radar, bitrate and Pareto charts"),
 ) -> None:
     """Write a static, self-contained leaderboard site (open OUT/index.html or serve OUT)."""
     from tokbench.report import ReferenceError, SiteError, build_site
