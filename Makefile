@@ -17,7 +17,7 @@ quick: install
 	$(PY) -m pytest -q -m "not slow" tests
 
 demo: install
-	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo
+	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo --set keep_audio=2
 	$(VENV)/bin/tokbench run --tokenizer mulaw --task recon --dataset sample --out results/demo --set keep_audio=2
 	# Classic codecs (no weights): Opus and Codec2 curves beside the ground truth and mu-law.
 	for t in opus-6kbps opus-12kbps opus-24kbps codec2-700c codec2-3200; do \
