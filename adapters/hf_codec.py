@@ -28,10 +28,9 @@ class HFCodec(FramedCodec):
     revision: ClassVar[str]
     #: config fields holding the sample rate, the hop (samples per frame) and the checkpoint's
     #: codebook count
-    config_rate: ClassVar[str] = "sampling_rate"
+    config_rate: ClassVar[str] = "sampling_rate"  # X-Codec's config says "sample_rate"
     config_hop: ClassVar[str] = "hop_length"
     config_codebooks: ClassVar[str | None] = "num_quantizers"  # None: one codebook, no such field
-    config_rate: ClassVar[str] = "sampling_rate"  # X-Codec's config says "sample_rate"
     model: Any
 
     @classmethod

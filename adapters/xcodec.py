@@ -103,7 +103,7 @@ class XcodecTokenizer(HFCodec):
                                                       revision=cls.revision))
 
     def __init__(self, options: XcodecOptions, *, device: str = "cpu", checkpoint: str | None = None):
-        self.repo_id = VARIANTS[options.variant][0]
+        self.repo_id = VARIANTS[options.variant][0]  # type: ignore[misc]  # per variant
         super().__init__(options, device=device, checkpoint=checkpoint)
 
     @classmethod

@@ -55,7 +55,7 @@ def test_every_bad_input_becomes_a_record_in_run(corpus, tmp_path):
     root, cases = corpus
     r = CliRunner().invoke(app, ["run", "--tokenizer", "mulaw", "--task", "recon", "--dataset",
                                  str(root / "in"), "--out", str(tmp_path), "--workers", "1",
-                                 "--set", "asr=false", "--no-progress"])
+                                 "--metrics", "all", "--no-progress"])
     assert r.exit_code == 0, r.output
     records = _check_records(tmp_path, {Path(n).stem for n in cases})
     assert records["ok"]["metrics"]["pesq_wb"] is not None

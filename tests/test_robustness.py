@@ -21,7 +21,7 @@ from tokbench.results.store import iter_records, read_run_json
 from tokbench.run.runner import run
 
 PLUGIN = Path(__file__).parent / "plugins" / "faulty.py"
-FAST = ["asr=false"]  # no Whisper: these tests are about plumbing
+FAST = ["metrics=pesq_wb,stoi"]  # these tests are about plumbing: two cheap metrics
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_one_failing_utterance_is_recorded_and_the_others_are_scored(folder, tmp
 @pytest.mark.slow
 def test_strict_makes_failures_an_exit_code(folder, tmp_path):
     args = ["run", "--adapter", f"{PLUGIN}:Faulty", "--task", "recon", "--dataset", str(folder),
-            "--out", str(tmp_path), "--workers", "0", "--set", "asr=false", "--no-progress"]
+            "--out", str(tmp_path), "--workers", "0", "--metrics", "pesq_wb,stoi", "--no-progress"]
     assert CliRunner().invoke(app, args).exit_code == 0
     r = CliRunner().invoke(app, [*args, "--strict"])
     assert r.exit_code == 1 and "--strict" in r.output and "u1" in r.output

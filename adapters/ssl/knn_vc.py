@@ -456,7 +456,7 @@ class KnnVC:
         if not parts:
             raise ValueError("the prompt holds no audio")
         feats = torch.cat([p[0] for p in parts])
-        units = torch.cat([p[1] for p in parts]) if labeller is not None else None
+        units = torch.cat([p[1] for p in parts]) if labeller is not None else None  # type: ignore[misc]
         if feats.shape[0] == 0:
             raise ValueError("the prompt is too short to give a single feature frame (400 samples)")
         return feats, units
@@ -520,7 +520,7 @@ class UnitDecoder:
                 query = self.centroids[codes]
             else:
                 matching, units = self.knn.matching_set(segments, self._label)
-                query, fallback = unit_queries(codes, units.to(matching.device), matching,
+                query, fallback = unit_queries(codes, units.to(matching.device), matching,  # type: ignore[union-attr]
                                                self.centroids.to(matching.device))
                 self.fallback_frames += fallback
             feats = knn_average(query.to(matching.device), matching, self.knn.k)

@@ -285,7 +285,7 @@ class SSLFeatures:
                 feats[i, :, :f_i] = out[0]
         else:
             feats = conv(x[:, : int(lengths.max())])[:, :, :n_frames]
-        hidden = self.net.feature_projection(feats.transpose(1, 2))
+        hidden = self.net.feature_projection(feats.transpose(1, 2))  # type: ignore[union-attr]
         if isinstance(hidden, tuple):  # WavLM also returns the normalised conv features
             hidden = hidden[0]
         mask = torch.arange(n_frames, device=self.device)[None, :] < frames[:, None]
@@ -442,7 +442,7 @@ class SSLKMeansTokenizer(TokenizerBase):
         return UnitDecoder(knn, self.centroids, same_space, self.encode)
 
     def _vocoder_info(self) -> dict[str, Any]:
-        return {**self.vocoder.knn.describe(), "vocoder_query": self.vocoder.query}
+        return {**self.vocoder.knn.describe(), "vocoder_query": self.vocoder.query}  # type: ignore[union-attr]
 
     def encode(self, wav: torch.Tensor, lengths: torch.Tensor) -> Tokens:
         self.check_input(wav, lengths)
