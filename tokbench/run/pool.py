@@ -65,9 +65,12 @@ def _init_worker(parent: int) -> None:
         threadpool_limits(1)
     except ImportError:
         pass
-    import torch
-
-    torch.set_num_threads(1)
+    # torch is not imported here: a worker loads only what its metrics need (Resemblyzer for
+    # SECS pulls torch in; PESQ/STOI/pitch/mel need none), and torch started later reads
+    # OMP_NUM_THREADS=1 from the environment the worker was spawned with.
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 @contextmanager
