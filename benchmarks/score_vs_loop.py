@@ -30,6 +30,7 @@ metric; 1e-9 is the bar). Not part of ``make test``.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import resource
@@ -245,8 +246,15 @@ def versa_check(work: Path, pairs: int) -> str:
     out = work / "result.txt"
     if not out.exists():
         return "VERSA wrote no result file"
-    lines = [json.loads(x.replace("'", '"')) if x.startswith("{") else None
-             for x in out.read_text().splitlines() if x.strip()]
+    lines = []
+    for x in out.read_text().splitlines():
+        try:  # one dict per utterance, written as JSON or as a Python literal
+            lines.append(json.loads(x))
+        except ValueError:
+            try:
+                lines.append(ast.literal_eval(x))
+            except (ValueError, SyntaxError):
+                pass
     keys = set().union(*(set(x) for x in lines if isinstance(x, dict))) if lines else set()
     missing = [k for k in ("pesq", "stoi", "f0corr") if not any(k in key for key in keys)]
     msg = f"{len(lines)} of {pairs} utterances; keys {sorted(keys)}"

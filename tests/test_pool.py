@@ -91,3 +91,29 @@ def test_pool_size_is_shared_among_local_ranks(monkeypatch):
     assert workers_per_rank(3) == 3
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert workers_per_rank(None) == 16
+
+
+def torch_free_metric_then_torch() -> tuple[bool, int]:
+    import numpy as np
+
+    from tokbench.metrics.signal import stoi_score
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16_000).astype(np.float32)
+    stoi_score(x, x + 0.1 * rng.standard_normal(16_000).astype(np.float32))
+    loaded_before = "torch" in sys.modules
+    import torch
+
+    return loaded_before, torch.get_num_threads()
+
+
+def test_workers_load_torch_only_when_a_metric_needs_it():
+    # A worker starts without torch (PESQ/STOI/pitch/mel need none: ~200 MB and ~1 s of CPU
+    # saved per worker); when a metric brings torch in, it still runs one thread.
+    pool = MetricPool(1)
+    try:
+        loaded_before, threads = pool.result(pool.submit(torch_free_metric_then_torch))
+    finally:
+        pool.close()
+    assert loaded_before is False
+    assert threads == 1
