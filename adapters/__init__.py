@@ -30,6 +30,15 @@ register(tokenizers, "wavlm-large-l6-km1000", _SSL,
          "WavLM-large layer 6, k-means K=1000 (centroids from tokbench fit-kmeans)",
          model="wavlm-large", layer=6, k=1000)
 
+# Several layers of one SSL model, one k-means codebook each (DASB's discrete HuBERT/WavLM:
+# layers 1,3,7,12,18,23, K=1000). Centroids: one cache file per layer, fitted in one pass with
+# `tokbench fit-kmeans --model M --layer 1,3,7,12,18,23 --k 1000`, or --set centroids=FOLDER.
+_SSL_MULTI = "tokbench.adapters.ssl.units:SSLMultiLayerTokenizer"
+for _model, _label in (("wavlm-large", "WavLM-large"), ("hubert-large", "HuBERT-large (LL60k)")):
+    register(tokenizers, f"{_model}-dasb-km1000", _SSL_MULTI,
+             f"{_label} layers 1,3,7,12,18,23, k-means K=1000 each (DASB discrete SSL, 6 codebooks)",
+             model=_model, layers=(1, 3, 7, 12, 18, 23), k=1000)
+
 # CLI sub-commands of the SSL family (attached by tokbench.cli without importing the family).
 register(commands, "fit-kmeans", "tokbench.adapters.ssl.commands:fit_kmeans",
          "fit k-means centroids on HuBERT/WavLM layers for the semantic-token adapters")

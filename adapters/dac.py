@@ -89,7 +89,7 @@ class _DacTokenizer(HFCodec):
 
         config = DacConfig(  # the real rate, strides and codebooks (1024 x 8-d); narrow
             encoder_hidden_size=4, downsampling_ratios=cls.ratios, decoder_hidden_size=32,
-            n_codebooks=cls.Options.maximum, codebook_size=1024, codebook_dim=8,
+            n_codebooks=cls.Options.maximum, codebook_size=1024, codebook_dim=8,  # type: ignore[attr-defined]
             sampling_rate=cls.sample_rate)
         # DAC codebooks are nn.Embedding weights: already random
         return save_tiny(seeded(DacModel, config), folder, random_codebooks=False)

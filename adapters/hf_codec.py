@@ -30,7 +30,8 @@ class HFCodec(FramedCodec):
     #: codebook count
     config_rate: ClassVar[str] = "sampling_rate"
     config_hop: ClassVar[str] = "hop_length"
-    config_codebooks: ClassVar[str] = "num_quantizers"
+    config_codebooks: ClassVar[str | None] = "num_quantizers"  # None: one codebook, no such field
+    config_rate: ClassVar[str] = "sampling_rate"  # X-Codec's config says "sample_rate"
     model: Any
 
     @classmethod
@@ -62,10 +63,11 @@ class HFCodec(FramedCodec):
             problems.append(f"{self.config_rate} {sr} != hop {hop} x frame rate {self.meta.frame_rate:g}")
         if int(config.codebook_size) != self.codebook_size:
             problems.append(f"codebook_size {config.codebook_size} != {self.codebook_size}")
-        have, need = int(getattr(config, self.config_codebooks)), self.meta.n_codebooks
+        have = int(getattr(config, self.config_codebooks)) if self.config_codebooks else 1
+        need = self.meta.n_codebooks
         family_max = getattr(self.Options, "maximum", None)  # FirstCodebooks families
         if family_max is not None and have != family_max:
-            problems.append(f"{self.config_codebooks} {have} != {family_max}")
+            problems.append(f"{self.config_codebooks or 'codebooks'} {have} != {family_max}")
         elif have < need:
             problems.append(f"{have} quantizers, {need} needed")
         if int(getattr(config, "audio_channels", 1)) != 1:

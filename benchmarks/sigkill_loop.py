@@ -4,9 +4,11 @@ lost, duplicated or torn, no process may outlive its parent, and the run must en
     python benchmarks/sigkill_loop.py --kills 10            # CI runs this after `make test`
 
 Each round starts the same run (mu-law recon of the sample set with a metric worker pool, ASR
-off), waits a random time drawn from a seeded generator (between the first record on disk and
-twice the time that took), and kills the process group's leader with SIGKILL. Exit 0 when every
-check holds, 1 otherwise; the last line says which.
+off) and kills it with SIGKILL at a seeded random point: in odd rounds once new records are on
+disk plus 0-0.3 s (often mid-write), in even rounds at a random moment before the first new
+record (start-up, model load, opening the store); its worker processes must then exit by
+themselves. Exit 0 when every check
+holds, 1 otherwise; the last line says which.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def _alive(pid: int) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--limit", type=int, default=12, help="utterances of the sample set")
+    parser.add_argument("--limit", type=int, default=32, help="utterances of the sample set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per round at most")
     args = parser.parse_args(argv)
@@ -57,24 +59,36 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "TOKBENCH_CACHE": str(tmp / "cache"), "PYTHONUNBUFFERED": "1"}
     out = tmp / "out"
     cmd = [sys.executable, "-m", "tokbench.cli", "run", "--tokenizer", "mulaw", "--task", "recon",
-           "--limit", str(args.limit), "--batch-size", "2", "--workers", "1", "--set", "asr=false",
+           "--limit", str(args.limit), "--batch-size", "1", "--workers", "1", "--set", "asr=false",
            "--out", str(out), "--no-progress"]
     problems: list[str] = []
     kills = 0
-    first_record_s = None
+    first_record_s: float | None = None
     for round_ in range(args.kills):
         start = time.time()
+        before = len(_records(out))
+        # Odd rounds: a random point of the work (once new records are on disk, plus up to
+        # 0.3 s, often mid-write). Even rounds: a random moment before the first new record
+        # (start-up, model loading, opening the store, the first chunk).
+        early = round_ % 2 == 1 and first_record_s is not None
+        deadline = rng.uniform(0.05, first_record_s) if early else None
+        extra = rng.uniform(0.0, 0.3)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait = None if first_record_s is None else rng.uniform(0.2, 2 * first_record_s)
+        reached = None
         while proc.poll() is None and time.time() - start < args.timeout:
-            if wait is None and _records(out):
-                first_record_s = time.time() - start
-                wait = 0.0  # the first round is killed as soon as a record is on disk
-            if wait is not None and time.time() - start >= wait:
-                break
-            time.sleep(0.02)
+            if deadline is not None:
+                if time.time() - start >= deadline:
+                    break
+            else:
+                if reached is None and len(_records(out)) > before:
+                    reached = time.time()
+                    if first_record_s is None:
+                        first_record_s = reached - start
+                if reached is not None and time.time() - reached >= extra:
+                    break
+            time.sleep(0.01)
         if proc.poll() is not None:
-            print(f"round {round_ + 1}: the run finished before the kill (it resumed the rest)")
+            print(f"round {round_ + 1}: the run finished before the kill")
             break
         workers = _children_of(proc.pid)
         proc.send_signal(signal.SIGKILL)
@@ -85,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.1)
         orphans = [w for w in workers if _alive(w)]
         if orphans:
-            problems.append(f"round {round_ + 1}: worker processes {orphans} outlived the killed run")
+            problems.append(f"round {round_ + 1}: processes {orphans} outlived the killed run")
             for w in orphans:
                 os.kill(w, signal.SIGKILL)
-        n = len(_records(out))
-        print(f"round {round_ + 1}: killed after {time.time() - start:.1f} s with {n} records on disk")
+        print(f"round {round_ + 1}: killed after {time.time() - start:.1f} s, "
+              f"{len(_records(out)) - before} new records")
+    if kills < args.kills:
+        problems.append(f"only {kills} of {args.kills} kills happened (raise --limit)")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     if done.returncode != 0:
         problems.append(f"the final run failed: {done.stderr[-500:]}")

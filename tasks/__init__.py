@@ -12,6 +12,12 @@ register(tasks, "probe", "tokbench.tasks.probe:Probe",
 register(tasks, "vc", "tokbench.tasks.vc:VoiceConversion",
          "voice conversion: decode each utterance with another speaker's prompt (WER, SECS to "
          "target and source, F0 correlation)")
+register(tasks, "invariance", "tokbench.tasks.invariance:Invariance",
+         "token stability under meaning-preserving perturbations (noise, babble, gain, sub-frame "
+         "shift, speed, pitch, reverb): unit edit distance, code change rate")
+register(tasks, "lm", "tokbench.tasks.lm:TokenLM",
+         "a small causal transformer LM trained on the tokens: held-out cross-entropy in bits per "
+         "token and per second, perplexity, gap to the unigram entropy")
 
 # `tokbench score`: the recon metrics on audio made elsewhere (outputs matched to references by stem)
 register(commands, "score", "tokbench.tasks.score:score_command",

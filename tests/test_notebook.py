@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from tokbench.run.runner import run
@@ -12,6 +13,7 @@ from tokbench.run.runner import run
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "results_walkthrough.ipynb"
 
 
+@pytest.mark.slow
 def test_example_notebook_runs(tmp_path, monkeypatch):
     # Real runs of the weight-free tokenizers on 2 utterances of the sample set (no Whisper:
     # its weights cannot be downloaded here), sharing one cache for the reference features.

@@ -391,6 +391,7 @@ def test_head_without_labels_is_recorded_as_missing(tmp_path):
 
 @pytest.mark.skipif(not (SAMPLE_DIR / "manifest.jsonl").is_file(),
                     reason="the bundled sample set is not built (python scripts/make_sample_set.py)")
+@pytest.mark.slow
 def test_sample_set_with_mulaw_end_to_end_resumes_without_duplicates(tmp_path):
     over = {**SMALL, "seeds": 2}
     res = run("mulaw", "probe", "sample", out=tmp_path, device="cpu", overrides=over,

@@ -32,6 +32,7 @@ def identity_and_mulaw(tmp_path_factory):
     return out, runs
 
 
+@pytest.mark.slow
 def test_identity_scores_like_the_original(identity_and_mulaw):
     out, runs = identity_and_mulaw
     s = runs["identity"].summary.set_index("metric")["mean"]
@@ -41,6 +42,7 @@ def test_identity_scores_like_the_original(identity_and_mulaw):
     assert 0 < s["bitrate_entropy"] < 256_000
 
 
+@pytest.mark.slow
 def test_mulaw_is_lower_but_sane(identity_and_mulaw):
     out, runs = identity_and_mulaw
     ident = runs["identity"].summary.set_index("metric")["mean"]
@@ -56,6 +58,7 @@ def test_mulaw_is_lower_but_sane(identity_and_mulaw):
     assert 0 < stats[("codebook_utilisation", 0)] <= 1.0
 
 
+@pytest.mark.slow
 def test_records_and_provenance(identity_and_mulaw):
     out, runs = identity_and_mulaw
     r = runs["mulaw"]
@@ -73,6 +76,7 @@ def test_records_and_provenance(identity_and_mulaw):
     assert set(df["variant"]) == {"identity", "mulaw"} and df["protocol_id"].nunique() == 1
 
 
+@pytest.mark.slow
 def test_rerun_resumes_without_duplicates(identity_and_mulaw, tmp_path):
     out, runs = identity_and_mulaw
     again = run("mulaw", "recon", "sample", limit=6, out=out, overrides=NO_ASR, workers=0,
@@ -186,6 +190,7 @@ def test_cli_run_prints_the_summary(tmp_path):
     assert "pesq_wb" in r.output and "2/2" in r.output
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_loses_and_duplicates_nothing(tmp_path):
     """Kill the run with SIGKILL once k records are on disk, run again, check the records."""
     k = 2
@@ -227,6 +232,7 @@ def test_dataset_objects_can_be_passed_directly(tmp_path):
     assert len(list(iter_records(result.path))) == 2
 
 
+@pytest.mark.slow
 def test_asr_with_a_local_checkpoint_and_cached_ground_truth(tmp_path, monkeypatch):
     """A tiny random Whisper (128 mels, as large-v3) through --set asr_checkpoint: WER is computed,
     the ground-truth transcription is made once, and the identity row reuses it."""

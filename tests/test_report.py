@@ -142,7 +142,13 @@ def test_unfinished_run_is_flagged_not_hidden(tmp_path):
     store.append(make_record("utt0", {"pesq_wb": 3.0}))  # crashed after one utterance
     (table,) = report_tables(tmp_path)
     assert table.rows[0].cells["pesq_wb"].n == 1
-    assert "run status is 'running'" in render([table], "md")
+    # no live process holds the run: it reads as interrupted, not as running forever
+    assert "run status is 'interrupted'" in render([table], "md")
+    from tokbench.results.lock import RunLock
+
+    with RunLock(store.path).acquire():  # while its process lives, it is running
+        (table,) = report_tables(tmp_path)
+        assert "run status is 'running'" in render([table], "md")
 
 
 def test_metrics_recorded_per_param_get_tables_of_their_own(tmp_path):
@@ -287,7 +293,8 @@ def test_chart_failures_never_break_the_report(tables, tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- published figures
 
 def test_shipped_reference_matches_the_shared_table_and_is_described():
-    (ref,) = load_references(REFERENCE)
+    refs = {r.source.name: r for r in load_references(REFERENCE)}
+    ref = refs["dates2025_speech_recon.csv"]
     assert ref.task == "recon" and ref.dataset == "librispeech-test-clean"
     assert "2506.10274" in ref.citation
     assert len(ref.rows) == 16 and ref.rows[0]["tokenizer"] == "ground-truth"
@@ -369,7 +376,10 @@ def test_reported_rows_join_tables_of_the_same_dataset(tmp_path):
     data = json.loads(re.search(r'id="tokbench-data">(.*?)</script>', index.read_text(), re.S).group(1))
     (table,) = data["tables"]
     reported = [r for r in table["rows"] if r["reported"] is not None]
-    assert len(reported) == 16
+    assert len(reported) == 16 + 2  # DATES Table 4, and the X-Codec2 README's two rows
+    xcodec2 = [r for r in reported if r["label"] == "xcodec2 0.8kbps"][0]
+    assert set(xcodec2["cells"]) == {"pesq_wb", "stoi"}  # the table's columns; its wer is HuBERT ASR
+    assert xcodec2["cells"]["pesq_wb"]["text"] == "2.44"
     mimi = [r for r in reported if r["label"] == "mimi 4.4kbps"][0]
     assert set(mimi["cells"]) == {"pesq_wb", "stoi"}  # wer is not comparable (beam 5 vs greedy)
     assert mimi["cells"]["pesq_wb"]["text"] == "3.38" and mimi["kbps"] == pytest.approx(4.4)

@@ -89,11 +89,13 @@ def run_cmd(
     adapter: str | None = typer.Option(None, "--adapter", help="plug-in adapter: path/to/file.py:Class"),
     text: str | None = typer.Option(None, "--text", help="transcript file for a folder dataset"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="an extracted copy of the registered dataset "
+                                         "(also $TOKBENCH_DATA_DIR)"),
     wait: bool = typer.Option(False, "--wait", help="if another process runs this configuration, wait for it"),
     rerun_failed: bool = typer.Option(False, "--rerun-failed", help="run the failed utterances of a finished run again"),
     strict: bool = typer.Option(False, "--strict", help="exit 1 if any utterance failed or any metric was not computed"),
 ) -> None:
-    """Run a task for one tokenizer preset and store the results."""
+    """Run a task for one tokenizer preset and store the results (comma lists: every pair)."""
     from tokbench.io.download import DownloadError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
@@ -103,8 +105,19 @@ def run_cmd(
 
     if not tokenizer and not adapter:
         fail("pass --tokenizer NAME (see `tokbench list tokenizers`) or --adapter file.py:Class")
+    if not adapter and ("," in (tokenizer or "") or "," in task):  # a matrix (tokbench.suites)
+        from tokbench.suites.cli import run_many
+
+        run_many([t for t in (tokenizer or "").split(",") if t], [t for t in task.split(",") if t],
+                 dataset, out=out, limit=limit, device=device.value if device else None,
+                 batch_size=batch_size, workers=workers, set_=set_, data_dir=data_dir,
+                 progress=progress, transcript=text, checkpoint=checkpoint)
+        return
     try:
-        result = run(tokenizer or "", task, dataset, limit=limit, device=device.value if device else None,
+        from tokbench.data.local_copies import open_dataset_at
+
+        data = open_dataset_at(dataset, data_dir, transcript=text)
+        result = run(tokenizer or "", task, data, limit=limit, device=device.value if device else None,
                      batch_size=batch_size, workers=workers, out=out, overrides=set_,
                      checkpoint=checkpoint, adapter=adapter, transcript=text,
                      progress=progress and sys.stderr.isatty(), wait=wait,
@@ -223,6 +236,12 @@ def attach_commands(target: typer.Typer) -> None:
 
 
 attach_commands(app)
+
+
+# Suites, sweeps and prefetch (issue 19): `tokbench suite list|run|report`, `tokbench prefetch`.
+from tokbench.suites.cli import attach as _attach_suites  # noqa: E402
+
+_attach_suites(app)
 
 
 def main() -> None:

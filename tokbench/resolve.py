@@ -16,7 +16,7 @@ class ResolvedTokenizer:
     """A preset resolved to explicit options, before any weights are loaded."""
 
     entry: Entry
-    cls: type
+    cls: Any  # an adapter class (TokenizerBase or any class with describe/Options)
     options: Any
     overrides: Mapping[str, Any]
 

@@ -16,12 +16,14 @@ from tokbench.console import Device, console, err, fail
 
 def fit_kmeans(
     model: str = typer.Option(..., "--model", help="hubert-base, hubert-large or wavlm-large"),
-    layer: int = typer.Option(..., "--layer", min=1, help="layer L = output of transformer block L"),
+    layer: str = typer.Option(..., "--layer", help="layer L = output of transformer block L; "
+                              "several as 1,3,7,12,18,23 (fitted in one pass over the features)"),
     k: int = typer.Option(..., "--k", min=2, help="number of clusters"),
     dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name, folder or manifest"),
     hours: float | None = typer.Option(None, "--hours", min=0.0, help="cap on the audio used (hours)"),
     seed: int = typer.Option(0, "--seed", help="seeds the data selection, k-means++ and batches"),
-    out: Path | None = typer.Option(None, "--out", help="output .npz (default: the cache file the adapter reads)"),
+    out: Path | None = typer.Option(None, "--out", help="output .npz, or a folder for several layers "
+                                    "(default: the cache files the adapters read)"),
     device: Device | None = typer.Option(None, "--device", help="cuda or cpu (default: cuda if available)"),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="utterances per feature batch"),
     kmeans_batch_size: int = typer.Option(10_000, "--kmeans-batch-size", min=1, help="frames per k-means step"),
@@ -33,12 +35,12 @@ def fit_kmeans(
     text: str | None = typer.Option(None, "--text", help="transcript file for a folder dataset"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Fit k-means centroids on a layer of HuBERT/WavLM for the semantic-token adapters.
+    """Fit k-means centroids on one or several layers of HuBERT/WavLM for the semantic-token adapters.
 
-    The features stay in memory while k-means runs: about 0.55 GB per hour of audio for
-    HuBERT-base (768 dimensions at 50 Hz) and 0.74 GB for the large models (1024).
+    The features stay in memory while k-means runs: about 0.55 GB per hour of audio and layer
+    for HuBERT-base (768 dimensions at 50 Hz) and 0.74 GB for the large models (1024).
     """
-    from tokbench.adapters.ssl.units import MODELS, fit_centroids
+    from tokbench.adapters.ssl.units import MODELS, fit_layer_centroids
     from tokbench.data import open_dataset
     from tokbench.io.download import DownloadError
     from tokbench.runtime import default_device, progress_display
@@ -46,9 +48,15 @@ def fit_kmeans(
     if model not in MODELS:
         fail(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     try:
+        layers = tuple(int(v) for v in layer.replace(" ", "").split(",") if v)
+    except ValueError:
+        layers = ()
+    if not layers or min(layers) < 1 or len(set(layers)) != len(layers):
+        fail(f"--layer {layer!r}: give one layer (6) or distinct layers separated by commas (1,3,7)")
+    try:
         data = open_dataset(dataset, transcript=text)
-        path, prov = fit_centroids(
-            model, layer, k, data, hours=hours, seed=seed, out=out, normalize=normalize,
+        saved = fit_layer_centroids(
+            model, layers, k, data, hours=hours, seed=seed, out=out, normalize=normalize,
             revision=revision, checkpoint=checkpoint,
             device=device.value if device else default_device(), batch_size=batch_size,
             kmeans_batch_size=kmeans_batch_size, max_epochs=epochs,
@@ -57,14 +65,15 @@ def fit_kmeans(
     except (DownloadError, FileNotFoundError, ValueError, ConnectionError) as exc:
         fail(str(exc))
         return
-    fit = prov["fit"]
-    fps = fit["frames_per_second"]
-    console.print(f"K={k} centroids of {model} layer {layer}: {prov['n_frames']} frames, "
-                  f"{prov['data']['hours_used']:.3f} h from {prov['data']['n_utterances']} utterances; "
-                  f"inertia/frame {prov['inertia_per_frame']:.4g}; {fit['epochs']} passes "
-                  f"({'converged' if fit['converged'] else 'stopped at --epochs'}); "
-                  f"k-means {'' if fps is None else f'{fps:,.0f} frames/s '}on {fit['device']}")
-    console.print(f"saved {path}")
+    for path, prov in saved:
+        fit = prov["fit"]
+        fps = fit["frames_per_second"]
+        console.print(f"K={k} centroids of {model} layer {prov['layer']}: {prov['n_frames']} frames, "
+                      f"{prov['data']['hours_used']:.3f} h from {prov['data']['n_utterances']} utterances; "
+                      f"inertia/frame {prov['inertia_per_frame']:.4g}; {fit['epochs']} passes "
+                      f"({'converged' if fit['converged'] else 'stopped at --epochs'}); "
+                      f"k-means {'' if fps is None else f'{fps:,.0f} frames/s '}on {fit['device']}")
+        console.print(f"saved {path}")
 
 
 def convert_gslm(

@@ -29,6 +29,12 @@ one-at-a-time codes up to float rounding; the declared tolerance is :data:`BATCH
 ``frame_lengths`` follow the conv stack: ``floor((len - 400) / 320) + 1`` for the standard
 stack (0 for inputs shorter than 400 samples).
 
+**Several layers** (:class:`SSLMultiLayerTokenizer`, DASB's discrete HuBERT/WavLM): one
+codebook per layer, codebook i from layer ``layers[i]``, all from one forward pass; each layer
+has its own centroid file (the same files the single-layer tokenizer reads), and ``fit-kmeans
+--layer 1,3,7,12,18,23`` fits them all from one pass over the features (every layer's centroids
+see the same frames).
+
 **Centroids** come from ``--set centroids=PATH`` or the cache file
 ``$TOKBENCH_CACHE/kmeans/<model>-l<layer>-km<K>.npz`` (what ``tokbench fit-kmeans`` writes and
 ``tokbench convert-gslm`` makes from the published GSLM k-means models).
@@ -51,7 +57,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -143,6 +149,19 @@ def read_preprocessor_config(repo_id: str, revision: str, checkpoint: str | None
         raise ValueError(f"{path} is not valid JSON ({exc})") from None
 
 
+def model_folder(checkpoint: str | None, model: str) -> str | None:
+    """The local folder of ``model``: ``checkpoint`` itself, or its sub-folder named after the
+    model (``DIR/wavlm-large``) when ``checkpoint`` holds one folder per model (as the tiny
+    checkpoints the tests build do)."""
+    if checkpoint is None:
+        return None
+    root = Path(checkpoint).expanduser()
+    sub = root / model
+    if not (root / "config.json").is_file() and (sub / "config.json").is_file():
+        return str(sub)
+    return checkpoint
+
+
 # --- features --------------------------------------------------------------------------------
 
 def conv_frames(lengths: torch.Tensor, kernels: Iterable[int], strides: Iterable[int]) -> torch.Tensor:
@@ -154,14 +173,18 @@ def conv_frames(lengths: torch.Tensor, kernels: Iterable[int], strides: Iterable
 
 
 class SSLFeatures:
-    """Hidden states of layer ``layer`` of a HuBERT/WavLM checkpoint, batched with lengths.
+    """Hidden states of one or several layers of a HuBERT/WavLM checkpoint, batched with lengths.
 
-    Shared by the tokenizer and ``fit-kmeans`` so that centroids are fitted on exactly the
-    features they later quantise.
+    ``layer`` is one layer or a sequence of layers; every layer comes from the same forward pass
+    (blocks after the deepest are not run). Shared by the tokenizers and ``fit-kmeans`` so that
+    centroids are fitted on exactly the features they later quantise.
     """
 
-    def __init__(self, model: str, layer: int, *, normalize: bool | None = None,
+    def __init__(self, model: str, layer: int | Sequence[int], *, normalize: bool | None = None,
                  revision: str | None = None, device: str = "cpu", checkpoint: str | None = None):
+        layers = (layer,) if isinstance(layer, int) else tuple(layer)
+        if not layers or len(set(layers)) != len(layers):
+            raise ValueError(f"layers must be distinct and at least one, got {list(layers)}")
         if model not in MODELS:
             raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
         spec = MODELS[model]
@@ -169,12 +192,14 @@ class SSLFeatures:
 
         cls = HubertModel if spec.arch == "hubert" else WavLMModel
         revision = revision or spec.revision
+        checkpoint = model_folder(checkpoint, model)
         net, source = load_hf_model(cls, spec.repo_id, revision, checkpoint, device)
         cfg = net.config
         n_layers = len(net.encoder.layers)
-        if not 1 <= layer <= n_layers:
-            raise ValueError(f"layer {layer} does not exist: {spec.repo_id} has transformer blocks "
-                             f"1..{n_layers} (layer L = output of block L)")
+        for layer_ in layers:
+            if not 1 <= layer_ <= n_layers:
+                raise ValueError(f"layer {layer_} does not exist: {spec.repo_id} has transformer "
+                                 f"blocks 1..{n_layers} (layer L = output of block L)")
         if math.prod(cfg.conv_stride) != HOP:
             raise ValueError(f"{spec.repo_id}: conv strides {list(cfg.conv_stride)} give a hop of "
                              f"{math.prod(cfg.conv_stride)} samples; this adapter needs {HOP} (50 Hz)")
@@ -190,21 +215,25 @@ class SSLFeatures:
             self.normalize, self.normalize_from = spec.pretrain_normalize, "pre-training default"
         self.model_name = model
         self.spec = spec
-        self.layer = layer
+        self.layers = layers
+        self.layer = layers[0]  # the single-layer users' layer
         self.device = device
         self.source = source
         self.dim = int(cfg.hidden_size)
         self.kernels = tuple(int(k) for k in cfg.conv_kernel)
         self.strides = tuple(int(s) for s in cfg.conv_stride)
         self.per_item_conv = cfg.feat_extract_norm == "group"
-        # Blocks after `layer` are never needed; the hook reads block `layer`'s own output.
-        net.encoder.layers = net.encoder.layers[:layer]
-        self._captured: torch.Tensor | None = None
-        net.encoder.layers[layer - 1].register_forward_hook(self._capture)
+        # Blocks after the deepest layer are never needed; hooks read each block's own output.
+        net.encoder.layers = net.encoder.layers[: max(layers)]
+        self._captured: dict[int, torch.Tensor] = {}
+        for layer_ in layers:
+            net.encoder.layers[layer_ - 1].register_forward_hook(self._capture_hook(layer_))
         self.net = net
 
-    def _capture(self, module: Any, args: Any, output: Any) -> None:
-        self._captured = output[0] if isinstance(output, tuple) else output
+    def _capture_hook(self, layer: int) -> Callable[..., None]:
+        def capture(module: Any, args: Any, output: Any) -> None:
+            self._captured[layer] = output[0] if isinstance(output, tuple) else output
+        return capture
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return conv_frames(lengths, self.kernels, self.strides)
@@ -212,20 +241,30 @@ class SSLFeatures:
     def describe(self) -> dict[str, Any]:
         return {"model": self.model_name, "repo_id": self.source.repo_id,
                 "revision": self.source.revision, "resolved": self.source.resolved,
-                "checkpoint": self.source.local_path, "layer": self.layer,
+                "checkpoint": self.source.local_path,
+                **({"layer": self.layer} if len(self.layers) == 1 else {"layers": list(self.layers)}),
                 "layer_definition": "output of transformer block L (1-based)",
                 "normalize": self.normalize, "normalize_from": self.normalize_from}
 
-    @torch.inference_mode()
     def __call__(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features ``[B, F, D]`` (float32, zero past each item's frames) and ``frame_lengths [B]``."""
+        """Features ``[B, F, D]`` of the one layer (float32, zero past each item's frames) and
+        ``frame_lengths [B]``."""
+        if len(self.layers) != 1:
+            raise ValueError(f"these features hold layers {list(self.layers)}: use layer_features()")
+        feats, frames = self.layer_features(wav, lengths)
+        return feats[self.layer], frames
+
+    @torch.inference_mode()
+    def layer_features(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """Features ``{layer: [B, F, D]}`` (float32, zero past each item's frames) of every layer,
+        from one forward pass, and ``frame_lengths [B]``."""
         wav = wav.to(self.device, torch.float32)
         lengths = lengths.to(self.device, torch.long)
         frames = self.frame_lengths(lengths)
         n_frames = int(frames.max()) if len(frames) else 0
         batch = wav.shape[0]
         if n_frames == 0:
-            return wav.new_zeros(batch, 0, self.dim), frames
+            return {layer: wav.new_zeros(batch, 0, self.dim) for layer in self.layers}, frames
         valid = torch.arange(wav.shape[1], device=self.device)[None, :] < lengths[:, None]
         x = torch.where(valid, wav, 0.0)
         if self.normalize:
@@ -250,15 +289,17 @@ class SSLFeatures:
         if isinstance(hidden, tuple):  # WavLM also returns the normalised conv features
             hidden = hidden[0]
         mask = torch.arange(n_frames, device=self.device)[None, :] < frames[:, None]
-        self._captured = None
+        self._captured = {}
         with warnings.catch_warnings():
             # WavLM passes a bool padding mask beside a float position bias to torch's attention.
             warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
             self.net.encoder(hidden, attention_mask=mask)
-        out, self._captured = self._captured, None
-        if out is None:
-            raise RuntimeError(f"block {self.layer} of {self.spec.repo_id} did not run")
-        return torch.where(mask[..., None], out.to(torch.float32), 0.0), frames
+        captured, self._captured = self._captured, {}
+        missing = [layer for layer in self.layers if layer not in captured]
+        if missing:
+            raise RuntimeError(f"blocks {missing} of {self.spec.repo_id} did not run")
+        return {layer: torch.where(mask[..., None], captured[layer].to(torch.float32), 0.0)
+                for layer in self.layers}, frames
 
 
 # --- the tokenizer ---------------------------------------------------------------------------
@@ -355,6 +396,15 @@ class SSLKMeansTokenizer(TokenizerBase):
             options={"model": options.model, "layer": options.layer, "k": options.k,
                      "normalize": options.normalize, "vocoder": options.vocoder})
 
+    @classmethod
+    def build_tiny_checkpoint(cls, folder: Path) -> Path:
+        return build_tiny_models(folder)
+
+    @classmethod
+    def tiny_overrides(cls, folder: Path, options: SSLKMeansOptions) -> dict[str, Any]:
+        km = tiny_centroids(folder, options.model, (options.layer,), options.k, options.normalize)
+        return {"centroids": str(km / centroids_cache_path(options.model, options.layer, options.k, root=".").name)}
+
     def __init__(self, options: SSLKMeansOptions, *, device: str = "cpu", checkpoint: str | None = None):
         super().__init__(options, device=device, checkpoint=checkpoint)
         path = find_centroids(options.model, options.layer, options.k, options.centroids)
@@ -373,6 +423,10 @@ class SSLKMeansTokenizer(TokenizerBase):
                      "centroids_sha256": centroids.checksum(),
                      "centroids_source": centroids.provenance.get("source", "fit-kmeans"),
                      **(self._vocoder_info() if self.vocoder else {})})
+
+    def frames_for(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames of ``lengths`` samples: ``floor((len - 400) / 320) + 1`` (0 below 400)."""
+        return self.features.frame_lengths(lengths)
 
     def _load_vocoder(self, options: SSLKMeansOptions, device: str, checkpoint: str | None) -> Any:
         from tokbench.adapters.ssl.knn_vc import FEATURE_LAYER, FEATURE_MODEL, KnnVC, UnitDecoder
@@ -418,21 +472,218 @@ class SSLKMeansTokenizer(TokenizerBase):
         return self.vocoder.decode(tokens, prompt)
 
 
+# --- several layers, one codebook each (DASB's discrete SSL tokens) --------------------------
+
+# DASB's "Discrete HuBERT / WavLM" (Mousavi et al. 2024, arXiv 2406.14294; the rows "discrete
+# WavLM" in DATES's Table 4): k-means with K=1000 on six layers of the large models, one codebook
+# per layer. Layers as in the DASB recipes (speechbrain/benchmarks, e.g.
+# benchmarks/DASB/IEMOCAP/emotion_recognition/linear/hparams/train_discrete_ssl.yaml at commit
+# 80dd3a4f9e4e548bcfc0f536573cc9f9b24c126d: ``ssl_layer_num: [1, 3, 7, 12, 18, 23]``,
+# ``num_clusters: 1000``), indexed into SpeechBrain's stack of transformers hidden states, i.e.
+# layer L = output of block L as here. DASB's centroids were fitted on LibriSpeech 960 h.
+DASB_LAYERS: tuple[int, ...] = (1, 3, 7, 12, 18, 23)
+DASB_K = 1000
+DASB_CITATION = ("Mousavi et al., DASB - Discrete Audio and Speech Benchmark, arXiv:2406.14294, "
+                 "2024; Mousavi et al., How Should We Extract Discrete Audio Tokens from "
+                 "Self-Supervised Models?, Interspeech 2024")
+
+
+def layers_label(layers: Sequence[int]) -> str:
+    """``dasb`` for DASB's six layers (the preset names say so too), else ``l1-3-7``."""
+    if tuple(layers) == DASB_LAYERS:
+        return "dasb"
+    return "l" + "-".join(str(layer) for layer in layers)
+
+
+@dataclass(frozen=True)
+class SSLMultiLayerOptions:
+    model: ModelName = "wavlm-large"
+    layers: tuple[int, ...] = DASB_LAYERS  # outputs of these transformer blocks (1-based), in order
+    k: int = DASB_K  # clusters per layer
+    centroids: str | None = None  # folder of <model>-l<L>-km<k>.npz files; None: $TOKBENCH_CACHE/kmeans
+    normalize: bool | None = None  # None: the checkpoint's preprocessor config, else pre-training setting
+    revision: str | None = None  # None: the pinned revision of the model
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {list(MODELS)}, got {self.model!r}")
+        n = MODELS[self.model].num_layers
+        if not self.layers:
+            raise ValueError("layers must name at least one layer, e.g. layers=1,3,7,12,18,23")
+        bad = [layer for layer in self.layers if not 1 <= layer <= n]
+        if bad:
+            raise ValueError(f"layers must lie in [1, {n}] for {self.model} (layer L = output of "
+                             f"transformer block L), got {bad}")
+        if len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"layers must be distinct, got {list(self.layers)}")
+        if self.k < 2:
+            raise ValueError(f"k must be at least 2, got {self.k}")
+
+
+def find_layer_centroids(model: str, layers: Sequence[int], k: int, folder: str | None) -> list[Path]:
+    """One centroid file per layer, from ``folder`` or the cache; one error naming all missing."""
+    root = Path(folder).expanduser() if folder else None
+    if root is not None and not root.is_dir():
+        raise CentroidsNotFoundError(f"centroid folder {root} (--set centroids=...) does not exist")
+    paths = [root / centroids_cache_path(model, layer, k, root=".").name if root is not None
+             else centroids_cache_path(model, layer, k) for layer in layers]
+    missing = [layer for layer, p in zip(layers, paths, strict=True) if not p.is_file()]
+    if missing:
+        where = root if root is not None else centroids_cache_path(model, layers[0], k).parent
+        raise CentroidsNotFoundError(
+            f"no k-means centroids for {model} layers {missing} with K={k} in {where}. Fit all "
+            f"layers in one pass with `tokbench fit-kmeans --model {model} --layer "
+            f"{','.join(str(layer) for layer in layers)} --k {k} --dataset DATA [--hours H]`, or "
+            f"pass --set centroids=FOLDER holding {model}-l<L>-km{k}.npz for each layer")
+    return paths
+
+
+class SSLMultiLayerTokenizer(TokenizerBase):
+    """k-means units of several layers of one HuBERT/WavLM model: one codebook of K per layer,
+    all at 50 Hz, codebook i = ``layers[i]``. Encode-only (capability ``embed``): no published
+    unit vocoder for these token sets is wired in."""
+
+    Options = SSLMultiLayerOptions
+
+    @classmethod
+    def describe(cls, options: SSLMultiLayerOptions) -> TokenizerMeta:
+        spec = MODELS[options.model]
+        n = len(options.layers)
+        return TokenizerMeta(
+            name=f"{options.model}-{layers_label(options.layers)}-km{options.k}", family=spec.arch,
+            kind="semantic", sample_rate=SAMPLE_RATE, frame_rate=FRAME_RATE, n_codebooks=n,
+            codebook_sizes=(options.k,) * n, streamable=False, capabilities=frozenset({"embed"}),
+            source=ModelSource(repo_id=spec.repo_id, revision=options.revision or spec.revision),
+            license=spec.license, citation=f"{spec.citation}; {DASB_CITATION}",
+            options={"model": options.model, "layers": list(options.layers), "k": options.k,
+                     "normalize": options.normalize})
+
+    @classmethod
+    def build_tiny_checkpoint(cls, folder: Path) -> Path:
+        return build_tiny_models(folder)
+
+    @classmethod
+    def tiny_overrides(cls, folder: Path, options: SSLMultiLayerOptions) -> dict[str, Any]:
+        return {"centroids": str(tiny_centroids(folder, options.model, options.layers, options.k,
+                                                options.normalize))}
+
+    def __init__(self, options: SSLMultiLayerOptions, *, device: str = "cpu", checkpoint: str | None = None):
+        super().__init__(options, device=device, checkpoint=checkpoint)
+        paths = find_layer_centroids(options.model, options.layers, options.k, options.centroids)
+        loaded = [load_centroids(p) for p in paths]  # before the model: a missing file fails fast
+        self.features = SSLFeatures(options.model, options.layers, normalize=options.normalize,
+                                    revision=options.revision, device=device, checkpoint=checkpoint)
+        for layer, c, p in zip(options.layers, loaded, paths, strict=True):
+            check_centroids(c, options.model, layer, options.k, self.features.dim,
+                            self.features.normalize, p)
+        # [n_layers, K, D]: codebook i quantises layer options.layers[i]
+        self.centroids = torch.stack([torch.from_numpy(c.array) for c in loaded]).to(device)
+        self.meta = dataclasses.replace(
+            self.meta, source=self.features.source,
+            options={**self.meta.options, "normalize": self.features.normalize,
+                     "normalize_from": self.features.normalize_from,
+                     "centroids_sha256": [c.checksum() for c in loaded],
+                     "centroids_source": [c.provenance.get("source", "fit-kmeans") for c in loaded]})
+
+    def frames_for(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames of ``lengths`` samples: ``floor((len - 400) / 320) + 1`` (0 below 400)."""
+        return self.features.frame_lengths(lengths)
+
+    def encode(self, wav: torch.Tensor, lengths: torch.Tensor) -> Tokens:
+        self.check_input(wav, lengths)
+        feats, frames = self.features.layer_features(wav, lengths)
+        n_frames = int(feats[self.options.layers[0]].shape[1])
+        valid = torch.arange(n_frames, device=frames.device)[None, :] < frames[:, None]
+        codes = []
+        for i, layer in enumerate(self.options.layers):
+            f = feats[layer]
+            labels, _ = assign(f.reshape(-1, f.shape[-1]), self.centroids[i])
+            codes.append(torch.where(valid, labels.reshape(f.shape[0], n_frames), 0))
+        return Tokens(torch.stack(codes, 1).to(wav.device), frames.to(wav.device))
+
+    def embed(self, tokens: Tokens) -> torch.Tensor:
+        """The centroid of each token in its own layer's codebook: ``[B, n_layers, F, D]``, zero
+        on padded frames."""
+        codes = tokens.codes
+        n = len(self.options.layers)
+        if codes.shape[1] != n:
+            raise ValueError(f"{self.meta.name} has {n} codebooks; got codes with {codes.shape[1]}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.options.k):
+            raise ValueError(f"codes must lie in [0, {self.options.k}), got "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        c = codes.to(self.centroids.device)
+        out = torch.stack([self.centroids[i][c[:, i]] for i in range(n)], 1)
+        valid = torch.arange(codes.shape[2], device=out.device)[None, :] < tokens.frame_lengths.to(out.device)[:, None]
+        return torch.where(valid[:, None, :, None], out, 0.0).to(codes.device)
+
+
+# --- tiny checkpoints (tests) -----------------------------------------------------------------
+
+TINY_WIDTH = 32
+
+
+def build_tiny_models(folder: Path, seed: int = 0) -> Path:
+    """One random checkpoint per model in ``folder/<model>``: the real conv stack (kernels
+    10,3,3,3,3,2,2, strides 5,2,2,2,2,2,2: 16 kHz, 50 Hz), positional convolution (128 taps,
+    16 groups), feature norm (group for HuBERT-base, layer + pre-LN blocks for the large
+    models) and number of transformer blocks (12 / 24); only widths shrink."""
+    from transformers import HubertConfig, HubertModel, WavLMConfig, WavLMModel
+
+    from tokbench.adapters.hf_codec import seeded
+
+    for name, spec in MODELS.items():
+        base = name == "hubert-base"
+        sizes: dict[str, Any] = dict(hidden_size=TINY_WIDTH, num_hidden_layers=spec.num_layers, num_attention_heads=4,
+                     intermediate_size=64, conv_dim=(TINY_WIDTH,) * 7, num_conv_pos_embeddings=128,
+                     num_conv_pos_embedding_groups=16, feat_extract_norm="group" if base else "layer",
+                     do_stable_layer_norm=not base)
+        if spec.arch == "hubert":
+            model = seeded(HubertModel, HubertConfig(conv_bias=not base, **sizes), seed)
+        else:
+            model = seeded(WavLMModel, WavLMConfig(conv_bias=False, **sizes), seed)
+        model.eval().save_pretrained(Path(folder) / name)
+    return Path(folder)
+
+
+def tiny_centroids(folder: Path, model: str, layers: Sequence[int], k: int,
+                   normalize: bool | None, seed: int = 0) -> Path:
+    """Seeded random centroids for ``layers`` of the tiny model in ``folder`` (built by
+    :func:`build_tiny_models`), spread like that layer's features on seeded noise so that
+    frames fall on many units; written to ``folder/km`` (cache naming), which is returned.
+    ``normalize`` None: the model's pre-training setting (the tiny checkpoints have no
+    preprocessor config)."""
+    from tokbench.adapters.tiny import fill_codebook
+
+    norm = MODELS[model].pretrain_normalize if normalize is None else normalize
+    out = Path(folder) / "km"
+    features = SSLFeatures(model, tuple(layers), normalize=norm, checkpoint=str(folder))
+    noise = 0.1 * torch.randn(1, 2 * SAMPLE_RATE, generator=torch.Generator().manual_seed(seed))
+    feats, frames = features.layer_features(noise, torch.tensor([noise.shape[1]]))
+    for layer in layers:
+        table = torch.zeros(k, features.dim)
+        fill_codebook(table, feats[layer][0, : int(frames[0])], seed + layer)
+        array = table.numpy()
+        save_centroids(out / centroids_cache_path(model, layer, k, root=".").name, array,
+                       {"model": model, "layer": layer, "normalize": norm, "source": "tiny (tests)"})
+    return out
+
+
 # --- fitting centroids on a dataset ----------------------------------------------------------
 
-def collect_features(
+def collect_layer_features(
     features: SSLFeatures, dataset: Any, *, hours: float | None = None, seed: int = 0,
     batch_size: int = 8, progress: Callable[..., Iterable] = lambda it, **_: it,
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Layer features ``[N, D]`` (CPU float32) of a seeded random selection of ``dataset``,
-    capped at ``hours`` of audio (the last utterance is cut to fit), through the encoder path."""
+) -> tuple[dict[int, torch.Tensor], dict[str, Any]]:
+    """Features ``{layer: [N, D]}`` (CPU float32) of every layer of ``features``, from one pass
+    over a seeded random selection of ``dataset`` capped at ``hours`` of audio (the last
+    utterance is cut to fit), through the encoder path."""
     from tokbench.data.batches import Item, length_sorted_batches, load_item, to_batch
 
     utts = list(dataset.utterances)
     random.Random(seed).shuffle(utts)
     budget = None if hours is None else int(round(hours * 3600 * SAMPLE_RATE))
     used = 0
-    chunks: list[torch.Tensor] = []
+    chunks: dict[int, list[torch.Tensor]] = {layer: [] for layer in features.layers}
     failed: dict[str, str] = {}
     n_used = 0
     t0 = time.perf_counter()
@@ -441,9 +692,10 @@ def collect_features(
     def flush() -> None:
         for batch in length_sorted_batches(pending, batch_size):
             audio = to_batch(batch, SAMPLE_RATE, features.device)
-            feats, frames = features(audio.wav, audio.lengths)
-            for i in range(len(batch)):
-                chunks.append(feats[i, : int(frames[i])].cpu())
+            feats, frames = features.layer_features(audio.wav, audio.lengths)
+            for layer, f in feats.items():
+                for i in range(len(batch)):
+                    chunks[layer].append(f[i, : int(frames[i])].cpu())
         pending.clear()
 
     for utt in progress(utts, desc="features"):
@@ -461,49 +713,84 @@ def collect_features(
         if len(pending) >= 4 * batch_size:
             flush()
     flush()
-    x = torch.cat(chunks) if chunks else torch.zeros(0, features.dim)
+    x = {layer: torch.cat(c) if c else torch.zeros(0, features.dim) for layer, c in chunks.items()}
+    n_frames = int(next(iter(x.values())).shape[0])
     info = {"dataset": dataset.name, "dataset_revision": dataset.revision,
             "selection": f"utterances shuffled with seed {seed}; the last one cut to the cap",
             "hours_requested": hours, "hours_used": used / SAMPLE_RATE / 3600,
-            "n_utterances": n_used, "n_failed": len(failed), "n_frames": int(x.shape[0]),
+            "n_utterances": n_used, "n_failed": len(failed), "n_frames": n_frames,
             "feature_seconds": time.perf_counter() - t0}
     return x, info
 
 
-def fit_centroids(
-    model: str, layer: int, k: int, dataset: Any, *, hours: float | None = None, seed: int = 0,
-    out: str | Path | None = None, normalize: bool | None = None, revision: str | None = None,
-    checkpoint: str | None = None, device: str = "cpu", batch_size: int = 8,
-    kmeans_batch_size: int = 10_000, max_epochs: int = 20,
+def collect_features(
+    features: SSLFeatures, dataset: Any, *, hours: float | None = None, seed: int = 0,
+    batch_size: int = 8, progress: Callable[..., Iterable] = lambda it, **_: it,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Features ``[N, D]`` of the one layer of ``features`` (see :func:`collect_layer_features`)."""
+    x, info = collect_layer_features(features, dataset, hours=hours, seed=seed,
+                                     batch_size=batch_size, progress=progress)
+    return x[features.layer], info
+
+
+def fit_layer_centroids(
+    model: str, layers: Sequence[int], k: int, dataset: Any, *, hours: float | None = None,
+    seed: int = 0, out: str | Path | None = None, normalize: bool | None = None,
+    revision: str | None = None, checkpoint: str | None = None, device: str = "cpu",
+    batch_size: int = 8, kmeans_batch_size: int = 10_000, max_epochs: int = 20,
     progress: Callable[..., Iterable] = lambda it, **_: it,
     log: Callable[[str], None] | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Fit K centroids on layer ``layer`` features of ``dataset`` and save them (with provenance)
-    to ``out`` or the cache path the adapter looks in. Returns (path, provenance)."""
-    feats = SSLFeatures(model, layer, normalize=normalize, revision=revision, device=device,
+) -> list[tuple[Path, dict[str, Any]]]:
+    """Fit K centroids for each of ``layers`` on features of ``dataset`` gathered in one pass
+    (every layer sees the same frames), and save one file per layer. ``out``: the file for a
+    single layer, or the folder for several (files named as in the cache); None: the cache
+    paths the adapters look in. Returns [(path, provenance)] in the order of ``layers``."""
+    layers = tuple(layers)
+    feats = SSLFeatures(model, layers, normalize=normalize, revision=revision, device=device,
                         checkpoint=checkpoint)
-    x, data = collect_features(feats, dataset, hours=hours, seed=seed, batch_size=batch_size,
-                               progress=progress)
-    if x.shape[0] < k:
-        raise ValueError(f"only {x.shape[0]} frames of features ({data['hours_used']:.3f} h of "
+    x, data = collect_layer_features(feats, dataset, hours=hours, seed=seed,
+                                     batch_size=batch_size, progress=progress)
+    n = data["n_frames"]
+    if n < k:
+        raise ValueError(f"only {n} frames of features ({data['hours_used']:.3f} h of "
                          f"audio) for K={k}: use more data (--hours, --dataset)")
-    if log:
-        log(f"{x.shape[0]} frames from {data['n_utterances']} utterances "
-            f"({data['hours_used']:.3f} h); fitting K={k} on {device}")
-    result = fit_kmeans(x, k, seed=seed, batch_size=kmeans_batch_size, max_epochs=max_epochs,
-                        device=device, log=log)
     import tokbench
 
-    provenance = {
-        **feats.describe(), "k": k, "seed": seed, "init": result.settings["init"],
-        "inertia": result.inertia, "inertia_per_frame": result.inertia_per_frame,
-        "n_frames": result.n_frames, "data": data, "source": "fit-kmeans",
-        "fit": {**result.settings, "epochs": result.epochs, "converged": result.converged,
-                "seconds": result.seconds, "update_seconds": result.update_seconds,
-                "frames_per_second": result.frames_per_second},
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "tokbench_version": tokbench.__version__,
-    }
-    path = Path(out) if out is not None else centroids_cache_path(model, layer, k)
-    save_centroids(path, result.centroids.numpy().astype(np.float32), provenance)
-    return path, provenance
+    described = feats.describe()
+    described.pop("layers", None)
+    saved = []
+    for layer in layers:
+        if log:
+            log(f"layer {layer}: {n} frames from {data['n_utterances']} utterances "
+                f"({data['hours_used']:.3f} h); fitting K={k} on {device}")
+        result = fit_kmeans(x.pop(layer), k, seed=seed, batch_size=kmeans_batch_size,
+                            max_epochs=max_epochs, device=device, log=log)
+        provenance = {
+            **described, "layer": layer, "k": k, "seed": seed, "init": result.settings["init"],
+            "inertia": result.inertia, "inertia_per_frame": result.inertia_per_frame,
+            "n_frames": result.n_frames, "data": data, "source": "fit-kmeans",
+            "fitted_with_layers": list(layers),
+            "fit": {**result.settings, "epochs": result.epochs, "converged": result.converged,
+                    "seconds": result.seconds, "update_seconds": result.update_seconds,
+                    "frames_per_second": result.frames_per_second},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "tokbench_version": tokbench.__version__,
+        }
+        if out is None:
+            path = centroids_cache_path(model, layer, k)
+        elif len(layers) == 1:
+            path = Path(out)
+        else:
+            path = Path(out) / centroids_cache_path(model, layer, k, root=".").name
+        save_centroids(path, result.centroids.numpy().astype(np.float32), provenance)
+        saved.append((path, provenance))
+    return saved
+
+
+def fit_centroids(
+    model: str, layer: int, k: int, dataset: Any, **kwargs: Any,
+) -> tuple[Path, dict[str, Any]]:
+    """Fit K centroids on layer ``layer`` features of ``dataset`` and save them (with provenance)
+    to ``out`` or the cache path the adapter looks in (see :func:`fit_layer_centroids`).
+    Returns (path, provenance)."""
+    return fit_layer_centroids(model, (layer,), k, dataset, **kwargs)[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -167,7 +168,7 @@ class UnitBPE:
         # tokenizers only queues a merged pair when its length is strictly below its
         # max_token_length (models/bpe/word.rs: `len + new_s.len < max_length`), so ask for one
         # more to allow tokens of exactly max_token_length units (tested).
-        limits = {} if max_token_length is None else {"max_token_length": max_token_length + 1}
+        limits: dict[str, Any] = {} if max_token_length is None else {"max_token_length": max_token_length + 1}
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
             special_tokens=[], initial_alphabet=alphabet, **limits,

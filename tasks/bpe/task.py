@@ -176,7 +176,7 @@ def study(
         dedup = {"dedup_reduction": n_held / kept}
         dedup_reasons: dict[str, str] = {}
     else:
-        kept, dedup = 0, {"dedup_reduction": None}
+        kept, dedup = 0, {"dedup_reduction": None}  # type: ignore[dict-item]
         dedup_reasons = {"dedup_reduction": "the held-out part has no tokens"}
     records.append(make_record(None, dedup, reasons=dedup_reasons, extra={
         **corpus, **stream, "split": split, "dedup_tokens": int(kept), "heldout_ids": held_ids}))

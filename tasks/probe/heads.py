@@ -522,13 +522,13 @@ def _infer(model: ProbeModel, head: ProbeHead, items: Sequence[ProbeItem], plan:
     preds: list[Any] = [None] * len(items)
     loss_sum = 0.0
     with torch.no_grad():
-        for chunk in _batches(order, config.batch):
-            batch_items = [items[k] for k in chunk]
+        for chunk in _batches(order, config.batch):  # type: ignore[arg-type]  # indices
+            batch_items = [items[k] for k in chunk]  # type: ignore[call-overload]
             batch = collate([i.codes for i in batch_items], plan).to(config.device)
             out = model(batch)
             loss_sum += float(head.loss(out, batch.lengths, batch_items)) * len(chunk)
             for k, p in zip(chunk, head.predict(out, batch.lengths), strict=True):
-                preds[k] = p
+                preds[k] = p  # type: ignore[call-overload]
     return preds, loss_sum / max(1, len(items))
 
 
@@ -613,7 +613,7 @@ def _train_head(head, make_frontend, items, split, plan, config, seed, log) -> H
         "train_seconds": round(train_seconds, 3),
         "train_utt_per_s": round(len(train) * epochs_run / train_seconds, 2) if train_seconds > 0 else None,
         "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "codebook_weights": frontend.codebook_weights() if hasattr(frontend, "codebook_weights") else None,
+        "codebook_weights": frontend.codebook_weights() if hasattr(frontend, "codebook_weights") else None,  # type: ignore[operator]
     }
     log(f"probe {head.name} seed {seed}: best epoch {best_epoch}/{epochs_run}, "
         f"{info['train_utt_per_s']} utt/s")

@@ -205,6 +205,7 @@ class Probe(Task):
             if ctx.is_done(None, seed):
                 ctx.log(f"probe seed {seed}: already recorded, skipped")
                 continue
+            assert make_frontend is not None  # splits exist, so there is a frontend
             results = {name: train_head(heads[name], make_frontend, items, split, plan,
                                         train_config, seed, log=ctx.log)
                        for name, split in splits.items()}
@@ -240,7 +241,7 @@ class Probe(Task):
 
         def embed(tokens: Tokens) -> torch.Tensor:
             with torch.no_grad():
-                return tokenizer.embed(tokens.to(device))
+                return tokenizer.embed(tokens.to(device))  # type: ignore[attr-defined]  # capability embed
 
         first = next(iter(items.values())).codes[:, :1]
         dim = int(embed(Tokens.from_list([first])).shape[-1])

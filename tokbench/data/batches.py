@@ -25,8 +25,10 @@ class Item:
     """One utterance ready for a model: its audio at the model's rate and at the scoring rate."""
 
     utt: Utterance
-    wav: np.ndarray | None = None  # at the tokenizer's sample rate
-    ref16: np.ndarray | None = None  # at the scoring rate (16 kHz)
+    # at the tokenizer's sample rate (empty when the utterance could not be read)
+    wav: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # at the scoring rate, 16 kHz (empty when not asked for or not read)
+    ref16: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     source_rate: int | None = None
     channels: int | None = None
     error: str | None = None  # why this utterance could not be used
@@ -45,7 +47,7 @@ def load_item(dataset: Dataset, utt: Utterance, model_rate: int, scoring: bool =
     except AudioError as exc:
         return Item(utt, error=str(exc))
     wav = resample(audio.wav, audio.sample_rate, model_rate)
-    ref16 = None
+    ref16 = np.zeros(0, np.float32)
     if scoring:
         same = model_rate == SCORING_SAMPLE_RATE
         ref16 = wav if same else resample(audio.wav, audio.sample_rate, SCORING_SAMPLE_RATE)

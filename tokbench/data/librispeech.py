@@ -46,6 +46,7 @@ def librispeech(split: str, root: str | Path | None = None, url: str | None = No
     url = url or f"{BASE_URL}/{split}.tar.gz"
     md5 = info.md5 if md5 == "published" else md5
     size = info.size if size == "published" else size
+    assert not isinstance(size, str)
     expected = info.utterances if expected == "published" else expected
     root = Path(root) if root else cache_root() / "datasets" / "librispeech"
     folder = root / "LibriSpeech" / split

@@ -117,3 +117,26 @@ def cap_per_group(groups: Mapping[str, str | None], cap: int, seed: int) -> list
             members[group].append(item)
     keep = {i for ids in members.values() for i in stable_order(ids, seed)[:cap]}
     return [i for i, g in groups.items() if g is None or i in keep]
+
+
+def split_groups(
+    groups: Mapping[str, str | None], *, dev_fraction: float, test_fraction: float, seed: int
+) -> Split:
+    """Split whole groups (``groups``: id -> group, e.g. speaker): every group's items land in
+    one part, so test speakers are unseen in training (e.g. a token LM). The groups are ordered
+    by the hash of ``"<seed>:<group>"`` and counted by :func:`split_sizes`; an id whose group is
+    None is a group of its own."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for item, group in groups.items():
+        members[f"speaker:{group}" if group is not None else f"item:{item}"].append(item)
+    order = stable_order(members, seed)
+    try:
+        n_train, n_dev, n_test = split_sizes(len(order), dev_fraction, test_fraction)
+    except SplitError as exc:
+        raise SplitError(f"{exc} (groups, e.g. speakers)") from None
+
+    def items(part: list[str]) -> tuple[str, ...]:
+        return tuple(i for g in part for i in sorted(members[g]))
+
+    return Split(train=items(order[n_test + n_dev:]), dev=items(order[n_test:n_test + n_dev]),
+                 test=items(order[:n_test]), how="by group", seed=seed)

@@ -164,3 +164,41 @@ for _spec in [
        aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
 ]:
     declare(_spec)
+
+
+# --- invariance (tasks/invariance): token stability under meaning-preserving perturbations ---
+# param = "<perturbation>/cb<q>" or "<perturbation>/frames" (all codebooks as one symbol).
+for _spec in [
+    _M("ued", "unit edit distance: Levenshtein distance between the tokens of the original and "
+       "of the perturbed audio / the original's length (Gat et al. 2023; param = perturbation/"
+       "codebook)", "lower", "ratio", lo=0.0, hi=1.0, category="statistic",
+       valid_hi=float("inf")),  # above 1 when the perturbed copy is longer (speed 0.9)
+    _M("ued_dedup", "unit edit distance after collapsing consecutive repeats on both sides / the "
+       "collapsed original's length (param = perturbation/codebook)", "lower", "ratio", lo=0.0,
+       hi=1.0, category="statistic", valid_hi=float("inf")),
+    _M("code_change_rate", "share of the original's frames whose code differs at the same frame "
+       "index, for time-aligned perturbations (gain, noise, sub-frame shift, re-encoding)",
+       "lower", "ratio", lo=0.0, hi=1.0, category="statistic"),
+]:
+    declare(_spec)
+
+
+# --- lm (tasks/lm): how hard the tokens are to model with a small causal transformer --------
+# Per held-out utterance with param = the training seed; per codebook "<seed>/cb<q>".
+# Only bits per second compare across tokenizers (frame rates and vocabularies differ), so it
+# alone has a direction; the per-token figures are descriptive.
+for _spec in [
+    _M("lm_bits_per_token", "cross-entropy of a small causal transformer LM trained on the tokens "
+       "(held-out speakers), bits per token; corpus figure = total bits / total tokens; not "
+       "comparable across vocabularies or frame rates (see lm_bits_per_second)",
+       "none", "bit/token", aggregation="ratio", category="statistic"),
+    _M("lm_bits_per_second", "the LM's cross-entropy in bits per second of audio (all codebooks; "
+       "comparable across frame rates and codebook counts); corpus = total bits / total seconds",
+       "lower", "bit/s", aggregation="ratio", category="statistic"),
+    _M("lm_perplexity", "2 ** (held-out corpus bits per token) of the token LM", "none", "tokens",
+       level="corpus", aggregation="value", category="statistic"),
+    _M("lm_unigram_gap", "unigram entropy of the held-out tokens (per codebook, averaged over "
+       "codebooks) minus the LM's bits per token: what context buys", "none", "bit/token",
+       level="corpus", aggregation="value", category="statistic"),
+]:
+    declare(_spec)

@@ -12,6 +12,11 @@ class NotComputable(Exception):
     """Raised by a metric function when its value is undefined for this input (says why)."""
 
 
+class CallerError(ValueError):
+    """A metric was called wrongly (a 2-D array, signals of different lengths): a bug in the
+    caller, raised through :meth:`Scores.compute` instead of being recorded as a reason."""
+
+
 @dataclass
 class Scores:
     """Metric values of one utterance, with a reason for each one that is ``None``."""
@@ -38,17 +43,18 @@ class Scores:
         :class:`NotComputable`. Any other exception (a library failing on an input nobody
         foresaw) is recorded as the metric's reason with its type, so one odd utterance never
         ends a run; the run's failure account lists it."""
-        single = isinstance(names, str)
-        keys = (names,) if single else names
+        keys: tuple[str, ...] = (names,) if isinstance(names, str) else tuple(names)
         try:
             result = fn()
         except NotComputable as exc:
             self.fail(list(keys), str(exc))
             return
+        except CallerError:
+            raise
         except Exception as exc:  # noqa: BLE001 - recorded, with its type, never a score
             self.fail(list(keys), f"the metric raised {type(exc).__name__}: {exc}")
             return
-        if single:
+        if isinstance(names, str):
             self.put(names, result)
         else:
             if isinstance(result, dict):

@@ -3,21 +3,22 @@
 Every metric takes mono float signals at 16 kHz (``tokbench.protocol.SCORING_SAMPLE_RATE``).
 A signal a metric cannot be computed on (empty, NaN, digital silence where that matters)
 raises :class:`NotComputable`; a malformed call (2-D array, ref/hyp of different lengths)
-raises ``ValueError``, because that is a bug in the caller, not a property of the audio.
+raises :class:`~tokbench.metrics.base.CallerError` (a ``ValueError``), because that is a bug
+in the caller, not a property of the audio.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tokbench.metrics.base import NotComputable
+from tokbench.metrics.base import CallerError, NotComputable
 
 
 def as_signal(wav: np.ndarray, role: str = "signal", dtype: type = np.float64) -> np.ndarray:
     """``wav`` as a contiguous 1-D array of ``dtype``; NotComputable if empty or not finite."""
     x = np.asarray(wav)
     if x.ndim != 1:
-        raise ValueError(f"{role}: expected a 1-D signal, got shape {x.shape}")
+        raise CallerError(f"{role}: expected a 1-D signal, got shape {x.shape}")
     if x.size == 0:
         raise NotComputable(f"{role} is empty")
     x = np.ascontiguousarray(x, dtype=dtype)
@@ -37,7 +38,7 @@ def as_pair(ref: np.ndarray, hyp: np.ndarray, dtype: type = np.float64) -> tuple
     r = as_signal(ref, "reference", dtype)
     h = as_signal(hyp, "output", dtype)
     if r.shape != h.shape:
-        raise ValueError(
+        raise CallerError(
             f"reference and output differ in length ({len(r)} vs {len(h)} samples); "
             "fit the output to the reference with tokbench.io.audio.fit_length first"
         )

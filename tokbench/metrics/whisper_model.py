@@ -129,7 +129,7 @@ def load_asr_model(
         path = Path(checkpoint).expanduser().resolve()
         if not path.is_file():
             raise FileNotFoundError(f"Whisper checkpoint {path} does not exist (asr_checkpoint)")
-        key = ("file", str(path), str(device))
+        key: tuple[str, ...] = ("file", str(path), str(device))
     else:
         _model_url(name)  # unknown names fail here, before any cache or network work
         key = ("name", name, str(device), str(root.resolve()))

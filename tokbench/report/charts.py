@@ -222,6 +222,15 @@ def bpe_reduction_figure(table: ResultTable):
     return reduction_chart(table.data)
 
 
+def ued_strength_figure(table: ResultTable):
+    """UED against perturbation strength, one line per tokenizer (tokbench.report.invariance)."""
+    from tokbench.report.invariance import perturbation_tables, strength_chart
+
+    if table.data is None or not perturbation_tables(table.data):
+        raise ChartUnavailable(f"no ued figures with a perturbation param in {table.title}")
+    return strength_chart(table.data)
+
+
 # Charts of every table, and charts of one task's main table (by task name: the task defines
 # what its figures mean). name -> (caption, function of a ResultTable).
 CHARTS = {"radar": ("radar (outward is better)", radar_figure),
@@ -230,11 +239,20 @@ TASK_CHARTS = {"bpe": {"bpe_reduction": ("length reduction against vocabulary si
                                          bpe_reduction_figure)}}
 
 
+# Charts of by-param tables, keyed by a metric the table holds (its declaration says what the
+# param means), so that any task recording the metric gets them.
+PARAM_CHARTS = {"ued": {"ued_strength": ("unit edit distance against perturbation strength",
+                                         ued_strength_figure)}}
+
+
 def charts_for(table: ResultTable) -> dict:
     """Main tables get the generic charts and their task's; by-param tables (per codebook, per
-    vocabulary size) none: a radar over codebooks would compare nothing meaningful."""
+    vocabulary size) only the charts of the metrics they hold (``PARAM_CHARTS``): a radar over
+    codebooks would compare nothing meaningful."""
     if table.part:
-        return {}
+        held = {c.metric for c in table.columns}
+        return {name: chart for metric, charts in PARAM_CHARTS.items() if metric in held
+                for name, chart in charts.items()}
     return {**CHARTS, **TASK_CHARTS.get(table.task, {})}
 
 

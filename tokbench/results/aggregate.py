@@ -46,10 +46,11 @@ def _aggregate(group: pd.DataFrame, spec: MetricSpec | None) -> dict:
                              "the numerator/denominator (extra.ratio) its corpus ratio needs")
         num, den = scored["numerator"].to_numpy(), scored["denominator"].to_numpy()
         total = den.sum()
+        scale = spec.scale if spec is not None else 1.0
         if total > 0:
-            mean = num.sum() / total * spec.scale
+            mean = num.sum() / total * scale
             lo, hi = bootstrap_ratio_ci(num, den)
-            return {**out, "mean": mean, "ci_low": lo * spec.scale, "ci_high": hi * spec.scale}
+            return {**out, "mean": mean, "ci_low": lo * scale, "ci_high": hi * scale}
         return {**out, "mean": np.nan, "ci_low": np.nan, "ci_high": np.nan}
     values = scored["value"].to_numpy()
     if len(values) == 0:

@@ -178,7 +178,7 @@ class RunStore:
             data = "".join(dumps(r) + "\n" for r in kept).encode()
             atomic_write(path, lambda fh: fh.write(data))
 
-    def append_group(self, records: list[Mapping[str, Any]]) -> int:
+    def append_group(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Append records that stand or fall together, in one write; returns how many were new.
         A group torn by a kill is dropped whole when the run is opened again."""
         fresh = [dict(r) for r in records if record_key(r) not in self._done]

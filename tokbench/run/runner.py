@@ -48,6 +48,7 @@ from tokbench.run.task import (
     UnsupportedError,
 )
 from tokbench.runtime import default_device, progress_display, rank_device
+from tokbench.types import Tokenizer
 
 PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",
             "openai-whisper", "resemblyzer", "transformers", "tokenizers", "pandas", "webrtcvad",
@@ -111,12 +112,15 @@ def run(
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
     wait: bool = False,
     rerun_failed: bool = False,
+    model: Tokenizer | None = None,
 ) -> RunResult:
     """Run one task for one tokenizer preset on one dataset and store the results.
 
     One process per run and rank: if another live process runs the same configuration into
     the same folder, :class:`~tokbench.results.lock.RunLockedError` (or, with ``wait``, wait
-    for it). ``rerun_failed`` forgets the records of failed utterances so they are run again."""
+    for it). ``rerun_failed`` forgets the records of failed utterances so they are run again.
+    ``model``: the tokenizer already loaded from this preset and overrides (a sweep loads each
+    tokenizer once for all its tasks); None loads it here."""
     if adapter:
         registered = register_adapter_file(adapter)
         tokenizer = tokenizer or registered
@@ -125,7 +129,7 @@ def run(
         raise OptionError(f"--out {out} is a file; pass a folder for the results (it is created "
                           "if missing)")
     set_values = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
-    entry_cls = tasks.get(task).load()
+    entry_cls: Any = tasks.get(task).load()
     probe = resolve_tokenizer(tokenizer, {})
     tok_over, task_over = split_overrides(set_values, probe.cls.Options, entry_cls.Options)
     resolved: ResolvedTokenizer = resolve_tokenizer(tokenizer, tok_over)
@@ -136,7 +140,7 @@ def run(
     device = rank_device(device or default_device())
 
     static_meta = resolved.meta
-    spec_kwargs = dict(
+    spec_kwargs: dict[str, Any] = dict(
         dataset=data.name, dataset_revision=data.revision, task=task_obj.name,
         task_version=task_obj.version,
         task_options={k: v for k, v in options_dict(task_obj.options).items()
@@ -151,7 +155,11 @@ def run(
         return _unsupported(Path(out), spec, reason, rank)
 
     started = time.time()
-    model = resolved.load(device=device, checkpoint=checkpoint)
+    if model is None:
+        model = resolved.load(device=device, checkpoint=checkpoint)
+    elif model.meta.name != static_meta.name:
+        raise ValueError(f"the model passed to run() is {model.meta.name!r}, not the preset's "
+                         f"{static_meta.name!r}")
     meta = model.meta
     load_seconds = time.time() - started
     # The loaded model's options can say more than the preset (e.g. the hash of the k-means

@@ -143,7 +143,7 @@ class Scorer:
         # identical to its reference (the identity row) reuses it instead of a second ASR pass.
         gt = self.asr.ground_truth(self.cache, self.refkeys.dataset, self.refkeys.revision,
                                    [(items[k].utterance_id, items[k].ref16) for k in scorable])
-        same = [k for k in scorable if np.array_equal(items[k].hyp16, items[k].ref16)]
+        same = [k for k in scorable if np.array_equal(items[k].hyp16, items[k].ref16)]  # type: ignore[arg-type]
         todo = sorted(set(scorable) - set(same))
         if same:
             texts = [gt[items[k].utterance_id] for k in same]

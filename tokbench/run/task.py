@@ -71,7 +71,7 @@ class RunContext:
     workers: int | None  # CPU metric processes; None = one per core, 0 = in-process
     progress: Callable[..., Iterable]
     log: Callable[[str], None]
-    is_done: Callable[[str | None, Any], bool] = lambda utterance_id, param=None: False
+    is_done: Callable[..., bool] = lambda utterance_id, param=None: False  # type: ignore[misc]
     rank: int = 0
     world_size: int = 1
 

@@ -97,10 +97,10 @@ def encode_dataset(
                  for u in todo[start : start + batch_size]]
         for item in chunk:
             if not item.ok:
-                errors[item.utt.id] = item.error
+                errors[item.utt.id] = item.error or "unreadable"
         for batch in length_sorted_batches(chunk, batch_size):
             audio = to_batch(batch, meta.sample_rate, device)
-            tokens, seconds = timed(lambda a=audio: tokenizer.encode(a.wav, a.lengths), device)
+            tokens, seconds = timed(lambda a=audio: tokenizer.encode(a.wav, a.lengths), device)  # type: ignore[misc]
             total_seconds += seconds
             tokens = Tokens(tokens.codes.cpu(), tokens.frame_lengths.cpu())
             for k, item in enumerate(batch):
