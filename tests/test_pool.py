@@ -117,3 +117,32 @@ def test_workers_load_torch_only_when_a_metric_needs_it():
         pool.close()
     assert loaded_before is False
     assert threads == 1
+
+
+def test_workers_do_not_import_the_parents_main_module(tmp_path):
+    # `tokbench score` runs as __main__ = the CLI (torch, pandas, Whisper...): spawned workers
+    # must not re-run it. A function defined in __main__ still works (main is then imported).
+    marker = tmp_path / "main-ran"
+    script = tmp_path / "main_script.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        with open({str(marker)!r}, "a") as fh:
+            fh.write(str(os.getpid()) + "\\n")
+        from tokbench.run.pool import MetricPool
+
+        def in_main(x):
+            return x + 1
+
+        if __name__ == "__main__":
+            pool = MetricPool(1)
+            assert pool.result(pool.submit(os.getpid)) != os.getpid()
+            pool.close()
+            print("ran in main:", len(open({str(marker)!r}).read().split()))
+            pool = MetricPool(1)
+            print("main function:", pool.result(pool.submit(in_main, 1)))
+            pool.close()
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert "ran in main: 1" in out  # only the parent ran the script's top level
+    assert "main function: 2" in out
