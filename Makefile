@@ -17,7 +17,7 @@ quick: install
 	$(PY) -m pytest -q -m "not slow" tests
 
 demo: install
-	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo
+	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo --set keep_audio=2
 	$(VENV)/bin/tokbench run --tokenizer mulaw --task recon --dataset sample --out results/demo --set keep_audio=2
 	$(VENV)/bin/tokbench report --results results/demo --task recon
 	$(VENV)/bin/tokbench leaderboard --results results/demo --out leaderboard/site

@@ -28,6 +28,17 @@ def _speechlike(rng: np.random.Generator, seconds: float, rate: int = RATE) -> n
     return (0.2 * wav * envelope + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
 
 
+def _speech(seconds: float) -> np.ndarray:
+    """Real speech (the sample set's first utterance at 16 kHz): a harmonic buzz is a reference
+    without speech for the reference VAD (docs/metrics.md), whose metrics are null."""
+    from tokbench.data import open_dataset
+    from tokbench.io.audio import resample
+
+    ds = open_dataset("sample")
+    a = ds.load(ds.utterances[0])
+    return resample(a.wav, a.sample_rate, RATE)[: int(seconds * RATE)].astype(np.float32)
+
+
 def make_corpus(out: Path, seed: int = 0) -> dict[str, str]:
     """Write the corpus into ``out``; returns {file name: what is wrong with it}."""
     rng = np.random.default_rng(seed)
@@ -38,7 +49,7 @@ def make_corpus(out: Path, seed: int = 0) -> dict[str, str]:
         sf.write(out / name, wav, rate, **kw)
         cases[name] = why
 
-    write("ok.wav", _speechlike(rng, 1.5), why="a normal file")
+    write("ok.wav", _speech(1.5), why="a normal file (speech from the sample set)")
     write("silence.wav", np.zeros(RATE, np.float32), why="digital silence", subtype="FLOAT")
     write("dc.wav", np.full(RATE, 0.3, np.float32), why="a constant (DC) signal", subtype="FLOAT")
     write("one_sample.wav", np.array([0.1], np.float32), why="a single sample", subtype="FLOAT")

@@ -23,6 +23,7 @@ from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.records import make_record
 from tokbench.run.decode_score import (
     Produced,
+    as_supplements,
     decode_batch,
     model_chunks,
     prompt_batch,
@@ -40,11 +41,23 @@ class ReconOptions:
     asr_model: str = "large-v3"  # any openai-whisper model name
     asr_checkpoint: str | None = None  # a local Whisper checkpoint file instead of the download
     asr_batch_size: int = 16
+    asr_backend: str = "whisper"  # whisper | whisper-beam5 | hubert-ctc (tokbench.metrics.asr_backends)
+    # --metrics: names and/or groups (signal, pitch, speaker, asr, mos, all); "default" = the
+    # set before selection existed. Not part of the run's identity: a larger selection resumes
+    # the run and adds only the metrics its records lack.
+    metrics: str = "default"
     keep_audio: int = 0  # store this many original/reconstruction pairs in the run folder
     # speaker_prompt tokenizers only: same-speaker prompts ("other") or the utterance itself
     # ("self": the review's protocol, a leak), capped at prompt_seconds
     prompt: Literal["other", "self"] = "other"
     prompt_seconds: float = PROMPT_SECONDS
+
+    def __post_init__(self) -> None:
+        from tokbench.metrics.asr_backends import check_backend
+        from tokbench.metrics.selection import resolve_metrics
+
+        resolve_metrics(self.metrics)  # a typo fails here, before any model loads
+        check_backend(self.asr_backend)
 
 
 class Reconstruction(Task):
@@ -52,23 +65,29 @@ class Reconstruction(Task):
     version = "1"
     Options = ReconOptions
     requires = frozenset({"decode"})
-    runtime_options = frozenset({"asr_batch_size", "keep_audio"})
+    runtime_options = frozenset({"asr_batch_size", "keep_audio", "metrics"})
 
     def protocol(self) -> dict:
         from tokbench.metrics.asr import asr_protocol
 
         o = self.options
         leak = {"prompt": "self (leak: the utterance is its own prompt)"} if o.prompt == "self" else {}
-        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint), **leak}
+        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint, o.asr_backend,
+                                    self.device), **leak}
 
     def _asr(self, ctx: RunContext):
         from tokbench.metrics.asr import task_scorer
 
         o = self.options
-        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size, ctx.log)
+        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size,
+                           ctx.log, backend=o.asr_backend)
 
     def run(self, ctx: RunContext) -> Iterator[Output]:
-        todo = ctx.todo()
+        from tokbench.metrics.selection import resolve_metrics
+
+        selected = resolve_metrics(self.options.metrics)
+        # Utterances without a record, and recorded ones lacking selected metrics (supplements).
+        todo, lacking = ctx.todo_for(selected)
         if not todo:
             return
         meta = ctx.meta
@@ -82,7 +101,8 @@ class Reconstruction(Task):
             out = []
             for k, d in enumerate(decode_batch(ctx, batch, prompt_batch(loader, prompts, ctx.device))):
                 extra = {**d.extra, **(prompts[k].describe() if prompts else {})}
-                item = ScoreItem(d.item.utt.id, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra)
+                item = ScoreItem(d.item.utt.id, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra,
+                                 metrics=lacking.get(d.item.utt.id))
                 examples = []
                 if d.hyp16 is not None and d.item.utt.id in keep:
                     examples = [AudioExample(d.item.utt.id, "original", d.item.ref16, SCORING_SAMPLE_RATE),
@@ -91,10 +111,12 @@ class Reconstruction(Task):
             return out
 
         bar = iter(ctx.progress(range(len(todo)), total=len(todo), desc=f"recon {meta.name}"))
-        with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
+        with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx), metrics=selected,
+                    device=ctx.device) as scorer:
             chunks = model_chunks(ctx, todo, convert,
                                   attach=self._attach_prompt(ctx) if loader is not None else None)
-            yield from score_stream(scorer, chunks, progress=lambda n: next(bar, None))
+            yield from as_supplements(score_stream(scorer, chunks, progress=lambda n: next(bar, None)),
+                                      lacking)
         for _ in bar:
             pass
 

@@ -25,7 +25,13 @@ from tokbench.io.cache import Cache
 from tokbench.metrics.asr import asr_protocol, task_scorer
 from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
 from tokbench.results.store import RunSpec, RunStore
-from tokbench.run.decode_score import Produced, fit_output, length_fields, score_stream
+from tokbench.run.decode_score import (
+    Produced,
+    as_supplements,
+    fit_output,
+    length_fields,
+    score_stream,
+)
 from tokbench.run.runner import finish_run, write_output
 from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
 
@@ -59,7 +65,19 @@ def score_folders(
     batch_size: int = 16,
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    metrics: str | None = None,
+    asr_backend: str = "whisper",
 ) -> ScoreResult:
+    """Score the outputs in ``hyp`` against the references in ``ref`` (see the module docstring).
+
+    ``metrics``: a selection (``tokbench.metrics.selection``; None: the default set). It is
+    recorded in run.json but is not part of the run's identity: scoring the same folders again
+    with more metrics adds only those the records lack."""
+    from tokbench.metrics.asr_backends import check_backend
+    from tokbench.metrics.selection import lacking, resolve_metrics
+
+    selected = resolve_metrics(metrics)
+    check_backend(asr_backend)
     refs = read_folder(ref, transcript=text)
     hyp_set = read_folder(hyp)
     hyp_by_id = {u.id: u for u in hyp_set.utterances}
@@ -74,10 +92,11 @@ def score_folders(
             + (" ..." if len(unmatched) > 5 else ""))
     hyp_paths = [Path(u.path) for u in hyp_set.utterances]
     hyp_revision = content_revision(hyp_paths, Path(hyp))
-    asr_settings = asr_protocol(asr, asr_model, asr_checkpoint)
+    asr_settings = asr_protocol(asr, asr_model, asr_checkpoint, asr_backend, device)
     spec = RunSpec(
         dataset=refs.name, dataset_revision=refs.revision, task=TASK, task_version=TASK_VERSION,
-        task_options={"asr": asr, "asr_model": asr_settings["model"]},
+        task_options={"asr": asr, "asr_model": asr_settings["model"],
+                      **({"asr_backend": asr_backend} if asr_backend != "whisper" else {})},
         tokenizer="external", variant=name or Path(hyp).resolve().name,
         tokenizer_options={"hyp_revision": hyp_revision}, tokenizer_revision=hyp_revision,
         protocol=protocol_settings(asr=asr_settings), kind="external",
@@ -87,22 +106,38 @@ def score_folders(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "ref_dir": str(Path(ref).resolve()), "hyp_dir": str(Path(hyp).resolve()),
         "dataset": refs.describe(), "missing_outputs": missing, "unmatched_outputs": unmatched,
+        "metrics_selected": list(selected),
     })
-    asr_scorer = task_scorer(asr, asr_model, asr_checkpoint, device, batch_size, log)
+    asr_scorer = task_scorer(asr, asr_model, asr_checkpoint, device, batch_size, log,
+                             backend=asr_backend)
+    # Utterances without a record, and recorded ones lacking selected metrics (supplements).
+    lacking_for: dict[str, tuple[str, ...]] = {}
+    todo = []
+    for u in refs.utterances:
+        have = store.recorded_metrics(u.id)
+        if have is None:
+            todo.append(u)
+        elif need := lacking({"metrics": dict.fromkeys(have)}, selected):
+            lacking_for[u.id] = need
+            todo.append(u)
     # A missing output is a failure to record, not a gap to average over.
-    failed = [Produced.failed(u, f"no output file in {hyp}", ("length_ratio",))
-              for u in missing if not store.is_done(u)]
-    todo = [u for u in refs.utterances if u.id in hyp_by_id and not store.is_done(u.id)]
+    failed = [Produced.failed(u.id, f"no output file in {hyp}", ("length_ratio",))
+              for u in todo if u.id not in hyp_by_id]
+    todo = [u for u in todo if u.id in hyp_by_id]
 
     def chunks() -> Iterator[list[Produced]]:
         if failed:
             yield failed
         for start in range(0, len(todo), SCORE_CHUNK):  # load one chunk while the last is scored
-            yield [_load_pair(u.id, u.path, hyp_by_id[u.id].path, u.text)
-                   for u in todo[start:start + SCORE_CHUNK]]
+            chunk = [_load_pair(u.id, u.path, hyp_by_id[u.id].path, u.text)
+                     for u in todo[start:start + SCORE_CHUNK]]
+            for p in chunk:
+                p.item.metrics = lacking_for.get(p.item.utterance_id)
+            yield chunk
 
-    with Scorer(Cache(cache_dir), ReferenceKeys(refs.name, refs.revision), workers, asr_scorer) as scorer:
-        for output in score_stream(scorer, chunks()):
+    with Scorer(Cache(cache_dir), ReferenceKeys(refs.name, refs.revision), workers, asr_scorer,
+                metrics=selected, device=device) as scorer:
+        for output in as_supplements(score_stream(scorer, chunks()), lacking_for):
             write_output(store, output)
     summary = finish_run(store)
     return ScoreResult(store.path, summary, missing, unmatched)
@@ -144,16 +179,21 @@ def score_command(
     asr_checkpoint: str | None = typer.Option(None, "--asr-checkpoint", help="local Whisper checkpoint file"),
     device: Device | None = typer.Option(None, "--device"),
     workers: int | None = typer.Option(None, "--workers", min=0),
+    metrics: str | None = typer.Option(None, "--metrics", help="metrics to compute: names and/or groups signal, pitch, speaker, asr, mos, all (default: the standard set; a larger set resumes the run and adds only what it lacks)"),
+    asr_backend: str = typer.Option("whisper", "--asr-backend", help="whisper, whisper-beam5 or hubert-ctc"),
 ) -> None:
     """Score audio made elsewhere against references, with the recon metrics."""
     from tokbench.data import DatasetError
+    from tokbench.metrics.asr_backends import UnknownBackendError
+    from tokbench.metrics.selection import MetricSelectionError
     from tokbench.runtime import default_device
 
     try:
         result = score_folders(ref, hyp, text=text, out=out, name=name, asr=asr, asr_model=asr_model,
                                asr_checkpoint=asr_checkpoint,
-                               device=device.value if device else default_device(), workers=workers)
-    except DatasetError as exc:
+                               device=device.value if device else default_device(), workers=workers,
+                               metrics=metrics, asr_backend=asr_backend)
+    except (DatasetError, MetricSelectionError, UnknownBackendError) as exc:
         fail(str(exc))
         return
     print_summary(result.summary, title=f"{hyp} vs {ref}")

@@ -60,9 +60,13 @@ class VCOptions:
     asr_model: str = "large-v3"  # any openai-whisper model name
     asr_checkpoint: str | None = None  # a local Whisper checkpoint file instead of the download
     asr_batch_size: int = 16
+    asr_backend: str = "whisper"  # whisper | whisper-beam5 | hubert-ctc (tokbench.metrics.asr_backends)
     keep_audio: int = 0  # store this many source/prompt/converted examples in the run folder
 
     def __post_init__(self) -> None:
+        from tokbench.metrics.asr_backends import check_backend
+
+        check_backend(self.asr_backend)
         if not self.prompt_seconds > 0:
             raise ValueError(f"prompt_seconds must be positive, got {self.prompt_seconds}")
 
@@ -125,7 +129,8 @@ class VoiceConversion(Task):
         from tokbench.metrics.asr import asr_protocol
 
         o = self.options
-        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint),
+        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint, o.asr_backend,
+                                    self.device),
                 "vc": {"target": "another speaker of the prompt candidates, uniform, seeded by "
                                  "(seed, utterance id)",
                        "prompt": "other utterances of the target speaker, seeded order, whole "
@@ -145,7 +150,8 @@ class VoiceConversion(Task):
         from tokbench.metrics.asr import task_scorer
 
         o = self.options
-        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size, ctx.log)
+        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size,
+                           ctx.log, backend=o.asr_backend)
 
     def pairs(self, ctx: RunContext) -> tuple[dict[str, Prompt], dict[str, str], list[dict]]:
         """Prompts of the dataset's utterances (or why there is none) and the pair list."""

@@ -40,7 +40,8 @@ def test_octave_error_is_a_gross_error_and_five_percent_is_not(f0_150):
 def test_identical_contours_are_perfect():
     f0 = f0_contour(harmonic(glide(120.0, 220.0, 1.0), 1.0))
     s = pitch_scores(f0, f0.copy())
-    assert s.values == {"gpe": 0.0, "vde": 0.0, "ffe": 0.0, "f0_corr": pytest.approx(1.0)}
+    assert s.values == {"gpe": 0.0, "vde": 0.0, "ffe": 0.0, "f0_corr": pytest.approx(1.0),
+                        "f0_rmse_cents": 0.0}
     assert not s.reasons
 
 
@@ -101,3 +102,32 @@ def test_malformed_contours_are_caller_errors():
         pitch_scores(np.array([np.nan, 100.0]), np.array([100.0, 100.0]))
     with pytest.raises(ValueError, match="1-D"):
         pitch_scores(np.zeros((2, 2)), np.zeros(2))
+
+
+def test_f0_rmse_cents_is_the_rms_of_log_ratios_over_frames_voiced_in_both():
+    ref = np.array([100.0, 200.0, 0.0, 150.0, 120.0])
+    hyp = np.array([200.0, 200.0, 180.0, 0.0, 120.0 * 2 ** (50 / 1200)])
+    s = pitch_scores(ref, hyp)
+    both = [1200.0, 0.0, 50.0]  # frames 0, 1, 4 are voiced in both
+    assert s.values["f0_rmse_cents"] == pytest.approx(np.sqrt(np.mean(np.square(both))))
+    none = pitch_scores(np.array([100.0, 0.0]), np.array([0.0, 100.0]))
+    assert none.values["f0_rmse_cents"] is None
+    assert "voiced in both" in none.reasons["f0_rmse_cents"]
+
+
+def test_windowed_harvest_is_one_call_up_to_the_window_and_close_beyond():
+    """Long inputs (issue 14): contours over overlapping windows, joined. Up to the window it is
+    exactly one Harvest call; beyond it the joined contour has the same frames and agrees with
+    the whole-signal analysis (voicing on >= 99% of frames, F0 within 1% on the median frame)."""
+    import pyworld
+
+    from tokbench.metrics.pitch import harvest_windowed
+
+    x = np.concatenate([speechlike(3.0, seed=s) for s in range(3)]).astype(np.float64)
+    whole, _ = pyworld.harvest(x, 16000, f0_floor=40.0, f0_ceil=800.0, frame_period=5.0)
+    assert np.array_equal(harvest_windowed(x, 16000, 40.0, 800.0, window_s=10.0), whole)
+    joined = harvest_windowed(x, 16000, 40.0, 800.0, window_s=2.0, context_s=1.0)
+    assert joined.shape == whole.shape
+    assert np.mean((joined > 0) == (whole > 0)) >= 0.99
+    both = (joined > 0) & (whole > 0)
+    assert np.median(np.abs(joined[both] / whole[both] - 1)) < 0.01

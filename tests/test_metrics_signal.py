@@ -58,7 +58,37 @@ def test_digital_silence_is_not_computable(speech, which):
     ref = zero if which in ("both", "ref") else speech
     hyp = zero if which in ("both", "hyp") else speech
     _all_null(pesq_scores(ref, hyp), PESQ, "digital silence")
+    if which == "hyp":  # a silent output is a result for STOI (issue 13), see below
+        return
     _all_null(stoi_scores(ref, hyp), STOI, "digital silence")
+
+
+@pytest.mark.parametrize("kind", ["silent", "constant"])
+def test_silent_or_constant_output_gets_the_library_stoi(speech, kind):
+    """Issue 13: a silent output scored "not computable" and was dropped from the mean; it is a
+    result (pystoi: 0 for silence), and ESTOI is deterministic (seeded internal noise)."""
+    from pystoi import stoi
+
+    hyp = np.zeros_like(speech) if kind == "silent" else np.full_like(speech, 0.25)
+    s = stoi_scores(speech, hyp)
+    assert s.values["stoi"] is not None and s.values["estoi"] is not None
+    assert s.values["stoi"] == pytest.approx(stoi(speech.astype(np.float64), hyp.astype(np.float64),
+                                                  16000), abs=1e-12)
+    if kind == "silent":
+        assert s.values["stoi"] == 0.0
+    assert abs(s.values["estoi"]) < 0.05  # nothing intelligible
+    np.random.seed(123)
+    again = stoi_scores(speech, hyp)
+    assert again.values == s.values  # the same whatever numpy's global state
+    assert np.random.get_state()[1][0] == np.random.RandomState(123).get_state()[1][0]
+
+
+def test_pesq_beyond_its_stated_length_is_null_with_the_reason(monkeypatch, speech):
+    """Issue 14: the pesq package segfaults at >= 240 s; beyond PESQ_MAX_SECONDS it is null."""
+    from tokbench.metrics import signal
+
+    monkeypatch.setattr(signal, "PESQ_MAX_SECONDS", 3.0)  # the rule, on a 4 s signal
+    _all_null(pesq_scores(speech, speech), PESQ, "longer than the 3 s", "crashes at 240 s")
 
 
 def test_shorter_than_a_quarter_second_is_not_computable(speech):

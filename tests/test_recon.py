@@ -90,12 +90,18 @@ def test_bad_inputs_are_recorded_not_scored(tmp_path):
     rng = np.random.default_rng(0)
     d = tmp_path / "data"
     d.mkdir()
-    speechy = lambda sr, s: (0.3 * np.sin(2 * np.pi * 150 * np.arange(int(sr * s)) / sr)  # noqa: E731
-                             * (1 + 0.5 * np.sin(np.arange(int(sr * s)) / sr * 20))
-                             + 0.01 * rng.standard_normal(int(sr * s))).astype(np.float32)
-    sf.write(d / "good.wav", speechy(16000, 1.5), 16000)
-    sf.write(d / "odd_rate.wav", speechy(22050, 1.5), 22050)
-    sf.write(d / "stereo.wav", np.stack([speechy(44100, 1.0)] * 2, axis=1), 44100)
+    # Real speech: a tone is "a reference without speech" (Silero VAD), whose metrics are null.
+    sample = open_dataset("sample")
+    clip = sample.load(sample.utterances[0])
+    from tokbench.io.audio import resample
+
+    def speechy(sr, s):
+        wav = resample(clip.wav, clip.sample_rate, sr)[:int(sr * s)]
+        return (wav + 0.001 * rng.standard_normal(len(wav))).astype(np.float32)
+
+    sf.write(d / "good.wav", speechy(16000, 2.5), 16000)
+    sf.write(d / "odd_rate.wav", speechy(22050, 2.5), 22050)
+    sf.write(d / "stereo.wav", np.stack([speechy(44100, 2.0)] * 2, axis=1), 44100)
     sf.write(d / "silence.wav", np.zeros(16000, np.float32), 16000)
     sf.write(d / "short.wav", speechy(16000, 0.1), 16000)
     (d / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
@@ -256,3 +262,36 @@ def test_asr_with_a_local_checkpoint_and_cached_ground_truth(tmp_path, monkeypat
         assert all(r["extra"]["ratio"]["wer"][1] > 0 for r in recs)
     info = json.loads((ident.path / "run.json").read_text())
     assert info["protocol"]["asr"]["model"].startswith("checkpoint-sha256:")
+
+
+def test_more_metrics_later_resume_the_run_and_add_only_what_is_lacking(tmp_path, monkeypatch):
+    """--metrics is not part of the run identity: a larger selection resumes the finished run,
+    decodes again only for the lacking metrics, and never recomputes the recorded ones."""
+    from tokbench.run import scoring
+
+    common = dict(limit=2, out=tmp_path / "out", workers=0, cache_dir=tmp_path / "c", device="cpu")
+    first = run("mulaw", "recon", "sample", overrides=[*NO_ASR, "metrics=stoi"], **common)
+    before = {r["utterance_id"]: r for r in iter_records(first.path)}
+    assert {k for r in before.values() for k in r["metrics"]} == {
+        "stoi", "token_rate", "rtf_encode", "rtf_decode", "length_ratio"}
+    asked: list[tuple] = []
+    real = scoring.score_signals
+    monkeypatch.setattr(scoring, "score_signals",
+                        lambda *a, **k: asked.append(tuple(a[5])) or real(*a, **k))
+    again = run("mulaw", "recon", "sample", overrides=[*NO_ASR, "metrics=stoi,si_sdr,f0_rmse_cents"],
+                **common)
+    assert again.path == first.path and asked == [("si_sdr", "f0_rmse_cents")] * 2
+    after = {r["utterance_id"]: r for r in iter_records(again.path)}
+    for utt, rec in after.items():
+        assert rec["metrics"]["stoi"] == before[utt]["metrics"]["stoi"]
+        assert rec["metrics"]["rtf_decode"] == before[utt]["metrics"]["rtf_decode"]
+        assert rec["metrics"]["si_sdr"] is not None and "f0_rmse_cents" in rec["metrics"]
+    assert set(again.summary["metric"]) >= {"stoi", "si_sdr", "f0_rmse_cents"}
+    third = run("mulaw", "recon", "sample", overrides=[*NO_ASR, "metrics=si_sdr"], **common)
+    assert third.path == first.path and len(asked) == 2  # nothing lacking: nothing computed
+
+
+def test_unknown_metric_selection_is_a_clean_error(tmp_path):
+    r = CliRunner().invoke(app, ["run", "--tokenizer", "mulaw", "--task", "recon", "--metrics",
+                                 "sigal", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "did you mean 'signal'" in r.output and "Traceback" not in r.output

@@ -239,9 +239,10 @@ def test_charts_written_or_explained(tables, tmp_path):
     outcomes = write_charts(tables, tmp_path)
     by = {(o.table, o.chart): o for o in outcomes}
     main = main_table(tables).title
-    for chart in ("radar", "bitrate"):
+    for chart in ("radar", "bitrate", "pareto-pesq_wb", "pareto-wer", "pareto-stoi", "pareto-secs"):
         files = by[(main, chart)].files
         assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert files["pdf"].read_bytes()[:5] == b"%PDF-"
         svg = files["svg"].read_text()
         assert svg.lstrip().startswith("<?xml") and "<svg" in svg
         assert "<script" not in svg  # names are drawn as paths, comments are escaped
@@ -251,6 +252,7 @@ def test_charts_written_or_explained(tables, tmp_path):
     assert by[(other, "bitrate")].ok
     again = save_figure(radar_figure(main_table(tables)), tmp_path / "again")
     assert again["svg"].read_bytes() == by[(main, "radar")].files["svg"].read_bytes()  # reproducible
+    assert not list(tmp_path.glob(".*.tmp"))  # written through temporary files, none left
 
 
 def test_kind_order_matches_the_types_module():
@@ -281,7 +283,7 @@ def test_chart_failures_never_break_the_report(tables, tmp_path, monkeypatch):
     with pytest.raises(ChartUnavailable, match="has 0"):
         radar_figure(no_metrics)
 
-    def broken(table):
+    def broken(table, colours=None):
         raise RuntimeError("boom")
 
     monkeypatch.setitem(charts_mod.CHARTS, "radar", ("radar", broken))
@@ -302,9 +304,9 @@ def test_shipped_reference_matches_the_shared_table_and_is_described():
     assert mimi["pesq"] == 3.38 and mimi["wer"] == 2.96 and mimi["n_codebooks"] == 32.0
     cols = {c.name: c for c in ref.columns}
     assert cols["pesq"].metric == "pesq_wb" and cols["pesq"].comparable == "caveats"
-    assert cols["wer"].comparable == "no" and cols["spk_sim"].metric is None
-    assert cols["utmos"].comparable == "no"
-    assert set(ref.comparable_columns()) == {"pesq_wb", "stoi"}
+    assert cols["wer"].comparable == "no" and cols["spk_sim"].metric == "spk_sim_wavlm"
+    assert cols["spk_sim"].comparable == "caveats" and cols["utmos"].comparable == "no"
+    assert set(ref.comparable_columns()) == {"pesq_wb", "stoi", "spk_sim_wavlm"}
     assert all(ref.kind(r["tokenizer"]) for r in ref.rows)
     shared = Path("/work/shared/reference/dates2025_speech_recon.csv")
     if shared.is_file():  # the shipped copy must be the published table, unedited
@@ -343,9 +345,10 @@ def test_site_is_self_contained_and_escaped(results, tmp_path):
         for chart in t["charts"]:
             for rel in chart["files"].values():
                 assert (out / rel).is_file() and not rel.startswith("/")
-    assert len(data["examples"]) == 2
+    assert [ex["utterance_id"] for ex in data["examples"]] == ["utt0", "utt1"]
     for ex in data["examples"]:
-        assert (out / ex["original"]).is_file() and (out / ex["reconstruction"]).is_file()
+        assert set(ex["files"]) == {"original", "reconstruction"}
+        assert all((out / f["src"]).is_file() for f in ex["files"].values())
     # the sample set is not the published table's dataset: no reported rows inline
     assert not any(r["reported"] is not None for t in data["tables"] for r in t["rows"])
     assert data["references"][0]["rows"][0]["values"]["stoi"] == "1.00"  # as printed

@@ -10,6 +10,7 @@ from tokbench.cli import app
 from tokbench.data import open_dataset
 from tokbench.io.audio import fit_length, load_audio, resample
 from tokbench.metrics import mel, pitch, signal, speaker
+from tokbench.metrics.selection import DEFAULT
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,11 @@ def test_score_matches_direct_library_calls(pairs, tmp_path):
             **pitch.pitch_scores(pitch.f0_contour(ref16), pitch.f0_contour(hyp16)).values,
         }
         got = df[df.utterance_id == stem].set_index("metric")["value"]
+        # Without --metrics: exactly the default set (f0_rmse_cents is not in it).
+        assert set(got.index) == {*DEFAULT, "length_ratio"}, stem
         for name, value in expected.items():
+            if name not in DEFAULT:
+                continue
             assert got[name] == pytest.approx(value, rel=1e-6, abs=1e-9), (stem, name)
     assert df[df.metric == "pesq_wb"]["value"].notna().all()
 
@@ -69,3 +74,60 @@ def test_score_rejects_missing_folders(tmp_path):
     r = CliRunner().invoke(app, ["score", "--ref", str(tmp_path / "nope"), "--hyp", str(tmp_path),
                                  "--out", str(tmp_path / "o"), "--no-asr"])
     assert r.exit_code == 2 and "is not a folder" in r.output
+
+
+def test_score_more_metrics_later_adds_only_what_is_lacking(pairs, tmp_path, monkeypatch):
+    """--metrics on a finished run: the new metrics are added (as supplements) and those
+    already recorded are not computed again; the values equal direct library calls."""
+    import fast_bss_eval
+    from speechmos import dnsmos as speechmos_dnsmos
+
+    from tokbench.metrics import distortion
+    from tokbench.run import scoring
+
+    out = tmp_path / "out"
+    args = ["score", "--ref", str(pairs / "ref"), "--hyp", str(pairs / "hyp"), "--text",
+            str(pairs / "text.txt"), "--out", str(out), "--no-asr", "--workers", "0"]
+    r = CliRunner().invoke(app, [*args, "--metrics", "stoi"])
+    assert r.exit_code == 0, r.output
+    first = tokbench.load_results(out)
+    assert set(first["metric"]) == {"stoi", "length_ratio"}
+    run_dirs = {p.parent for p in out.rglob("run.json")}
+
+    seen: list[tuple] = []
+    real = scoring.score_signals
+
+    def spy(*a, **k):
+        seen.append(tuple(a[5]))
+        return real(*a, **k)
+
+    monkeypatch.setattr(scoring, "score_signals", spy)
+    r = CliRunner().invoke(app, [*args, "--metrics", "stoi,si_sdr,sdr,dnsmos_ovrl,dnsmos_p808"])
+    assert r.exit_code == 0, r.output
+    assert {p.parent for p in out.rglob("run.json")} == run_dirs  # the same run, resumed
+    assert seen and all("stoi" not in names for names in seen)  # stoi was not computed again
+    df = tokbench.load_results(out)
+    df = df[df.utterance_id != "lonely"]
+    for stem in set(df["utterance_id"]):
+        got = df[df.utterance_id == stem].set_index("metric")["value"]
+        assert set(got.index) == {"stoi", "si_sdr", "sdr", "dnsmos_ovrl", "dnsmos_p808", "length_ratio"}
+        assert got["stoi"] == first[first.utterance_id == stem].set_index("metric")["value"]["stoi"]
+        r_ = load_audio(pairs / "ref" / f"{stem}.wav")
+        h_ = load_audio(pairs / "hyp" / f"{stem}.flac")
+        ref16 = resample(r_.wav, r_.sample_rate, 16000).astype(np.float64)
+        hyp16 = fit_length(resample(h_.wav, h_.sample_rate, 16000), len(ref16))[0].astype(np.float64)
+        assert got["si_sdr"] == pytest.approx(float(fast_bss_eval.si_sdr(ref16[None], hyp16[None])[0]))
+        assert got["sdr"] == pytest.approx(distortion.sdr(ref16, hyp16))
+        direct = speechmos_dnsmos.run(hyp16, 16000)
+        assert got["dnsmos_ovrl"] == pytest.approx(float(direct["ovrl_mos"]), abs=1e-6)
+        assert got["dnsmos_p808"] == pytest.approx(float(direct["p808_mos"]), abs=1e-6)
+    lonely = tokbench.load_results(out)
+    lonely = lonely[lonely.utterance_id == "lonely"]
+    assert set(lonely["metric"]) == {"stoi", "si_sdr", "sdr", "dnsmos_ovrl", "dnsmos_p808", "length_ratio"}
+    assert lonely["value"].isna().all()
+
+
+def test_score_rejects_an_unknown_metric(pairs, tmp_path):
+    r = CliRunner().invoke(app, ["score", "--ref", str(pairs / "ref"), "--hyp", str(pairs / "hyp"),
+                                 "--out", str(tmp_path / "o"), "--no-asr", "--metrics", "pesq_wbb"])
+    assert r.exit_code != 0 and "did you mean 'pesq_wb'" in r.output

@@ -33,12 +33,17 @@ def list_cmd(what: Listable = typer.Argument(..., help="what to list")) -> None:
 
     if what is Listable.metrics:
         from tokbench.metrics import all_metrics
+        from tokbench.metrics.selection import DEFAULT, group_of
 
-        table = Table("metric", "better", "range", "unit", "level", "aggregation", "description")
+        table = Table("metric", "better", "range", "unit", "level", "aggregation", "group",
+                      "description")
         for spec in all_metrics():
             rng = "" if spec.lo is None else f"[{spec.lo:g}, {spec.hi:g}]"
+            group = group_of(spec.name) or ""
+            if spec.name in DEFAULT:
+                group += " (default)"
             table.add_row(spec.name, f"{spec.direction} {spec.arrow}", rng, spec.unit, spec.level,
-                          spec.aggregation, spec.description)
+                          spec.aggregation, group, spec.description)
     elif what is Listable.tokenizers:
         from tokbench.resolve import resolve_tokenizer
 
@@ -94,6 +99,7 @@ def run_cmd(
     wait: bool = typer.Option(False, "--wait", help="if another process runs this configuration, wait for it"),
     rerun_failed: bool = typer.Option(False, "--rerun-failed", help="run the failed utterances of a finished run again"),
     strict: bool = typer.Option(False, "--strict", help="exit 1 if any utterance failed or any metric was not computed"),
+    metrics: str | None = typer.Option(None, "--metrics", help="metrics to compute: names and/or groups signal, pitch, speaker, asr, mos, all (default: the standard set; a larger set resumes a run and adds only what it lacks)"),
 ) -> None:
     """Run a task for one tokenizer preset and store the results (comma lists: every pair)."""
     from tokbench.io.download import DownloadError
@@ -118,7 +124,8 @@ def run_cmd(
 
         data = open_dataset_at(dataset, data_dir, transcript=text)
         result = run(tokenizer or "", task, data, limit=limit, device=device.value if device else None,
-                     batch_size=batch_size, workers=workers, out=out, overrides=set_,
+                     batch_size=batch_size, workers=workers, out=out,
+                     overrides=[*set_, f"metrics={metrics}"] if metrics else set_,
                      checkpoint=checkpoint, adapter=adapter, transcript=text,
                      progress=progress and sys.stderr.isatty(), wait=wait,
                      rerun_failed=rerun_failed)
@@ -162,7 +169,7 @@ def report_cmd(
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="only this dataset"),
     tokenizer: list[str] = typer.Option([], "--tokenizer", "-t", help="only this tokenizer or preset (repeatable)"),
     metric: list[str] = typer.Option([], "--metric", "-m", help="only this metric, in this order (repeatable)"),
-    charts: Path | None = typer.Option(None, "--charts", help="also write radar and bitrate charts (PNG, SVG) here"),
+    charts: Path | None = typer.Option(None, "--charts", help="also write radar, bitrate and Pareto charts (PNG, SVG, PDF) here"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write the table to this file instead of stdout"),
 ) -> None:
     """Tables (and charts) of stored results: mean, 95% CI and n per metric, best marked."""
@@ -173,6 +180,8 @@ def report_cmd(
 
     if not results.exists():
         fail(f"results folder {results} does not exist; run `tokbench run ...` first or pass --results DIR")
+    if charts is not None and charts.exists() and not charts.is_dir():
+        fail(f"--charts {charts} is a file; pass a folder for the charts")
     df_all, runs_all = load_results(results), runs_table(results)
     if runs_all.empty:
         fail(f"no runs under {results}; run `tokbench run --tokenizer NAME --task recon` first")
@@ -187,8 +196,10 @@ def report_cmd(
             fail(f"no results for metric(s) {', '.join(unknown)}; recorded: {_available(df_all, 'metric')}")
     tables = build_tables(df, runs, metrics=metric or None)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render(tables, fmt.value), encoding="utf-8")
+        from tokbench.report.swap import write_public
+
+        text = render(tables, fmt.value).encode("utf-8")
+        write_public(output, lambda fh: fh.write(text))  # atomic: a kill never leaves half a file
         err.print(f"wrote {output}")
     elif fmt is ReportFormat.table:
         print_tables(tables, console)
@@ -208,7 +219,7 @@ def leaderboard_cmd(
     results: Path = typer.Option(Path("results"), "--results", "-r", help="results root"),
     out: Path = typer.Option(Path("leaderboard/site"), "--out", help="folder for the static site"),
     reference: Path | None = typer.Option(None, "--reference", help="published figures (default: RESULTS/reference)"),
-    charts: bool = typer.Option(True, "--charts/--no-charts", help="draw the radar and bitrate charts"),
+    charts: bool = typer.Option(True, "--charts/--no-charts", help="draw the radar, bitrate and Pareto charts"),
 ) -> None:
     """Write a static, self-contained leaderboard site (open OUT/index.html or serve OUT)."""
     from tokbench.report import ReferenceError, SiteError, build_site

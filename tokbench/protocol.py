@@ -13,8 +13,40 @@ from typing import Any
 from tokbench.io.audio import RESAMPLER
 from tokbench.options import stable_hash
 
-PROTOCOL_VERSION = "2"  # 2: outputs longer than one frame are no longer cut
+# 2: outputs longer than one frame are no longer cut.
+# 3: silent/constant outputs get pystoi's STOI/ESTOI (ESTOI seeded); references without speech
+# (Silero VAD) make reference-based metrics null; PESQ null beyond PESQ_MAX_SECONDS; Harvest in
+# windows beyond PITCH_WINDOW_SECONDS; new metrics (DNSMOS, SI-SDR, SDR, STFT distance, MCD,
+# log-F0 RMSE, WavLM speaker similarity, dWER/dCER) and ASR back-ends (issue 17).
+PROTOCOL_VERSION = "3"
 SCORING_SAMPLE_RATE = 16_000
+
+# --- Settings of the metrics (the one place each constant is defined; modules import them) ---
+# PESQ segfaults on inputs of 240 s or more (the pesq package, v0.0.4): longer inputs are null.
+PESQ_MAX_SECONDS = 200.0
+# WORLD Harvest's memory grows superlinearly with length: contours of longer signals are computed
+# over windows of this length with PITCH_CONTEXT_SECONDS of context each side, and joined.
+PITCH_WINDOW_SECONDS = 20.0
+PITCH_CONTEXT_SECONDS = 1.0
+ESTOI_SEED = 0  # pystoi's ESTOI adds tiny noise from numpy's global generator: seeded here
+VAD_SETTINGS: dict[str, Any] = {"package": "silero-vad (ONNX, CPU)", "threshold": 0.5, "min_segment_ms": 250,
+                "min_speech_seconds": 0.25}
+DNSMOS_SETTINGS: dict[str, Any] = {"package": "speechmos (official ONNX models) + onnxruntime",
+                   "p835": "dnsmos_models/sig_bak_ovr.onnx", "p808": "dnsmos_models/model_v8.onnx",
+                   "personalized": False, "input_seconds": 9.01, "hop_seconds": 1.0,
+                   "short_input": "repeated to 9.01 s", "aggregation": "mean over windows"}
+SDR_SETTINGS: dict[str, Any] = {"package": "fast-bss-eval", "si_sdr": "zero_mean=False (Le Roux et al. 2019)",
+                "sdr": "BSS Eval v4 SDR, filter_length 512 (as mir_eval bss_eval_sources)"}
+MSTFT_SETTINGS: dict[str, Any] = {"window_lengths": [2048, 512], "hop": "window/4", "window": "hann (periodic)",
+                  "center": "reflect", "mag_weight": 1.0, "log_weight": 1.0, "power": 2.0,
+                  "clamp": 1e-5, "log": "log10", "definition": "audiotools MultiScaleSTFTLoss"}
+MCD_SETTINGS: dict[str, Any] = {"definition": "VERSA mcd_f0 (dtw=False)", "scale": "int16", "low_cut_hz": 70,
+                "f0": "harvest 40-800 Hz, 5 ms", "envelope": "pyworld cheaptrick, fft 1024",
+                "mcep": "pysptk sp2mc, order 39, alpha 0.466", "coefficients": "c0..c39",
+                "frames": "first min(len) frames, no alignment"}
+WAVLM_SV: dict[str, Any] = {"model": "microsoft/wavlm-base-plus-sv", "revision": "main",
+            "class": "transformers WavLMForXVector", "similarity": "cosine of x-vector embeddings",
+            "input": "16 kHz, feature extractor normalisation"}
 
 BASE_PROTOCOL: dict[str, Any] = {
     "version": PROTOCOL_VERSION,
@@ -24,16 +56,25 @@ BASE_PROTOCOL: dict[str, Any] = {
                "zero-padded to the input length; beyond it a shorter output is zero-padded and a "
                "longer one is kept whole, scored against the reference zero-padded to its "
                "length; length_ratio recorded"),
-    "pesq": {"package": "pesq", "wb": "16 kHz", "nb": "8 kHz (same resampler)"},
-    "stoi": {"package": "pystoi", "stoi": "extended=False", "estoi": "extended=True"},
+    "pesq": {"package": "pesq", "wb": "16 kHz", "nb": "8 kHz (same resampler)",
+             "max_seconds": PESQ_MAX_SECONDS},
+    "stoi": {"package": "pystoi", "stoi": "extended=False", "estoi": "extended=True",
+             "estoi_seed": ESTOI_SEED, "silent_output": "library value"},
     "secs": {"model": "resemblyzer VoiceEncoder", "preprocess": "preprocess_wav", "similarity": "cosine"},
     "pitch": {"method": "WORLD harvest (pyworld)", "hop_ms": 5.0, "f0_floor": 40.0,
-              "f0_ceil": 800.0, "gross_error": 0.2},
+              "f0_ceil": 800.0, "gross_error": 0.2, "window_seconds": PITCH_WINDOW_SECONDS,
+              "context_seconds": PITCH_CONTEXT_SECONDS, "rmse": "cents over frames voiced in both"},
     "mel": {"n_fft": 1024, "hop": 256, "n_mels": 80, "fmax": 8000, "power": 1.0,
             "log": "natural", "floor": 1e-5, "filters": "slaney"},
     # model and decoding come from tokbench.metrics.asr.asr_protocol (one source for both)
     "asr": {"package": "openai-whisper", "language": "en",
             "normaliser": "whisper EnglishTextNormalizer"},
+    "reference_vad": VAD_SETTINGS,
+    "dnsmos": DNSMOS_SETTINGS,
+    "sdr": SDR_SETTINGS,
+    "mstft": MSTFT_SETTINGS,
+    "mcd": MCD_SETTINGS,
+    "spk_sim_wavlm": WAVLM_SV,
     "bootstrap": {"samples": 1000, "seed": 0, "level": 0.95},
 }
 

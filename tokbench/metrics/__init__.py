@@ -78,10 +78,11 @@ def all_metrics() -> list[MetricSpec]:
 
 _M = MetricSpec
 for _spec in [
-    _M("wer", "word error rate of Whisper ASR vs the reference text (EnglishTextNormalizer)",
+    _M("wer", "word error rate of the protocol's ASR (Whisper unless asr.backend says otherwise) "
+       "vs the reference text (EnglishTextNormalizer)",
        "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0,
        valid_hi=float("inf")),  # insertions can take WER past 100 %
-    _M("cer", "character error rate (spaces included) of Whisper ASR vs the reference text",
+    _M("cer", "character error rate (spaces included) of the protocol's ASR vs the reference text",
        "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0, valid_hi=float("inf")),
     _M("pesq_wb", "wide-band PESQ (ITU-T P.862.2) at 16 kHz", "higher", "MOS-LQO", lo=1.0, hi=4.644),
     _M("pesq_nb", "narrow-band PESQ (P.862) on signals resampled to 8 kHz", "higher", "MOS-LQO",
@@ -162,6 +163,37 @@ for _spec in [
        lo=0.0, hi=100.0, scale=100.0),
     _M("probe_wer", "word error rate of the CTC content probe (as probe_cer)", "lower", "%",
        aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
+]:
+    declare(_spec)
+
+
+# --- Issue 17: metrics parity with DATES, DASB, VERSA (docs/metrics.md; selection groups in
+# tokbench/metrics/selection.py). wer/cer/dwer/dcer use the protocol's ASR back-end (asr.backend).
+for _spec in [
+    _M("dwer", "WER of the output's ASR text vs the ASR text of the reference audio (DASB dWER)",
+       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0, valid_hi=float("inf")),
+    _M("dcer", "CER of the output's ASR text vs the ASR text of the reference audio", "lower", "%",
+       aggregation="ratio", lo=0.0, hi=100.0, scale=100.0, valid_hi=float("inf")),
+    _M("si_sdr", "scale-invariant SDR (Le Roux et al. 2019, no mean removal; fast-bss-eval)",
+       "higher", "dB", lo=-10.0, hi=30.0, valid_lo=-float("inf"), valid_hi=float("inf")),
+    _M("sdr", "BSS Eval SDR, 512-tap distortion filter (fast-bss-eval = mir_eval)", "higher", "dB",
+       lo=-10.0, hi=30.0, valid_lo=-float("inf"), valid_hi=float("inf")),
+    _M("mstft_distance", "multi-resolution STFT distance: L1 of magnitudes + L1 of log10 power, "
+       "windows 2048 and 512 (DAC / Codec-SUPERB)", "lower", "", lo=0.0, hi=10.0, valid_hi=float("inf")),
+    _M("mcd", "mel cepstral distortion as VERSA mcd_f0 (sp2mc order 39, c0 included, no DTW)",
+       "lower", "dB", lo=0.0, hi=20.0, valid_hi=float("inf")),
+    _M("f0_rmse_cents", "RMS of 1200 log2(f0_out / f0_in) over frames voiced in both (Harvest)",
+       "lower", "cents", lo=0.0, hi=600.0, valid_hi=float("inf")),
+    _M("spk_sim_wavlm", "cosine of WavLM x-vectors (microsoft/wavlm-base-plus-sv) of output and "
+       "input", "higher", "cosine", lo=0.0, hi=1.0, valid_lo=-1.0),
+    _M("dnsmos_sig", "DNSMOS P.835 speech quality (SIG), official ONNX model, non-intrusive",
+       "higher", "MOS", lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
+    _M("dnsmos_bak", "DNSMOS P.835 background noise quality (BAK), non-intrusive", "higher", "MOS",
+       lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
+    _M("dnsmos_ovrl", "DNSMOS P.835 overall quality (OVRL), non-intrusive", "higher", "MOS",
+       lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
+    _M("dnsmos_p808", "DNSMOS P.808 overall MOS, official ONNX model, non-intrusive", "higher",
+       "MOS", lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
 ]:
     declare(_spec)
 

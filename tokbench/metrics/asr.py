@@ -10,6 +10,11 @@ computes the corpus figure as total edits / total reference length.
 
 Utterances up to 30 s are decoded in length-sorted batches with ``whisper.decode``; longer ones
 go through ``model.transcribe`` with the same settings, window by window.
+
+The back-end (``tokbench.metrics.asr_backends``: ``whisper`` greedy, ``whisper-beam5``,
+``hubert-ctc``) and the precision (fp16 on CUDA, fp32 on the CPU) are part of the protocol and
+of the ground-truth transcript cache key. ``dwer`` / ``dcer`` compare the output's ASR text with
+the ASR text of the reference audio (as DASB does), so they need no transcripts.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import jiwer
 import numpy as np
@@ -26,6 +32,8 @@ from whisper.audio import N_SAMPLES, SAMPLE_RATE
 from whisper.normalizers import EnglishTextNormalizer
 
 from tokbench.io.cache import Cache
+from tokbench.metrics import asr_backends
+from tokbench.metrics.asr_backends import BEAM_SIZE, check_backend, is_whisper, precision
 from tokbench.metrics.base import Scores
 from tokbench.metrics.whisper_model import (
     DEFAULT_MODEL,
@@ -38,8 +46,17 @@ __all__ = ["AsrScorer", "AsrUnavailable", "DECODING", "asr_protocol", "ground_tr
            "normalize", "transcribe", "wer_cer"]
 
 METRICS = ("wer", "cer")
+D_METRICS = ("dwer", "dcer")
 # Changing any decoding setting below must change this string (it is part of cache keys).
 DECODING = "greedy, temperature 0, no fallback, no timestamps, no previous text, no silence skip"
+BEAM_DECODING = (f"beam {BEAM_SIZE}, temperature 0, no fallback, no timestamps, no previous text, "
+                 "no silence skip, one utterance at a time")
+CTC_DECODING = "greedy CTC (argmax), one utterance at a time, 30 s chunks"
+
+
+def decoding_of(backend: str) -> str:
+    return {"whisper": DECODING, "whisper-beam5": BEAM_DECODING,
+            "hubert-ctc": CTC_DECODING}[check_backend(backend)]
 CACHE_KIND = "asr_transcripts"
 assert SAMPLE_RATE == 16_000  # the scoring rate; whisper's own constant
 
@@ -61,7 +78,7 @@ def _as_audio(wav: np.ndarray) -> torch.Tensor:
 
 def transcribe(
     model: whisper.Whisper, wavs16: Sequence[np.ndarray], batch_size: int = 16,
-    sample_len: int | None = None,
+    sample_len: int | None = None, beam_size: int | None = None,
 ) -> list[str]:
     """Transcribe 16 kHz mono utterances; one text per input, in input order.
 
@@ -70,6 +87,8 @@ def transcribe(
     lengths, so a batch stops decoding sooner). Longer: ``model.transcribe`` with the same
     settings, 30 s windows without conditioning on the previous window. Silence skipping
     (``no_speech_threshold``) is off so that both paths decode every window alike.
+    ``beam_size`` (the ``whisper-beam5`` back-end): every utterance through ``model.transcribe``
+    with beam search, one at a time.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -79,7 +98,8 @@ def transcribe(
     n_mels = model.dims.n_mels
     texts: list[str | None] = [None] * len(audios)
 
-    short = sorted((i for i, a in enumerate(audios) if len(a) <= N_SAMPLES),
+    limit = -1 if beam_size else N_SAMPLES  # beam search: everything one at a time
+    short = sorted((i for i, a in enumerate(audios) if len(a) <= limit),
                    key=lambda i: -len(audios[i]))
     for start in range(0, len(short), batch_size):
         idx = short[start:start + batch_size]
@@ -92,13 +112,13 @@ def transcribe(
             texts[i] = result.text.strip()
 
     for i, audio in enumerate(audios):
-        if len(audio) > N_SAMPLES:
+        if len(audio) > limit:
             # temperature is one number, so there is no fallback; the remaining keywords are
             # the DecodingOptions of the short path.
             result = model.transcribe(
                 audio, verbose=None, temperature=0.0, condition_on_previous_text=False,
                 no_speech_threshold=None, language=options.language, task=options.task,
-                without_timestamps=True, fp16=fp16, beam_size=None, best_of=None,
+                without_timestamps=True, fp16=fp16, beam_size=beam_size, best_of=None,
                 sample_len=sample_len)
             texts[i] = result["text"].strip()
     assert all(t is not None for t in texts)
@@ -149,55 +169,97 @@ def wer_cer(ref_text: str | None, hyp_text: str) -> Scores:
     return scores
 
 
+def dwer_dcer(ref_asr_text: str, hyp_text: str) -> Scores:
+    """``dwer`` / ``dcer``: WER/CER of the output's ASR text against the reference audio's ASR
+    text (both normalised); null when the reference's transcript normalises to nothing."""
+    base = wer_cer(ref_asr_text, hyp_text)
+    out = Scores()
+    if base.values.get("wer") is None:
+        out.fail(list(D_METRICS), "the ASR transcript of the reference audio is empty, so "
+                                  "dWER/dCER have no reference words")
+        return out
+    out.put("dwer", base.values["wer"])
+    out.put("dcer", base.values["cer"])
+    ratio = base.extra["ratio"]
+    out.extra["ratio"] = {"dwer": ratio["wer"], "dcer": ratio["cer"]}
+    return out
+
+
 def _transcript_key(dataset_name: str, dataset_revision: str, utt_id: str, model_id: str,
-                    sample_len: int | None) -> str:
+                    sample_len: int | None, backend: str = "whisper",
+                    precision: str = "fp32") -> str:
     return Cache.key(kind=CACHE_KIND, dataset=dataset_name, dataset_revision=dataset_revision,
-                     utterance=utt_id, asr_model=model_id, decoding=DECODING,
-                     sample_len=sample_len)
+                     utterance=utt_id, asr_model=model_id, decoding=decoding_of(backend),
+                     sample_len=sample_len, backend=backend, precision=precision)
 
 
 def ground_truth_transcripts(
     cache: Cache, model: whisper.Whisper, dataset_name: str, dataset_revision: str,
     items: Sequence[tuple[str, np.ndarray]], model_id: str, batch_size: int = 16,
-    sample_len: int | None = None,
+    sample_len: int | None = None, backend: str = "whisper", precision: str | None = None,
+    transcribe_fn=None,
 ) -> dict[str, str]:
     """ASR transcripts of the ORIGINAL audio, computed once per (dataset, revision, utterance,
-    ASR model) and cached, so the ground-truth row and every tokenizer reuse them.
+    ASR model, back-end, precision) and cached, so the ground-truth row and every tokenizer
+    reuse them.
 
-    ``items`` are ``(utterance_id, wav16)``; only those not yet cached are transcribed.
+    ``items`` are ``(utterance_id, wav16)``; only those not yet cached are transcribed (by
+    ``transcribe_fn(wavs)``; default: Whisper greedy with ``model``).
     """
+    if precision is None:
+        precision = "fp16" if getattr(model, "device", None) is not None and \
+            model.device.type == "cuda" else "fp32"
     out: dict[str, str] = {}
     todo: list[tuple[str, np.ndarray, str]] = []
     for utt_id, wav in items:
-        key = _transcript_key(dataset_name, dataset_revision, utt_id, model_id, sample_len)
+        key = _transcript_key(dataset_name, dataset_revision, utt_id, model_id, sample_len,
+                              backend, precision)
         hit = cache.load_json(CACHE_KIND, key)
         if isinstance(hit, dict) and isinstance(hit.get("text"), str):
             out[utt_id] = hit["text"]
         else:
             todo.append((utt_id, wav, key))
     if todo:
-        texts = transcribe(model, [w for _, w, _ in todo], batch_size, sample_len)
+        wavs = [w for _, w, _ in todo]
+        texts = (transcribe_fn(wavs) if transcribe_fn is not None
+                 else transcribe(model, wavs, batch_size, sample_len))
         for (utt_id, _, key), text in zip(todo, texts, strict=True):
-            cache.save_json(CACHE_KIND, key, {"text": text, "asr_model": model_id})
+            cache.save_json(CACHE_KIND, key, {"text": text, "asr_model": model_id,
+                                              "backend": backend, "precision": precision})
             out[utt_id] = text
     return out
 
 
+def _model_id(backend: str, model_name: str, checkpoint: str | Path | None) -> str:
+    if is_whisper(backend):
+        return asr_model_id(model_name, checkpoint)
+    return asr_backends.hubert_model_id(checkpoint)
+
+
 def asr_protocol(enabled: bool, model_name: str = DEFAULT_MODEL,
-                 checkpoint: str | Path | None = None) -> dict[str, object]:
-    """The ``asr`` entry of the protocol settings: the model's id and the decoding actually used
-    (the same ``DECODING`` the transcript cache keys use), or ``model: None`` when off."""
+                 checkpoint: str | Path | None = None, backend: str = "whisper",
+                 device: str | None = None) -> dict[str, object]:
+    """The ``asr`` entry of the protocol settings: back-end, the model's id, the decoding
+    actually used (the same string the transcript cache keys use) and the precision on
+    ``device`` (None: the runner's default device), or ``model: None`` when off."""
     if not enabled:
         return {"model": None}
-    return {"model": asr_model_id(model_name, checkpoint), "decoding": DECODING}
+    out: dict[str, object] = {"backend": backend, "model": _model_id(backend, model_name, checkpoint),
+                              "decoding": decoding_of(backend),
+                              "precision": precision(backend, device)}
+    if not is_whisper(backend):
+        out.update(package="transformers", normaliser="whisper EnglishTextNormalizer")
+    return out
 
 
 def task_scorer(enabled: bool, model_name: str, checkpoint: str | Path | None, device: str,
-                batch_size: int, log=lambda message: None) -> AsrScorer | None:
+                batch_size: int, log=lambda message: None,
+                backend: str = "whisper") -> AsrScorer | None:
     """The ASR scorer a task asks for (None when off); says once why WER/CER will be missing."""
     if not enabled:
         return None
-    scorer = AsrScorer(model_name, checkpoint=checkpoint, device=device, batch_size=batch_size)
+    scorer = AsrScorer(model_name, checkpoint=checkpoint, device=device, batch_size=batch_size,
+                       backend=backend)
     if not scorer.available:
         log(f"WER/CER will not be computed: {scorer.reason}")
     return scorer
@@ -213,26 +275,42 @@ class AsrScorer:
 
     def __init__(self, model_name: str = DEFAULT_MODEL, checkpoint: str | Path | None = None,
                  device: str = "cpu", batch_size: int = 16, sample_len: int | None = None,
-                 download_root: str | Path | None = None):
+                 download_root: str | Path | None = None, backend: str = "whisper"):
+        self.backend = check_backend(backend)
         self.model_name = model_name
         self.checkpoint = checkpoint
         self.device = device
         self.batch_size = batch_size
         self.sample_len = sample_len
         self.download_root = download_root
-        self._model: whisper.Whisper | None = None
+        self._model: Any = None
+        self._processor: Any = None
         self._reason: str | None = None
         self._tried = False
 
     @functools.cached_property
     def model_id(self) -> str:
-        """Named model's official file name, or ``checkpoint-sha256:<16 hex>`` of a local file."""
-        return asr_model_id(self.model_name, self.checkpoint)
+        """Whisper: the named model's official file name, or ``checkpoint-sha256:<16 hex>`` of a
+        local file; HuBERT CTC: ``repo@revision`` or the fingerprint of a local folder."""
+        return _model_id(self.backend, self.model_name, self.checkpoint)
+
+    @property
+    def precision(self) -> str:
+        return precision(self.backend, self.device)
 
     def _load(self) -> None:
         if self._tried:
             return
         self._tried = True
+        if not is_whisper(self.backend):
+            from tokbench.io.hub import ModelNotAvailableError
+
+            try:
+                ckpt = None if self.checkpoint is None else str(self.checkpoint)
+                self._model, self._processor, _ = asr_backends.load_hubert_ctc(self.device, ckpt)
+            except ModelNotAvailableError as exc:
+                self._reason = f"{exc} (or pass --set asr_checkpoint=DIR)"
+            return
         try:
             self._model = load_asr_model(self.model_name, self.device, self.checkpoint,
                                          self.download_root)
@@ -250,20 +328,26 @@ class AsrScorer:
         return self._reason
 
     @property
-    def model(self) -> whisper.Whisper:
+    def model(self) -> Any:
         if not self.available:
             raise AsrUnavailable(self._reason)
         assert self._model is not None
         return self._model
 
     def transcribe(self, wavs16: Sequence[np.ndarray]) -> list[str]:
-        return transcribe(self.model, wavs16, self.batch_size, self.sample_len)
+        if not is_whisper(self.backend):
+            return asr_backends.transcribe_ctc(self.model, self._processor, wavs16)
+        beam = BEAM_SIZE if self.backend == "whisper-beam5" else None
+        return transcribe(self.model, wavs16, self.batch_size, self.sample_len, beam_size=beam)
 
     def ground_truth(self, cache: Cache, dataset_name: str, dataset_revision: str,
                      items: Sequence[tuple[str, np.ndarray]]) -> dict[str, str]:
         """Cached transcripts of the original audio (see :func:`ground_truth_transcripts`)."""
+        fn = None if self.backend == "whisper" else self.transcribe
         return ground_truth_transcripts(cache, self.model, dataset_name, dataset_revision, items,
-                                        self.model_id, self.batch_size, self.sample_len)
+                                        self.model_id, self.batch_size, self.sample_len,
+                                        backend=self.backend, precision=self.precision,
+                                        transcribe_fn=fn)
 
     @staticmethod
     def score_texts(refs: Sequence[str | None], hyps: Sequence[str]) -> list[Scores]:

@@ -9,6 +9,14 @@ A frame is voiced where F0 > 0. Contours of different lengths are compared over 
 - ``ffe`` = (frames whose voicing differs + |gross|) / all frames
 - ``f0_corr`` = Pearson r of F0 over ``both``        (not computable with |both| < 2 or a
   constant F0 on either side)
+- ``f0_rmse_cents`` = 1200 * sqrt(mean(log2(f0_hyp / f0_ref) ** 2)) over ``both``
+                                                       (not computable when |both| = 0)
+
+Long signals: Harvest's memory grows superlinearly with the input length (about 3.8 GiB at
+180 s), so signals longer than ``PITCH_WINDOW_SECONDS`` are analysed in windows of that length
+with ``PITCH_CONTEXT_SECONDS`` of audio either side, and each window contributes the frames of
+its central part: the joined contour has exactly the frames of a whole-signal analysis, and the
+memory is bounded by one window whatever the length.
 """
 
 from __future__ import annotations
@@ -18,13 +26,14 @@ import pyworld
 
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.metrics.inputs import as_signal
-from tokbench.protocol import SCORING_SAMPLE_RATE
+from tokbench.protocol import PITCH_CONTEXT_SECONDS, PITCH_WINDOW_SECONDS, SCORING_SAMPLE_RATE
 
 HOP_MS = 5.0
 F0_FLOOR = 40.0
 F0_CEIL = 800.0
 GROSS_ERROR = 0.2  # relative deviation that makes a pitch error "gross"
-PITCH_METRICS = ("gpe", "vde", "ffe", "f0_corr")
+PITCH_METRICS = ("gpe", "vde", "ffe", "f0_corr", "f0_rmse_cents")
+HOP_SAMPLES = int(SCORING_SAMPLE_RATE * HOP_MS / 1000)  # 80
 
 
 def f0_contour(wav16: np.ndarray) -> np.ndarray:
@@ -37,9 +46,41 @@ def f0_contour(wav16: np.ndarray) -> np.ndarray:
     if np.asarray(wav16).ndim == 1 and np.asarray(wav16).size == 0:
         return np.zeros(0, dtype=np.float64)  # pyworld would fail with std::bad_array_new_length
     x = as_signal(wav16, "signal", np.float64)
-    f0, _ = pyworld.harvest(x, SCORING_SAMPLE_RATE, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL,
-                            frame_period=HOP_MS)
+    return harvest_windowed(x, SCORING_SAMPLE_RATE, F0_FLOOR, F0_CEIL)
+
+
+def _harvest(x: np.ndarray, sample_rate: int, f0_floor: float, f0_ceil: float) -> np.ndarray:
+    f0, _ = pyworld.harvest(np.ascontiguousarray(x, dtype=np.float64), sample_rate,
+                            f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=HOP_MS)
     return np.asarray(f0, dtype=np.float64)
+
+
+def harvest_windowed(x: np.ndarray, sample_rate: int, f0_floor: float, f0_ceil: float,
+                     window_s: float | None = None, context_s: float | None = None) -> np.ndarray:
+    """WORLD Harvest F0 (5 ms frames) of ``x`` in bounded memory.
+
+    Up to ``window_s`` (default ``PITCH_WINDOW_SECONDS``): one Harvest call. Longer: frame
+    ``k`` (time ``k * 5 ms``) comes from the window whose central part holds it; every window
+    is analysed with ``context_s`` (default ``PITCH_CONTEXT_SECONDS``) of extra audio on each
+    side, so no frame's analysis is cut short by a window edge. The result has as many frames
+    as one Harvest call on the whole signal (``len(x) // hop + 1``).
+    """
+    window_s = PITCH_WINDOW_SECONDS if window_s is None else window_s
+    context_s = PITCH_CONTEXT_SECONDS if context_s is None else context_s
+    hop = int(round(sample_rate * HOP_MS / 1000))
+    n_frames = len(x) // hop + 1
+    frames_per_window = max(1, int(round(window_s * 1000 / HOP_MS)))
+    if n_frames <= frames_per_window + 1:
+        return _harvest(x, sample_rate, f0_floor, f0_ceil)
+    context = int(round(context_s * 1000 / HOP_MS))  # in frames
+    out = np.zeros(n_frames, dtype=np.float64)
+    for first in range(0, n_frames, frames_per_window):
+        last = min(first + frames_per_window, n_frames)  # frames [first, last) come from here
+        lo = max(0, first - context)  # the analysed part starts on a frame boundary
+        hi_sample = min(len(x), (last + context) * hop)
+        f0 = _harvest(x[lo * hop:hi_sample], sample_rate, f0_floor, f0_ceil)
+        out[first:last] = f0[first - lo:last - lo]
+    return out
 
 
 def _contour(f0: np.ndarray, role: str) -> np.ndarray:
@@ -77,6 +118,11 @@ def pitch_scores(f0_ref: np.ndarray, f0_hyp: np.ndarray) -> Scores:
     scores.put("vde", voicing_errors / n)
     scores.put("ffe", (voicing_errors + n_gross) / n)
     scores.compute("f0_corr", lambda: _pearson(ref[both], hyp[both]))
+    if n_both == 0:
+        scores.put("f0_rmse_cents", None, "no frame is voiced in both reference and output")
+    else:
+        cents = 1200.0 * np.log2(hyp[both] / ref[both])
+        scores.put("f0_rmse_cents", float(np.sqrt(np.mean(cents ** 2))))
     scores.extra.update(pitch_frames=n, pitch_frames_both_voiced=n_both,
                         pitch_frames_length_mismatch=len(f0_hyp) - len(f0_ref))
     return scores

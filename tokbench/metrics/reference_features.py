@@ -24,6 +24,7 @@ from tokbench.io.cache import Cache
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.pitch import F0_CEIL, F0_FLOOR, HOP_MS, f0_contour
 from tokbench.metrics.speaker import MODEL, speaker_embedding
+from tokbench.protocol import MCD_SETTINGS, PITCH_WINDOW_SECONDS, VAD_SETTINGS, WAVLM_SV
 
 
 def _version(package: str) -> str:
@@ -39,15 +40,26 @@ FEATURES: dict[str, Callable[[], dict]] = {
                    "f0_ceil": F0_CEIL, "pyworld": _version("pyworld")},
     "speaker": lambda: {"model": MODEL, "resemblyzer": _version("resemblyzer"),
                         "preprocess": "preprocess_wav"},
+    # seconds of speech found by the reference VAD (tokbench.metrics.vad)
+    "speech": lambda: {**VAD_SETTINGS, "silero_vad": _version("silero-vad")},
+    # VERSA-style mel cepstra for mcd (tokbench.metrics.distortion)
+    "mcep": lambda: {**MCD_SETTINGS, "pyworld": _version("pyworld"), "pysptk": _version("pysptk"),
+                     "f0_window_seconds": PITCH_WINDOW_SECONDS},
+    # WavLM x-vector for spk_sim_wavlm; the model revision is added by the caller
+    "wavlm_sv": lambda: {**WAVLM_SV, "transformers": _version("transformers")},
 }
 
 
-def reference_key(dataset_name: str, dataset_revision: str, utterance_id: str, feature: str) -> str:
-    """Cache key of reference ``feature`` ("f0" or "speaker") of one utterance."""
+def reference_key(dataset_name: str, dataset_revision: str, utterance_id: str, feature: str,
+                  model: str | None = None) -> str:
+    """Cache key of reference ``feature`` (one of :data:`FEATURES`) of one utterance;
+    ``model`` names the exact weights of a model-based feature (e.g. their resolved commit)."""
     if feature not in FEATURES:
         raise ValueError(f"unknown reference feature {feature!r}; known: {sorted(FEATURES)}")
+    extra = {} if model is None else {"model_weights": model}
     return Cache.key(dataset=dataset_name, dataset_revision=dataset_revision,
-                     utterance=utterance_id, feature=feature, settings=FEATURES[feature]())
+                     utterance=utterance_id, feature=feature, settings=FEATURES[feature](),
+                     **extra)
 
 
 def _cached(cache: Cache, feature: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -78,3 +90,24 @@ def cached_embedding(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
     stored under ``key``, computed from ``wav16`` and saved on a miss; raises NotComputable
     (also from the cache) when the reference has no usable speech."""
     return _cached(cache, "speaker", key, lambda: speaker_embedding(wav16, role="reference"))
+
+
+def cached_speech_seconds(cache: Cache, key: str, wav16: np.ndarray) -> float:
+    """Seconds of speech the reference VAD finds in the reference (cached under ``key``)."""
+    from tokbench.metrics.vad import speech_seconds
+
+    value = _cached(cache, "speech", key,
+                    lambda: np.asarray([speech_seconds(wav16)], dtype=np.float64))
+    return float(np.asarray(value).ravel()[0])
+
+
+def cached_mcep(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
+    """The reference's mel cepstra for ``mcd`` (cached under ``key``)."""
+    from tokbench.metrics.distortion import mel_cepstrum
+
+    return _cached(cache, "mcep", key, lambda: mel_cepstrum(wav16, "reference"))
+
+
+def cached_wavlm_embedding(cache: Cache, key: str, wav16: np.ndarray, embed) -> np.ndarray:
+    """The reference's WavLM x-vector (``embed(wav16, role)``, cached under ``key``)."""
+    return _cached(cache, "wavlm_sv", key, lambda: embed(wav16, "reference"))

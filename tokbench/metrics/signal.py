@@ -18,7 +18,7 @@ from pystoi import stoi as _stoi
 from tokbench.io.audio import resample
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.metrics.inputs import as_pair, require_sound
-from tokbench.protocol import SCORING_SAMPLE_RATE
+from tokbench.protocol import ESTOI_SEED, PESQ_MAX_SECONDS, SCORING_SAMPLE_RATE
 
 PESQ_NB_RATE = 8_000
 PESQ_MIN_SECONDS = 0.25  # the pesq package refuses shorter buffers (BufferTooShortError)
@@ -30,6 +30,12 @@ def pesq_score(ref: np.ndarray, hyp: np.ndarray, sample_rate: int, mode: str) ->
     ref, hyp = as_pair(ref, hyp)
     require_sound(ref, "reference")
     require_sound(hyp, "output")
+    seconds = len(ref) / sample_rate
+    if seconds > PESQ_MAX_SECONDS:
+        # The pesq package segfaults at 240 s and more (taking the worker process down).
+        raise NotComputable(
+            f"PESQ {mode}: the signal lasts {seconds:.1f} s, longer than the {PESQ_MAX_SECONDS:g} s "
+            "the protocol scores with PESQ (the pesq package crashes at 240 s and more)")
     try:
         return float(_pesq(sample_rate, ref, hyp, mode, on_error=PesqError.RAISE_EXCEPTION))
     except BufferTooShortError:
@@ -63,16 +69,25 @@ def pesq_scores(ref16: np.ndarray, hyp16: np.ndarray) -> Scores:
 
 
 def stoi_score(ref16: np.ndarray, hyp16: np.ndarray, extended: bool = False) -> float:
-    """STOI (``extended=False``) or ESTOI of 16 kHz signals. NotComputable for all-zero input
-    (ESTOI of silence is random: pystoi adds noise) and for input with fewer than 30 STFT
-    frames left after pystoi's silent-frame removal (where pystoi warns and returns 1e-5)."""
+    """STOI (``extended=False``) or ESTOI of 16 kHz signals.
+
+    A silent or constant output is a result: pystoi's value (0 for a silent output: nothing is
+    intelligible). ESTOI adds tiny noise from numpy's global generator, which is seeded with
+    ``ESTOI_SEED`` for the call (and restored after), so ESTOI is deterministic. NotComputable
+    for an all-zero reference and for input with fewer than 30 STFT frames left after pystoi's
+    silent-frame removal (where pystoi warns and returns 1e-5)."""
     ref, hyp = as_pair(ref16, hyp16)
     require_sound(ref, "reference")
-    require_sound(hyp, "output")
-    # catch_warnings swaps process-wide state: fine in worker processes, not thread-safe.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        value = _stoi(ref, hyp, SCORING_SAMPLE_RATE, extended=extended)
+    # catch_warnings and the global generator are process-wide state: fine in worker
+    # processes, not thread-safe.
+    state = np.random.get_state()
+    try:
+        np.random.seed(ESTOI_SEED)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = _stoi(ref, hyp, SCORING_SAMPLE_RATE, extended=extended)
+    finally:
+        np.random.set_state(state)
     for w in caught:
         if "Not enough STFT frames" in str(w.message):
             raise NotComputable(

@@ -6,7 +6,8 @@ declarations; nothing is guessed from a metric's name. In a notebook::
     from tokbench.report import report_tables, render, radar_figure
     tables = report_tables("results", task="recon")
     print(render(tables, "md"))
-    radar_figure(tables[0])
+    radar_figure(tables[0])       # ground truth + the best row per family
+    pareto_figure(tables[0])      # quality against bitrate, frontier drawn
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from tokbench.report.charts import (
     ChartOutcome,
     ChartUnavailable,
     bitrate_figure,
+    family_colours,
+    pareto_figure,
     radar_figure,
     save_figure,
     write_charts,
@@ -46,6 +49,6 @@ def report_tables(
 __all__ = [
     "FORMATS", "Cell", "ChartOutcome", "ChartUnavailable", "Column", "ReferenceError",
     "ResultTable", "Row", "SiteError", "bitrate_figure", "build_site", "build_tables",
-    "load_references", "print_tables", "radar_figure", "render", "report_tables", "save_figure",
-    "write_charts",
+    "family_colours", "load_references", "pareto_figure", "print_tables", "radar_figure", "render",
+    "report_tables", "save_figure", "write_charts",
 ]

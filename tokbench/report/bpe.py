@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -192,6 +193,10 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
+def _write_bytes(data: bytes, fh: IO[bytes]) -> None:
+    fh.write(data)
+
+
 def write_bpe_report(df: pd.DataFrame, out_dir: str | Path, fmt: str = "md") -> list[Path]:
     """Write the chart (PNG and SVG) and both tables (``md``, ``csv`` or ``latex``) to
     ``out_dir``; returns the paths written. The hook for ``tokbench report --task bpe``."""
@@ -200,21 +205,20 @@ def write_bpe_report(df: pd.DataFrame, out_dir: str | Path, fmt: str = "md") -> 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    fig = reduction_chart(df)
-    for suffix in ("png", "svg"):
-        path = out / f"bpe_reduction.{suffix}"
-        fig.savefig(path)
-        written.append(path)
+    from tokbench.report.charts import save_figure
+    from tokbench.report.swap import write_public
+
+    written += save_figure(reduction_chart(df), out / "bpe_reduction", ("png", "svg")).values()
     ext = {"md": "md", "csv": "csv", "latex": "tex"}[fmt]
     for name, table in (("bpe_reduction", reduction_table(df).drop(columns=["run_id"])),
                         ("token_stats", stats_table(df))):
         path = out / f"{name}.{ext}"
         if fmt == "md":
-            path.write_text(to_markdown(table), encoding="utf-8")
+            text = to_markdown(table)
         elif fmt == "csv":
-            table.to_csv(path, index=False)
+            text = table.to_csv(index=False)
         else:
-            path.write_text(table.to_latex(index=False, float_format="%.4g", na_rep=""),
-                            encoding="utf-8")
+            text = table.to_latex(index=False, float_format="%.4g", na_rep="")
+        write_public(path, partial(_write_bytes, text.encode("utf-8")))  # never half a file
         written.append(path)
     return written

@@ -1,8 +1,16 @@
 """``tokbench leaderboard``: a static, self-contained leaderboard site.
 
 The site is one ``index.html`` with its CSS, JavaScript and data inlined (``file://`` pages may
-not fetch), plus ``charts/`` (SVG and PNG) and ``audio/`` (copied examples) beside it, so the
-folder works from ``file://`` and from any static host; nothing is loaded from the network.
+not fetch), plus ``charts/`` (SVG, PNG and PDF) and ``audio/`` (copied examples) beside it, so
+the folder works from ``file://`` and from any static host; nothing is loaded from the network.
+The whole site is built in a temporary folder beside ``--out`` and swapped in at the end
+(``tokbench.report.swap``): a killed build leaves the previous site as it was.
+
+What the page shows by default: the recon table of the dataset with the most runs; a compact
+set of columns (``PAPER_METRICS``, the figures papers report, where recorded and declared) with
+the rest one click away; columns nobody computed last; per-family colours shared with the
+charts; coverage (n of N) and partial badges; published figures beside ours where a published
+row matches (``tokbench.report.reproduced``); and audio players per utterance.
 
 Safety: the data goes into a ``<script type="application/json">`` block with ``<``, ``>`` and
 ``&`` written as JSON unicode escapes, so no string from results can close the block or open a
@@ -20,7 +28,6 @@ import datetime as _dt
 import json
 import math
 import re
-import shutil
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -29,8 +36,12 @@ from typing import Any
 import pandas as pd
 
 import tokbench
-from tokbench.report.charts import ChartOutcome, write_charts
+from tokbench.report.charts import REFERENCE_COLOUR, ChartOutcome, family_colours, write_charts
+from tokbench.report.coverage import cell_partial, row_coverage
+from tokbench.report.examples import collect_examples
 from tokbench.report.published import ReferenceTable, default_reference_dir, load_references
+from tokbench.report.reproduced import published_cells
+from tokbench.report.swap import staged_folder, write_public
 from tokbench.report.tables import (
     KIND_LABELS,
     ResultTable,
@@ -42,7 +53,13 @@ from tokbench.report.tables import (
 from tokbench.results import load_results, runs_table
 
 MARKER = ".tokbench-site"  # marks a folder this module generated (and may therefore replace)
-EXAMPLE_FILES = ("original.wav", "reconstruction.wav")
+SITE_ENTRIES = ("index.html", "charts", "audio", MARKER)  # everything the build writes
+DEFAULT_TASK = "recon"
+# The columns a paper reports, shown in the compact view when a table has them (metric names
+# are contract; what each means, its direction and unit come from its declaration). The
+# bitrate is always shown. Any other recorded metric is one click away.
+PAPER_METRICS = ("wer", "pesq_wb", "stoi", "secs", "spk_sim_wavlm", "secs_target", "utmos",
+                 "dnsmos_ovrl")
 
 
 class SiteError(RuntimeError):
@@ -50,7 +67,7 @@ class SiteError(RuntimeError):
 
 
 def _asset(name: str) -> str:
-    return resources.files("tokbench.report").joinpath("site", name).read_text(encoding="utf-8")
+    return resources.files("tokbench.report").joinpath("site").joinpath(name).read_text(encoding="utf-8")
 
 
 def _clean(value: Any) -> Any:
@@ -75,36 +92,71 @@ def script_json(data: Any) -> str:
 
 # ----------------------------------------------------------------------------- data
 
-def _table_data(table: ResultTable, run_index: dict[str, int]) -> dict[str, Any]:
+def _columns_data(table: ResultTable) -> list[dict[str, Any]]:
+    """The table's metric columns; those no row scored go last (a WER column of runs without
+    ASR must not take the first place), flagged ``computed: false``."""
     columns = []
     for col in table.columns:
         spec = col.spec
+        computed = any(col.metric in r.cells and r.cells[col.metric].scored for r in table.rows)
         columns.append({
             "metric": col.metric, "arrow": col.arrow, "direction": col.direction, "unit": col.unit,
             "description": spec.description if spec else "not a declared metric",
             "range": [spec.lo, spec.hi] if spec and spec.lo is not None else None,
-            "per_utterance": col.per_utterance,
+            "per_utterance": col.per_utterance, "computed": computed,
+            "compact": spec is not None and col.metric in PAPER_METRICS,
         })
+    return sorted(columns, key=lambda c: not c["computed"])
+
+
+def _table_data(table: ResultTable, run_index: dict[str, int], colours: dict[str, str],
+                references: Sequence[ReferenceTable] = ()) -> dict[str, Any]:
+    """Everything the page reads of one table; the one place the page's cell data is made."""
     rows = []
     for row in table.rows:
         cells = {}
+        published = published_cells(table, row, list(references))
         for col in table.columns:
             cell = row.cells.get(col.metric)
             if cell is None:
                 continue
             mean, ci, n = cell_parts(cell, col)
             cells[col.metric] = {"mean": cell.mean if cell.scored else None, "text": mean,
-                                 "ci": ci, "n": n, "best": cell.best, "reason": cell.reason}
+                                 "ci": ci, "n": n, "n_scored": cell.n, "n_total": cell.n_total,
+                                 "partial": cell_partial(cell), "best": cell.best,
+                                 "reason": cell.reason, "published": published.get(col.metric)}
+        cov = row_coverage(row)
         rows.append({
             "run": run_index.get(row.run_id), "tokenizer": row.tokenizer, "variant": row.variant,
-            "label": row.label, "kind": row.kind, "param": None if row.param is None else str(row.param),
+            "label": row.label, "kind": row.kind, "family": row.family,
+            "colour": REFERENCE_COLOUR if row.is_reference else colours.get(row.family or row.tokenizer),
+            "param": None if row.param is None else str(row.param),
             "kbps": row.kbps, "kbps_text": fmt_number(row.kbps), "token_rate": row.token_rate,
             "token_rate_text": fmt_number(row.token_rate), "status": row_status_text(row),
             "status_reason": row.status_reason, "cells": cells, "reported": None,
+            "coverage": None if cov is None else {"n": cov.n, "n_total": cov.n_total,
+                                                  "partial": cov.partial, "text": cov.text},
         })
+    n_runs = len({r.run_id for r in table.rows})
     return {"id": table.slug, "title": table.title, "task": table.task, "dataset": table.dataset,
-            "protocol_id": table.protocol_id, "part": table.part, "columns": columns,
-            "rows": rows, "charts": []}
+            "protocol_id": table.protocol_id, "part": table.part, "columns": _columns_data(table),
+            "rows": rows, "charts": [], "n_runs": n_runs}
+
+
+def default_table(tables: Sequence[dict[str, Any]]) -> str | None:
+    """The table the page opens on: recon on the dataset with the most runs (its protocol with
+    the most runs); without recon, the main table with the most runs."""
+    main = [t for t in tables if not t["part"]]
+    if not main:
+        return tables[0]["id"] if tables else None
+    recon = [t for t in main if t["task"] == DEFAULT_TASK] or main
+    per_dataset: dict[tuple[str, str], int] = {}  # in table order: ties go to the first
+    for t in recon:
+        key = (t["task"], t["dataset"])
+        per_dataset[key] = per_dataset.get(key, 0) + t["n_runs"]
+    chosen = max(per_dataset, key=lambda k: per_dataset[k])
+    return max((t for t in recon if (t["task"], t["dataset"]) == chosen),
+               key=lambda t: t["n_runs"])["id"]
 
 
 def _reported_rows(table: ResultTable, ref_index: int, ref: ReferenceTable) -> list[dict[str, Any]]:
@@ -123,17 +175,18 @@ def _reported_rows(table: ResultTable, ref_index: int, ref: ReferenceTable) -> l
                 v = value * col.scale
                 printed = ref.texts[i].get(col.name) if col.scale == 1.0 else fmt_number(v)
                 cells[metric] = {"mean": v, "text": printed, "ci": "", "n": "", "best": False,
-                                 "reason": None, "note": f"reported {col.name} ({col.comparable}): {col.note}"}
+                                 "reason": None, "partial": False, "published": None,
+                                 "note": f"reported {col.name} ({col.comparable}): {col.note}"}
         kbps = ref.value(row, rate["bitrate_nominal"].name) if "bitrate_nominal" in rate else None
         kbps = None if kbps is None else kbps * rate["bitrate_nominal"].scale / 1000
         tr = ref.value(row, rate["token_rate"].name) if "token_rate" in rate else None
         tokenizer = str(row.get(ref.label_columns[0], ""))
         out.append({
             "run": None, "tokenizer": tokenizer, "variant": ref.label(row), "label": ref.label(row),
-            "kind": ref.kind(tokenizer), "param": None, "kbps": kbps,
-            "kbps_text": "" if kbps is None else fmt_number(kbps), "token_rate": tr,
+            "kind": ref.kind(tokenizer), "family": tokenizer, "colour": None, "param": None,
+            "kbps": kbps, "kbps_text": "" if kbps is None else fmt_number(kbps), "token_rate": tr,
             "token_rate_text": "" if tr is None else fmt_number(tr), "status": "",
-            "status_reason": None, "cells": cells, "reported": ref_index,
+            "status_reason": None, "cells": cells, "reported": ref_index, "coverage": None,
         })
     return out
 
@@ -155,54 +208,35 @@ def _reference_data(ref: ReferenceTable) -> dict[str, Any]:
 
 
 def _run_data(info: dict[str, Any]) -> dict[str, Any]:
-    keep = ["run_id", "tokenizer", "variant", "kind", "task", "dataset", "dataset_revision",
-            "protocol_id", "status", "status_reason", "bitrate_nominal", "token_rate",
-            "model_repo", "model_revision", "model_resolved", "task_version", "task_options",
-            "tokenizer_options", "tokbench_version", "git_revision", "created", "finished",
-            "device", "packages", "protocol"]
+    keep = ["run_id", "tokenizer", "variant", "kind", "family", "task", "dataset",
+            "dataset_revision", "protocol_id", "status", "status_reason", "bitrate_nominal",
+            "token_rate", "model_repo", "model_revision", "model_resolved", "task_version",
+            "task_options", "tokenizer_options", "tokbench_version", "git_revision", "created",
+            "finished", "device", "packages", "protocol"]
     return {k: info.get(k) for k in keep}
-
-
-def _copy_examples(runs: pd.DataFrame, run_index: dict[str, int], site: Path) -> list[dict]:
-    """Copy ``<run>/examples/<utterance>/{original,reconstruction}.wav`` into ``site/audio``."""
-    out = []
-    for info in runs.to_dict(orient="records"):
-        folder = Path(info["run_path"]) / "examples"
-        if not folder.is_dir():
-            continue
-        i = run_index[info["run_id"]]
-        for utt_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-            if not all((utt_dir / f).is_file() for f in EXAMPLE_FILES):
-                continue
-            dest = site / "audio" / str(i) / utt_dir.name
-            dest.mkdir(parents=True, exist_ok=True)
-            label = json.loads((utt_dir / "example.json").read_text()).get("utterance_id") \
-                if (utt_dir / "example.json").is_file() else utt_dir.name
-            entry = {"run": i, "utterance_id": label}
-            for f in EXAMPLE_FILES:
-                shutil.copyfile(utt_dir / f, dest / f)
-                entry[f.removesuffix(".wav")] = (dest / f).relative_to(site).as_posix()
-            out.append(entry)
-    return out
 
 
 def _chart_data(outcome: ChartOutcome, site: Path) -> dict[str, Any]:
     return {"chart": outcome.chart, "title": outcome.title, "message": outcome.message,
+            "metric": outcome.metric,
             "files": {fmt: p.relative_to(site).as_posix() for fmt, p in outcome.files.items()}}
+
+
+def _utterance_ids(df: pd.DataFrame) -> dict[str, list[str]]:
+    if df.empty:
+        return {}
+    ids = df[df["utterance_id"].notna()][["run_id", "utterance_id"]].drop_duplicates()
+    return {str(k): [str(u) for u in g["utterance_id"]] for k, g in ids.groupby("run_id")}
 
 
 # ----------------------------------------------------------------------------- site
 
-def _prepare(out: Path) -> None:
+def _check_target(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise SiteError(f"{out} is a file; pass a folder with --out")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise SiteError(f"{out} is not empty and was not made by tokbench leaderboard; "
                         "pass an empty or new folder with --out")
-    for sub in ("charts", "audio"):  # ours: stale charts and audio of removed runs go
-        shutil.rmtree(out / sub, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("generated by tokbench leaderboard; safe to delete\n")
 
 
 def site_data(
@@ -215,22 +249,29 @@ def site_data(
     """Everything the page shows, as JSON-ready data; writes charts and audio under ``site``."""
     run_index = {run_id: i for i, run_id in enumerate(runs["run_id"])}
     tables = build_tables(df, runs)
+    colours = family_colours(tables)
     data_tables = []
-    outcomes = write_charts(tables, site / "charts") if (charts and site is not None) else []
+    outcomes = (write_charts(tables, site / "charts", colours=colours)
+                if (charts and site is not None) else [])
     for table in tables:
-        item = _table_data(table, run_index)
+        item = _table_data(table, run_index, colours, references)
         for r_i, ref in enumerate(references):
             item["rows"] += _reported_rows(table, r_i, ref)
-        item["charts"] = [_chart_data(o, site) for o in outcomes if o.table == table.title]
+        item["charts"] = [_chart_data(o, site) for o in outcomes if o.table == table.title] \
+            if site is not None else []
         data_tables.append(item)
+    examples = (collect_examples(runs.to_dict(orient="records"), run_index, _utterance_ids(df),
+                                 site) if site is not None else [])
     return {
         "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "tokbench_version": tokbench.__version__,
         "kinds": KIND_LABELS,
+        "families": colours, "reference_colour": REFERENCE_COLOUR,
+        "default_table": default_table(data_tables),
         "tables": data_tables,
         "runs": [_run_data(info) for info in runs.to_dict(orient="records")],
         "references": [_reference_data(ref) for ref in references],
-        "examples": _copy_examples(runs, run_index, site) if site is not None else [],
+        "examples": examples,
     }
 
 
@@ -253,15 +294,18 @@ def build_site(
     """Write the leaderboard site for the runs under ``results``; returns ``out/index.html``.
 
     ``reference`` is the folder of published figures (default: ``<results>/reference``, else the
-    source checkout's ``results/reference``).
+    source checkout's ``results/reference``). The site is built beside ``out`` and swapped in
+    whole when complete; on any error (or a kill) the previous site stays as it was.
     """
     out = Path(out)
+    _check_target(out)
     df = load_results(results)
     runs = runs_table(results)
     ref_dir = Path(reference) if reference is not None else default_reference_dir(results)
     references = load_references(ref_dir)
-    _prepare(out)
-    data = site_data(df, runs, references, site=out, charts=charts)
-    index = out / "index.html"
-    index.write_text(render_page(data), encoding="utf-8")
-    return index
+    with staged_folder(out, SITE_ENTRIES) as stage:
+        (stage / MARKER).write_text("generated by tokbench leaderboard; safe to delete\n")
+        data = site_data(df, runs, references, site=stage, charts=charts)
+        page = render_page(data).encode("utf-8")
+        write_public(stage / "index.html", lambda fh: fh.write(page))
+    return out / "index.html"

@@ -82,13 +82,14 @@ class Row:
     tokenizer: str
     variant: str
     kind: str
-    label: str  # the variant, made unique within a table (run hash, param)
+    label: str  # the variant, made unique within a table (the option that differs)
     param: object = None
     kbps: float = math.nan
     token_rate: float = math.nan
     status: str = "complete"
     status_reason: str | None = None
     cells: dict[str, Cell] = field(default_factory=dict)
+    family: str = ""  # the tokenizer family (meta.family): colours and curves in charts
 
     @property
     def supported(self) -> bool:
@@ -286,7 +287,8 @@ def _build_one(task, dataset, protocol, part, run_part, meta, metrics, recorded:
                 run_id=rec["run_id"], tokenizer=str(rec["tokenizer"]), variant=str(rec["variant"]),
                 kind=str(rec["kind"] or ""), label=str(rec["variant"]), param=param,
                 kbps=_num(info.get("bitrate_nominal")) / 1000, token_rate=_num(info.get("token_rate")),
-                status=str(info.get("status") or "complete"))
+                status=str(info.get("status") or "complete"),
+                family=_family(info, rec["tokenizer"]))
             if rows[key].status != "complete":  # e.g. "running": still going, or interrupted
                 rows[key].status_reason = (f"run status is {rows[key].status!r}: the figures may "
                                            "cover only part of the data")
@@ -306,14 +308,21 @@ def _build_one(task, dataset, protocol, part, run_part, meta, metrics, recorded:
             run_id=info["run_id"], tokenizer=str(info["tokenizer"]), variant=str(info["variant"]),
             kind=str(info.get("kind") or ""), label=str(info["variant"]),
             kbps=_num(info.get("bitrate_nominal")) / 1000, token_rate=_num(info.get("token_rate")),
-            status=status, status_reason=reason)
+            status=status, status_reason=reason,
+            family=_family(info, info["tokenizer"]))
     ordered = sorted(rows.values(), key=lambda r: (
         _kind_rank(r.kind), r.tokenizer, r.kbps if math.isfinite(r.kbps) else math.inf,
         r.variant, r.run_id, _param_key(r.param)))
-    _unique_labels(ordered)
+    _unique_labels(ordered, meta)
     table = ResultTable(task, dataset, protocol, columns, ordered, part=part_label)
     _mark_best(table)
     return table
+
+
+def _family(info: dict, tokenizer: object) -> str:
+    """The tokenizer's family from its meta; runs without meta (unsupported): the tokenizer."""
+    family = info.get("family")
+    return family if isinstance(family, str) and family else str(tokenizer)
 
 
 def _param_key(param: object) -> tuple:
@@ -326,14 +335,12 @@ def _param_key(param: object) -> tuple:
         return (2, 0.0, repr(param))
 
 
-def _unique_labels(rows: list[Row]) -> None:
-    """The variant; runs of the same preset in another configuration get their config hash.
-    (The param has a column of its own.)"""
-    for r in rows:
-        label = r.variant
-        if len({x.run_id for x in rows if x.variant == r.variant}) > 1:
-            label += f" ({r.run_id.rsplit('/', 1)[-1][:6]})"
-        r.label = label
+def _unique_labels(rows: list[Row], meta: dict) -> None:
+    """The variant; runs of the same preset in another configuration get the options that
+    differ (tokbench.report.labels). (The param has a column of its own.)"""
+    from tokbench.report.labels import unique_labels
+
+    unique_labels(rows, meta)
 
 
 # ----------------------------------------------------------------------------- formatting

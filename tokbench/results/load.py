@@ -53,6 +53,9 @@ def load_results(path: str | Path = "results") -> pd.DataFrame:
     One row per (run, utterance, param, metric); ``value`` is NaN where the metric was not
     computed, and ``reason`` says why. Corpus-level figures have ``utterance_id`` None.
     """
+    if not Path(path).exists():
+        raise FileNotFoundError(f"results folder {path} does not exist; run `tokbench run ...` "
+                                "first, or pass the folder that holds the runs")
     rows: list[dict] = []
     for run_dir in find_runs(path):
         rows.extend(_rows_of_run(run_dir))
@@ -69,7 +72,7 @@ RUNS_COLUMNS = ["run_id", "tokenizer", "variant", "kind", "task", "dataset", "pr
                 "n_codebooks", "sample_rate", "model_repo", "model_revision", "model_resolved",
                 "dataset_revision", "task_version", "task_options", "tokenizer_options",
                 "tokbench_version", "git_revision", "created", "finished", "device", "packages",
-                "protocol", "run_path"]
+                "protocol", "run_path", "family"]
 
 
 def _run_row(run_dir: Path) -> dict:
@@ -103,6 +106,7 @@ def _run_row(run_dir: Path) -> dict:
         "packages": info.get("packages") or {},
         "protocol": info.get("protocol") or {},
         "run_path": str(run_dir),
+        "family": meta.get("family"),
     }
 
 

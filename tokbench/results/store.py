@@ -5,6 +5,9 @@ One run = one folder ``<root>/<dataset>/<task>/<variant>/<config-hash>/`` with
 - ``run.json``: provenance (written by rank 0, updated when the run finishes);
 - ``utterances.rank<k>.jsonl``: append-only records, one per utterance (and ``param``), one file
   per process so ranks never contend for a file;
+- ``supplements.rank<k>.jsonl``: metrics added to recorded utterances by a later run of the same
+  configuration with a larger ``--metrics`` selection; each supplement only adds metrics its
+  record lacks and is merged into it on reading (a metric already recorded is never replaced);
 - ``corpus.jsonl``: corpus-level records (no ``utterance_id``), rewritten atomically;
 - ``summary.json``: the aggregate table, written once all ranks are done.
 
@@ -38,6 +41,7 @@ from tokbench.protocol import protocol_id
 from tokbench.records import record_key
 
 RECORDS_GLOB = "utterances.rank*.jsonl"
+SUPPLEMENTS_GLOB = "supplements.rank*.jsonl"
 CORPUS_FILE = "corpus.jsonl"
 
 
@@ -104,6 +108,7 @@ class RunStore:
     rank: int = 0
     world_size: int = 1
     _done: set = field(default_factory=set, init=False, repr=False)
+    _metrics: dict = field(default_factory=dict, init=False, repr=False)  # key -> recorded names
 
     @property
     def path(self) -> Path:
@@ -139,8 +144,14 @@ class RunStore:
         # are computed again: their records are dropped and the utterances rerun.
         self._forget(lambda r: bool((r.get("extra") or {}).get("transient")))
         self._forget_torn_groups()
-        self._done = {record_key(r) for r in iter_records(self.path)}
+        repair_jsonl_tail(self.supplements_path)
+        self._reload()
         return self
+
+    def _reload(self) -> None:
+        """The recorded keys and, per key, the metric names recorded (supplements included)."""
+        self._metrics = {record_key(r): set(r.get("metrics", {})) for r in iter_records(self.path)}
+        self._done = set(self._metrics)
 
     def _forget(self, drop: Callable[[Mapping[str, Any]], bool]) -> int:
         """Rewrite this rank's records file without the records ``drop`` selects (atomic)."""
@@ -202,8 +213,41 @@ class RunStore:
             return bool(values) and all(v is None for v in values)
 
         n = self._forget(failed)
-        self._done = {record_key(r) for r in iter_records(self.path)}
+        self._reload()
         return n
+
+    @property
+    def supplements_path(self) -> Path:
+        return self.path / f"supplements.rank{self.rank}.jsonl"
+
+    def recorded_metrics(self, utterance_id: str | None, param: Any = None) -> set[str] | None:
+        """The metric names recorded for a key (supplements included); None if no record."""
+        names = self._metrics.get((utterance_id, dumps(param)))
+        return None if names is None else set(names)
+
+    def supplement(self, record: Mapping[str, Any]) -> bool:
+        """Add the metrics of ``record`` that its key's record lacks (False: nothing new).
+
+        The key must be recorded already (use :meth:`append` for a new one)."""
+        key = record_key(record)
+        if key not in self._done:
+            raise KeyError(f"no record of {key[0]!r} to supplement; append it instead")
+        have = self._metrics.setdefault(key, set())
+        # A metric null for a passing reason (its model not available yet) stays lacking, so
+        # the next run computes it (as open() does for whole records marked transient).
+        transient = set((record.get("extra") or {}).get("transient") or ())
+        metrics = {k: v for k, v in record.get("metrics", {}).items()
+                   if k not in have and k not in transient}
+        if not metrics:
+            return False
+        reasons = {k: v for k, v in record.get("reasons", {}).items() if k in metrics}
+        line = dumps({**dict(record), "metrics": metrics, "reasons": reasons}) + "\n"
+        with self.supplements_path.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        have.update(metrics)
+        return True
 
     def is_done(self, utterance_id: str | None, param: Any = None) -> bool:
         return (utterance_id, dumps(param)) in self._done
@@ -219,6 +263,7 @@ class RunStore:
             fh.flush()
             os.fsync(fh.fileno())
         self._done.add(key)
+        self._metrics[key] = set(record.get("metrics", {}))
         return True
 
     def write_corpus(self, records: Iterable[Mapping[str, Any]]) -> None:
@@ -258,18 +303,46 @@ def read_run_json(run_dir: str | Path) -> dict[str, Any]:
 
 
 def iter_records(run_dir: str | Path, include_corpus: bool = False) -> Iterator[dict[str, Any]]:
-    """Every record of a run: all rank shards (deduplicated by key), then corpus records."""
+    """Every record of a run: all rank shards (deduplicated by key, supplements merged in),
+    then corpus records."""
     run_dir = Path(run_dir)
     seen: set = set()
+    supplements: dict[tuple, list[dict[str, Any]]] = {}
+    for shard in sorted(run_dir.glob(SUPPLEMENTS_GLOB)):
+        for record in read_jsonl(shard):
+            supplements.setdefault(record_key(record), []).append(record)
     for shard in sorted(run_dir.glob(RECORDS_GLOB)):
         for record in read_jsonl(shard):
             key = record_key(record)
             if key in seen:
                 continue
             seen.add(key)
-            yield record
+            yield merge_supplements(record, supplements.get(key, ()))
     if include_corpus:
         yield from read_jsonl(run_dir / CORPUS_FILE)
+
+
+def merge_supplements(record: dict[str, Any], supplements: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``record`` with the metrics of ``supplements`` it lacks (first supplement wins); their
+    ``extra`` entries are added where the record has none (``ratio`` dicts merge)."""
+    supplements = list(supplements)
+    if not supplements:
+        return record
+    out = {**record, "metrics": dict(record.get("metrics", {})),
+           "reasons": dict(record.get("reasons", {})), "extra": dict(record.get("extra", {}))}
+    for sup in supplements:
+        for name, value in sup.get("metrics", {}).items():
+            if name in out["metrics"]:
+                continue
+            out["metrics"][name] = value
+            if name in sup.get("reasons", {}):
+                out["reasons"][name] = sup["reasons"][name]
+        for k, v in sup.get("extra", {}).items():
+            if k == "ratio" and isinstance(v, dict):
+                out["extra"]["ratio"] = {**v, **out["extra"].get("ratio", {})}
+            else:
+                out["extra"].setdefault(k, v)
+    return out
 
 
 def find_runs(root: str | Path) -> list[Path]:

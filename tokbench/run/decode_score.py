@@ -22,7 +22,7 @@ reference zero-padded to its length (the extra part counts against it). Every re
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ from tokbench.metrics.base import Scores
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.records import make_record
 from tokbench.run.scoring import Pending, ScoreItem, Scorer, check_output
-from tokbench.run.task import AudioExample, Output, RunContext
+from tokbench.run.task import SUPPLEMENT, AudioExample, Output, RunContext
 from tokbench.run.timing import timed
 from tokbench.run.token_cache import save_tokens
 from tokbench.types import Audio, Tokens
@@ -242,6 +242,16 @@ def _finish(scorer: Scorer, produced: list[Produced], started: Pending | None,
                 scores.update(scorer.collect(p.pending))
         yield record_of(p, scores)
         progress(1)
+
+
+def as_supplements(outputs: Iterable[Output], lacking: Mapping[str, Sequence[str]]) -> Iterator[Output]:
+    """``outputs`` with the records of already-recorded utterances (``lacking``: utterance id ->
+    the selected metrics its record lacks) marked as supplements: the runner adds only their
+    lacking metrics to the stored record (``RunStore.supplement``)."""
+    for out in outputs:
+        if isinstance(out, dict) and out.get("utterance_id") in lacking:
+            out = {**out, SUPPLEMENT: True}
+        yield out
 
 
 def record_of(p: Produced, scores: Scores) -> dict[str, Any]:

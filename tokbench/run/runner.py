@@ -39,6 +39,7 @@ from tokbench.results.store import RunSpec, RunStore, iter_records, safe_compone
 from tokbench.run.account import Account, failure_account
 from tokbench.run.distributed import barrier, rank_and_world, shard
 from tokbench.run.task import (
+    SUPPLEMENT,
     Artefact,
     AudioExample,
     Output,
@@ -138,6 +139,7 @@ def run(
     data = data.subset(limit)
     rank, world = rank_and_world()
     device = rank_device(device or default_device())
+    task_obj.device = device  # protocol settings may depend on it (ASR precision)
 
     static_meta = resolved.meta
     spec_kwargs: dict[str, Any] = dict(
@@ -210,6 +212,7 @@ def _run_locked(store: RunStore, lock: RunLock, task_obj: Task, model: Any, data
         tokenizer=model, dataset=data, utterances=mine,
         cache=Cache(cache_dir), device=device, batch_size=batch_size, workers=workers,
         progress=progress_display(progress), log=log, is_done=store.is_done, rank=rank,
+        recorded_metrics=store.recorded_metrics,
         world_size=world,
     )
     t0 = time.time()
@@ -261,6 +264,8 @@ def write_output(store: RunStore, output: Output) -> None:
         write_audio(folder / f"{safe_component(output.role)}.wav", output.wav, output.sample_rate)
         if not (folder / "example.json").is_file():
             atomic_write_json(folder / "example.json", {"utterance_id": output.utterance_id})
+    elif isinstance(output, dict) and output.pop(SUPPLEMENT, False):
+        store.supplement(output)  # metrics added to a recorded utterance (--metrics)
     else:
         store.append(output)
 

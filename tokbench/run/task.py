@@ -10,7 +10,7 @@ the runner waits for all ranks between ``prepare`` and ``run``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -58,6 +58,9 @@ class RecordGroup:
 
 
 Output = dict[str, Any] | Artefact | AudioExample | RecordGroup
+# A record dict carrying this key (True) adds metrics to its utterance's stored record instead of
+# being a new record (a run resumed with a larger --metrics selection); the runner removes it.
+SUPPLEMENT = "_supplement"
 
 
 @dataclass
@@ -72,6 +75,9 @@ class RunContext:
     progress: Callable[..., Iterable]
     log: Callable[[str], None]
     is_done: Callable[..., bool] = lambda utterance_id, param=None: False  # type: ignore[misc]
+    # the metric names recorded for a key, or None without a record (RunStore.recorded_metrics)
+    recorded_metrics: Callable[..., set[str] | None] = \
+        lambda utterance_id, param=None: None  # type: ignore[misc]
     rank: int = 0
     world_size: int = 1
 
@@ -82,6 +88,23 @@ class RunContext:
     def todo(self) -> list[Utterance]:
         """This rank's utterances that have no record yet (a resumed run skips the others)."""
         return [u for u in self.utterances if not self.is_done(u.id, None)]
+
+    def todo_for(self, selected: Sequence[str]) -> tuple[list[Utterance], dict[str, tuple[str, ...]]]:
+        """This rank's utterances to score for the metric selection ``selected``: those without
+        a record, and recorded ones whose record lacks selected metrics (``--metrics`` grown
+        since), with what each of the latter lacks. Their records become supplements
+        (``tokbench.run.decode_score.as_supplements``)."""
+        todo, lacking = [], {}
+        for u in self.utterances:
+            have = self.recorded_metrics(u.id, None)
+            if have is None:
+                todo.append(u)
+                continue
+            missing = tuple(m for m in selected if m not in have)
+            if missing:
+                todo.append(u)
+                lacking[u.id] = missing
+        return todo, lacking
 
 
 @dataclass(frozen=True)
@@ -100,8 +123,11 @@ class Task:
     # seeds to add): recorded in run.json, left out of the run's identity so a change resumes.
     runtime_options: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, options: Any):
+    def __init__(self, options: Any, device: str | None = None):
         self.options = options
+        # The run's device, set by the runner before protocol() is read: some protocol settings
+        # depend on it (Whisper decodes in fp16 on CUDA, fp32 on the CPU).
+        self.device = device
 
     def protocol(self) -> dict[str, Any]:
         """Protocol settings this task's options change (merged into the base protocol)."""

@@ -12,7 +12,10 @@
     task: null, dataset: null, protocol: null, part: null,
     kinds: null,           // Set of kinds shown (null until a table is chosen)
     kbpsMin: null, kbpsMax: null, search: "", reported: true,
-    sort: null             // {key: string, dir: 1 | -1}
+    allColumns: false,     // false: the compact set of columns papers report
+    sort: null,            // {key: string, dir: 1 | -1}
+    pareto: null,          // the metric of the Pareto chart shown
+    utterance: null        // the utterance whose audio is shown
   };
 
   function $(id) { return document.getElementById(id); }
@@ -42,6 +45,15 @@
   function uniq(values) { return values.filter(function (v, i) { return values.indexOf(v) === i; }); }
   function isNum(x) { return typeof x === "number" && isFinite(x); }
   function safeUrl(url) { return /^https?:\/\//i.test(url || "") ? url : null; }
+  function safeColour(c) { return /^#[0-9a-fA-F]{6}$/.test(c || "") ? c : null; }
+
+  /* A small square in the row's family colour (the colour its charts use). */
+  function swatch(colour, title) {
+    var s = el("span", {class: "swatch", title: title || null, "aria-hidden": "true"});
+    var c = safeColour(colour);
+    if (c) { s.style.backgroundColor = c; } else { s.className += " none"; }
+    return s;
+  }
 
   /* ------------------------------------------------------------------ table choice */
 
@@ -73,7 +85,7 @@
     }).map(function (t) { return t.part; });
     state.part = fillSelect($("f-part"), parts, state.part);
     Array.prototype.forEach.call($("f-part").options, function (o) {
-      o.textContent = o.value ? o.value + " (by param)" : "results";
+      o.textContent = o.value ? o.value + " (by param)" : "main results";
     });
   }
 
@@ -83,6 +95,14 @@
         t.protocol_id === state.protocol && t.part === state.part;
     });
     return found.length ? found[0] : null;
+  }
+
+  function openDefault() {
+    var chosen = DATA.tables.filter(function (t) { return t.id === DATA.default_table; })[0];
+    if (chosen) {
+      state.task = chosen.task; state.dataset = chosen.dataset;
+      state.protocol = chosen.protocol_id; state.part = chosen.part;
+    }
   }
 
   function syncKinds(table) {
@@ -106,19 +126,27 @@
 
   /* ------------------------------------------------------------------ the results table */
 
+  /* The metric columns shown: in compact mode the computed ones a paper reports (when the
+   * table has any), else all; columns no run computed come last (the data orders them). */
+  function metricColumns(table) {
+    var compact = table.columns.filter(function (c) { return c.compact && c.computed; });
+    if (state.allColumns || !compact.length) { return table.columns; }
+    return compact;
+  }
+
   function columnsOf(table) {
     var cols = [
-      {key: "kind", label: "kind", cls: "text"},
-      {key: "tokenizer", label: "tokenizer", cls: "text"}
+      {key: "tokenizer", label: "tokenizer", cls: "text col-tokenizer"},
+      {key: "kind", label: "kind", cls: "text col-kind"}
     ];
     if (table.rows.some(function (r) { return r.param !== null; })) {
       cols.push({key: "param", label: "param", cls: "text"});
     }
     cols.push({key: "kbps", label: "kbps", unit: "nominal"});
-    cols.push({key: "token_rate", label: "tok/s"});
-    table.columns.forEach(function (c) {
+    if (state.allColumns) { cols.push({key: "token_rate", label: "tok/s"}); }
+    metricColumns(table).forEach(function (c) {
       cols.push({key: "m:" + c.metric, metric: c, label: c.metric + (c.arrow ? " " + c.arrow : ""),
-                 unit: c.unit});
+                 unit: c.unit, cls: c.computed ? null : "not-computed"});
     });
     return cols;
   }
@@ -177,9 +205,13 @@
   function renderHead(table, cols) {
     var tr = el("tr");
     cols.forEach(function (col) {
+      var title = null;
+      if (col.metric) {
+        title = col.metric.description + (col.metric.range ? " (range " + col.metric.range.join(" to ") + ")" : "") +
+          (col.metric.computed ? "" : ". No run in this table computed it.");
+      }
       var th = el("th", {
-        class: col.cls || null, scope: "col", "data-key": col.key, tabindex: "0",
-        title: col.metric ? col.metric.description + (col.metric.range ? " (range " + col.metric.range.join(" to ") + ")" : "") : null,
+        class: col.cls || null, scope: "col", "data-key": col.key, tabindex: "0", title: title,
         "aria-sort": state.sort && state.sort.key === col.key ? (state.sort.dir > 0 ? "ascending" : "descending") : "none"
       }, col.label);
       if (col.unit) { th.append(el("span", {class: "unit", text: col.unit})); }
@@ -194,6 +226,17 @@
     thead.append(tr);
   }
 
+  function publishedLine(pub) {
+    var ref = DATA.references[pub.reference];
+    var verdict = pub.in_ci === null ? "" : pub.in_ci ? ", in our CI" : ", outside our CI";
+    var text = "reported " + pub.text + (pub.diff_text ? " (Δ " + pub.diff_text + verdict + ")" : "");
+    var cls = "published" + (pub.in_ci === true ? " in-ci" : pub.in_ci === false ? " out-ci" : "");
+    return el("a", {class: cls, href: "#ref-" + pub.reference,
+                    title: (ref ? "[" + (pub.reference + 1) + "] " + ref.citation + ": " + pub.label + ". " : "") +
+                           (pub.comparable === "caveats" ? "Comparable with caveats: " : "Comparable: ") + pub.note +
+                           ". Δ = ours − reported."}, text + (pub.comparable === "caveats" ? " ≈" : ""));
+  }
+
   function metricCell(row, metric) {
     var cell = row.cells[metric.metric];
     if (!cell) {
@@ -205,10 +248,15 @@
       return el("td", {class: "na", title: cell.reason || "not computable"}, cell.text || "n/a",
                 cell.n ? el("span", {class: "sub", text: cell.n}) : null);
     }
-    var td = el("td", {class: cell.best ? "best" : null, title: cell.note || null},
+    var cls = [cell.best ? "best" : null, cell.partial ? "partial" : null].filter(Boolean).join(" ");
+    var td = el("td", {class: cls || null, title: cell.note || null},
                 el("span", {class: "mean", text: cell.text + (cell.best ? " ★" : "")}));
-    var sub = [cell.ci, cell.n].filter(function (s) { return s; }).join(" ");
-    if (sub) { td.append(el("span", {class: "sub", text: sub})); }
+    // n scored of N recorded, for every per-utterance figure (corpus figures have no n).
+    var n = metric.per_utterance && isNum(cell.n_total) ? "n=" + cell.n_scored + "/" + cell.n_total : cell.n;
+    var sub = [cell.ci, n].filter(function (s) { return s; }).join(" ");
+    if (sub) { td.append(el("span", {class: "sub" + (cell.partial ? " partial" : ""), text: sub,
+                                     title: cell.partial ? "scored on " + cell.n_scored + " of " + cell.n_total + " utterances" : null})); }
+    if (cell.published) { td.append(publishedLine(cell.published)); }
     return td;
   }
 
@@ -226,15 +274,19 @@
       if (row.reported !== null) { cls.push("reported"); }
       if (!state.sort && previousKind !== null && row.kind !== previousKind) { cls.push("kind-start"); }
       previousKind = row.kind;
-      var tr = el("tr", {class: cls.join(" ") || null, "data-kind": row.kind});
-      tr.append(el("td", {class: "text col-kind", text: kindLabel(row.kind)}));
+      var tr = el("tr", {class: cls.join(" ") || null, "data-kind": row.kind, "data-family": row.family});
       var name = el("td", {class: "text col-tokenizer"});
+      if (row.reported === null) { name.append(swatch(row.colour, row.family)); }
       if (row.run !== null) {
         name.append(el("a", {href: "#run-" + row.run, title: "provenance of this run", text: row.label}));
       } else {
-        name.append(row.label);
+        name.append(el("span", {class: "label", text: row.label}));
       }
-      if (!row.status && row.status_reason) {
+      if (row.coverage && row.coverage.partial) {
+        name.append(el("span", {class: "badge partial", title: (row.status_reason ? row.status_reason + ". " : "") +
+                                "Some cells cover fewer utterances than the run recorded."},
+                       "partial " + row.coverage.text));
+      } else if (!row.status && row.status_reason) {
         name.append(el("span", {class: "badge partial", title: row.status_reason}, "partial"));
       }
       if (row.reported !== null) {
@@ -242,48 +294,81 @@
                              title: DATA.references[row.reported].citation}, "reported [" + (row.reported + 1) + "]"));
       }
       tr.append(name);
+      tr.append(el("td", {class: "text col-kind", text: kindLabel(row.kind)}));
       if (cols.some(function (c) { return c.key === "param"; })) {
         tr.append(el("td", {class: "text", text: row.param === null ? "" : row.param}));
       }
       tr.append(el("td", {class: "col-kbps", text: row.kbps_text}));
-      tr.append(el("td", {text: row.token_rate_text}));
+      if (state.allColumns) { tr.append(el("td", {text: row.token_rate_text})); }
       var metricCols = cols.filter(function (c) { return c.metric; });
       if (row.status) {
         tr.append(el("td", {class: "unsupported", colspan: Math.max(1, metricCols.length),
                             title: row.status_reason || null},
-                     row.status + (row.status_reason ? ": " + row.status_reason : "")));
+                     el("span", {class: "status-text", text: row.status + (row.status_reason ? ": " + row.status_reason : "")})));
       } else {
         metricCols.forEach(function (c) { tr.append(metricCell(row, c.metric)); });
       }
       tbody.append(tr);
     });
     $("row-count").textContent = "showing " + rows.length + " of " + table.rows.length + " rows";
+    var hidden = table.columns.length - metricColumns(table).length;
+    var toggle = $("f-columns");
+    toggle.checked = state.allColumns;
+    $("f-columns-text").textContent = state.allColumns ? "all columns (uncheck for the compact view)"
+      : "all columns (" + hidden + " more)";
+    $("f-columns-label").hidden = !state.allColumns && hidden === 0;
     var empty = $("empty");
     empty.hidden = rows.length > 0;
     empty.textContent = rows.length ? "" : "No row matches the filters.";
   }
 
+  function chartFigure(chart, table) {
+    var title = chart.title || chart.chart;
+    if (!(chart.files && chart.files.svg)) {
+      return el("p", {class: "chart-message", "data-chart": chart.chart},
+                title + ": not drawn: " + (chart.message || "no reason recorded"));
+    }
+    var links = el("figcaption", null, title + " · ");
+    ["png", "svg", "pdf"].forEach(function (fmt) {
+      if (chart.files[fmt]) { links.append(el("a", {href: chart.files[fmt], text: fmt.toUpperCase()}), " "); }
+    });
+    return el("figure", {"data-chart": chart.chart},
+              el("img", {src: chart.files.svg, alt: title + ": " + table.title}), links);
+  }
+
+  function renderPareto(table) {
+    var box = $("pareto");
+    box.textContent = "";
+    var charts = table ? table.charts.filter(function (c) { return c.chart.indexOf("pareto") === 0; }) : [];
+    var select = $("f-pareto");
+    select.textContent = "";
+    var drawn = charts.filter(function (c) { return c.metric; });
+    drawn.forEach(function (c) { select.append(el("option", {value: c.metric, text: c.metric})); });
+    $("f-pareto-label").hidden = drawn.length <= 1;
+    if (!charts.length) {
+      box.append(el("p", {class: "chart-message", "data-chart": "pareto",
+                          text: table && table.part ? "The Pareto view is drawn for main tables only."
+                                                    : "No Pareto chart was generated for this table (charts off?)."}));
+      return;
+    }
+    var metrics = drawn.map(function (c) { return c.metric; });
+    if (metrics.indexOf(state.pareto) < 0) { state.pareto = metrics.length ? metrics[0] : null; }
+    if (state.pareto !== null) { select.value = state.pareto; }
+    var chart = charts.filter(function (c) { return c.metric === state.pareto; })[0] || charts[0];
+    box.append(chartFigure(chart, table));
+  }
+
   function renderCharts(table) {
     var box = $("charts");
     box.textContent = "";
-    if (!table || !table.charts.length) {
-      box.append(el("p", {class: "chart-message", text: "No charts were generated for this table."}));
+    var charts = table ? table.charts.filter(function (c) { return c.chart.indexOf("pareto") !== 0; }) : [];
+    if (!charts.length) {
+      box.append(el("p", {class: "chart-message", text: table && table.part
+        ? "Tables by param have no charts: a radar over codebooks would compare nothing meaningful."
+        : "No charts were generated for this table (the site was built with --no-charts?)."}));
       return;
     }
-    table.charts.forEach(function (chart) {
-      var title = chart.title || chart.chart;
-      if (chart.files && chart.files.svg) {
-        var fig = el("figure", {"data-chart": chart.chart},
-                     el("img", {src: chart.files.svg, alt: title + ": " + table.title, loading: "lazy"}),
-                     el("figcaption", null, title + " ",
-                        chart.files.png ? el("a", {href: chart.files.png, text: "PNG"}) : null, " ",
-                        el("a", {href: chart.files.svg, text: "SVG"})));
-        box.append(fig);
-      } else {
-        box.append(el("p", {class: "chart-message", "data-chart": chart.chart},
-                      title + ": " + (chart.message || "not drawn")));
-      }
-    });
+    charts.forEach(function (chart) { box.append(chartFigure(chart, table)); });
   }
 
   function renderAll() {
@@ -293,12 +378,16 @@
       $("empty").hidden = false;
       $("empty").textContent = "No results yet: run `tokbench run ...`, then `tokbench leaderboard`.";
       renderCharts(null);
+      renderPareto(null);
+      renderExamples(null);
       return;
     }
     $("table-title").textContent = table.title;
     syncKinds(table);
     renderTable();
+    renderPareto(table);
     renderCharts(table);
+    renderExamples(table);
   }
 
   /* ------------------------------------------------------------------ other sections */
@@ -363,27 +452,81 @@
     });
   }
 
+
   function runLabel(i) {
     var run = DATA.runs[i];
     return run ? run.variant + " · " + run.task + " · " + run.dataset : "run " + i;
   }
 
-  function renderExamples() {
+  var INPUT_ROLES = ["original", "source", "prompt"];
+  var ROLE_LABELS = {original: "original", source: "source (input)", prompt: "prompt (target speaker)",
+                     reconstruction: "reconstruction", converted: "converted"};
+
+  function player(file, label) {
+    return el("div", {class: "player"}, el("div", {class: "label", text: label}),
+              el("audio", {controls: "", preload: "none", src: file.src}));
+  }
+
+  /* For the chosen utterance: the inputs once (the same recording kept by several runs is one
+   * file), then one row per run with what its tokenizer produced, in the table's row order. */
+  function renderExamples(table) {
     var box = $("examples");
     box.textContent = "";
+    var select = $("f-utterance");
+    select.textContent = "";
     if (!DATA.examples.length) {
       box.append(el("p", {class: "meta", text: "No run kept audio examples (run with --set keep_audio=N)."}));
+      $("f-utterance-label").hidden = true;
       return;
     }
-    DATA.examples.forEach(function (ex) {
-      box.append(el("div", {class: "example"},
-        el("div", null, el("a", {href: "#run-" + ex.run, text: runLabel(ex.run)}),
-           el("div", {class: "label", text: ex.utterance_id})),
-        el("div", null, el("div", {class: "label", text: "original"}),
-           el("audio", {controls: "", preload: "none", src: ex.original})),
-        el("div", null, el("div", {class: "label", text: "reconstruction"}),
-           el("audio", {controls: "", preload: "none", src: ex.reconstruction}))));
+    var rowOf = {};
+    if (table) {
+      table.rows.forEach(function (r) { if (r.run !== null && !(r.run in rowOf)) { rowOf[r.run] = r; } });
+    }
+    var examples = DATA.examples.filter(function (ex) { return ex.run in rowOf; });
+    if (!examples.length) {
+      box.append(el("p", {class: "meta", text: "No run of this table kept audio examples (" +
+        DATA.examples.length + " examples belong to other tables)."}));
+      $("f-utterance-label").hidden = true;
+      return;
+    }
+    var ids = uniq(examples.map(function (ex) { return ex.utterance_id; })).sort();
+    ids.forEach(function (id) { select.append(el("option", {value: id, text: id})); });
+    $("f-utterance-label").hidden = false;
+    if (ids.indexOf(state.utterance) < 0) { state.utterance = ids[0]; }
+    select.value = state.utterance;
+    var chosen = examples.filter(function (ex) { return ex.utterance_id === state.utterance; });
+    var order = table.rows.map(function (r) { return r.run; });
+    chosen.sort(function (a, b) { return order.indexOf(a.run) - order.indexOf(b.run); });
+
+    var inputs = el("div", {class: "example-inputs"});
+    var seen = {};
+    INPUT_ROLES.forEach(function (role) {
+      var files = [];
+      chosen.forEach(function (ex) {
+        var f = ex.files[role];
+        if (f && !seen[f.sha256]) { seen[f.sha256] = true; files.push({file: f, run: ex.run}); }
+      });
+      files.forEach(function (x) {
+        var label = ROLE_LABELS[role] + (files.length > 1 ? " as kept by " + rowOf[x.run].label : "");
+        inputs.append(player(x.file, label));
+      });
     });
+    box.append(inputs);
+    var grid = el("div", {class: "example-grid"});
+    chosen.forEach(function (ex) {
+      var row = rowOf[ex.run];
+      var cell = el("div", {class: "example", "data-run": ex.run},
+                    el("div", {class: "who"}, swatch(row.colour, row.family),
+                       el("a", {href: "#run-" + ex.run, title: runLabel(ex.run), text: row.label})));
+      ex.roles.forEach(function (role) {
+        if (INPUT_ROLES.indexOf(role) >= 0) { return; }
+        cell.append(player(ex.files[role], ROLE_LABELS[role] || role));
+      });
+      if (ex.note) { cell.append(el("p", {class: "meta warning", text: ex.note})); }
+      grid.append(cell);
+    });
+    box.append(grid);
   }
 
   function details(summary, value) {
@@ -456,14 +599,21 @@
     $("f-kbps-max").addEventListener("input", function (e) { state.kbpsMax = readNumber(e.target); renderTable(); });
     $("f-search").addEventListener("input", function (e) { state.search = e.target.value; renderTable(); });
     $("f-reported").addEventListener("change", function (e) { state.reported = e.target.checked; renderTable(); });
+    $("f-columns").addEventListener("change", function (e) {
+      state.allColumns = e.target.checked;
+      if (state.sort && state.sort.key.indexOf("m:") === 0 && !state.allColumns) { state.sort = null; }
+      renderTable();
+    });
+    $("f-pareto").addEventListener("change", function (e) { state.pareto = e.target.value; renderPareto(currentTable()); });
+    $("f-utterance").addEventListener("change", function (e) { state.utterance = e.target.value; renderExamples(currentTable()); });
   }
 
   $("meta").textContent = "generated " + DATA.generated + " by tokbench " + DATA.tokbench_version +
     " · " + DATA.runs.length + " runs · " + DATA.tables.length + " tables";
   bind();
+  openDefault();
   syncSelectors();
   renderAll();
   renderReferences();
-  renderExamples();
   renderProvenance();
 }());

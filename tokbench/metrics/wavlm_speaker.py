@@ -1,0 +1,114 @@
+"""Speaker similarity with WavLM x-vectors (``spk_sim_wavlm``), as DASB and DATES report it.
+
+``microsoft/wavlm-base-plus-sv`` through transformers ``WavLMForXVector``: the 16 kHz signal goes
+through the model's own feature extractor (``Wav2Vec2FeatureExtractor`` from the repository's
+``preprocessor_config.json``), the x-vector ``embeddings`` are L2-normalised and
+``spk_sim_wavlm`` is their cosine (output vs reference). Resemblyzer's ``secs`` keeps its
+meaning; this is a different model and a different name.
+
+The model loads once per process per (model, device) and runs in the calling process on the
+run's device (the GPU when there is one; each torchrun rank on its own), one utterance at a
+time: x-vectors of padded batches are not equal to those of single utterances. Without the
+weights (offline, not cached) the metric is null with the reason; ``checkpoint`` takes a local
+folder written by ``save_pretrained`` (model + feature extractor) instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokbench.io.hub import ModelNotAvailableError
+from tokbench.metrics.base import NotComputable
+from tokbench.metrics.inputs import as_signal, require_sound
+from tokbench.protocol import SCORING_SAMPLE_RATE, WAVLM_SV
+
+REPO_ID: str = WAVLM_SV["model"]
+REVISION: str = WAVLM_SV["revision"]  # no full commit of this repo could be verified offline
+MIN_SECONDS = 0.5  # shorter signals give x-vectors of a few frames: not a speaker embedding
+
+_MODELS: dict[tuple[str, str], tuple[Any, Any, str]] = {}
+
+
+def load(device: str = "cpu", checkpoint: str | Path | None = None) -> tuple[Any, Any, str]:
+    """(model, feature extractor, resolved revision) of this process, loaded on first use.
+    Raises :class:`ModelNotAvailableError` offline without cached weights."""
+    key = (str(checkpoint or REPO_ID), str(device))
+    if key not in _MODELS:
+        from transformers import Wav2Vec2FeatureExtractor, WavLMForXVector
+
+        from tokbench.io.hub import hub_cache_dir, hub_offline, load_hf_model
+
+        model, source = load_hf_model(WavLMForXVector, REPO_ID, REVISION, checkpoint, device)
+        where = str(checkpoint) if checkpoint is not None else REPO_ID
+        try:
+            if checkpoint is not None:
+                fx = Wav2Vec2FeatureExtractor.from_pretrained(where, local_files_only=True)
+            else:
+                fx = Wav2Vec2FeatureExtractor.from_pretrained(
+                    REPO_ID, revision=REVISION, cache_dir=str(hub_cache_dir()),
+                    local_files_only=hub_offline())
+        except OSError as exc:
+            raise ModelNotAvailableError(
+                f"the feature extractor of {REPO_ID} is not available from {where} ({exc})") from exc
+        _MODELS[key] = (model, fx, source.resolved or str(source.revision))
+    return _MODELS[key]
+
+
+class WavLMSpeaker:
+    """x-vector embeddings for ``spk_sim_wavlm``; degrades to null-with-reason without weights."""
+
+    def __init__(self, device: str = "cpu", checkpoint: str | Path | None = None):
+        self.device = device
+        self.checkpoint = checkpoint
+        self._loaded: tuple[Any, Any, str] | None = None
+        self._reason: str | None = None
+        self._tried = False
+
+    def _load(self) -> None:
+        if not self._tried:
+            self._tried = True
+            try:
+                self._loaded = load(self.device, self.checkpoint)
+            except ModelNotAvailableError as exc:
+                self._reason = f"WavLM speaker model unavailable: {exc}"
+
+    @property
+    def available(self) -> bool:
+        self._load()
+        return self._loaded is not None
+
+    @property
+    def reason(self) -> str:
+        self._load()
+        return self._reason or ""
+
+    @property
+    def revision(self) -> str | None:
+        self._load()
+        return self._loaded[2] if self._loaded else None
+
+    def embed(self, wav16: np.ndarray, role: str = "output") -> np.ndarray:
+        """The L2-normalised x-vector (float32) of a 16 kHz signal; NotComputable for silence,
+        a too-short signal, or a non-finite result."""
+        import torch
+
+        x = as_signal(wav16, role, np.float32)
+        require_sound(x, role)
+        if len(x) < MIN_SECONDS * SCORING_SAMPLE_RATE:
+            raise NotComputable(f"the {role} lasts {len(x) / SCORING_SAMPLE_RATE:.2f} s; WavLM "
+                                f"speaker similarity needs at least {MIN_SECONDS} s")
+        if not self.available:
+            raise NotComputable(self.reason)
+        assert self._loaded is not None
+        model, fx, _ = self._loaded
+        inputs = fx(x, sampling_rate=SCORING_SAMPLE_RATE, return_tensors="pt")
+        inputs = {k: v.to(model.device) for k, v in inputs.items()}
+        with torch.inference_mode():
+            emb = model(**inputs).embeddings[0].float()
+        emb = torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()
+        if not np.all(np.isfinite(emb)):
+            raise NotComputable(f"the WavLM speaker embedding of the {role} is not finite")
+        return emb.astype(np.float32)
