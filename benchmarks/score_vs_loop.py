@@ -304,7 +304,7 @@ def main() -> None:
                 shutil.rmtree(out, ignore_errors=True)
                 cmd = [py, "-m", "tokbench.cli", "score", "--ref", str(ref_dir), "--hyp",
                        str(hyp_dir), "--no-asr", "--workers", str(w), "--out", str(out),
-                       "--device", "cpu"]
+                       "--device", "cpu", "--metrics", ",".join(METRICS)]
                 m = measure(f"{side} w={w}", r, cmd, env={"TOKBENCH_CACHE": str(cache)})
                 m.values = tokbench_values(out)
                 diff = compare(loop.values or {}, m.values)
