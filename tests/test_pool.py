@@ -91,3 +91,58 @@ def test_pool_size_is_shared_among_local_ranks(monkeypatch):
     assert workers_per_rank(3) == 3
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert workers_per_rank(None) == 16
+
+
+def torch_free_metric_then_torch() -> tuple[bool, int]:
+    import numpy as np
+
+    from tokbench.metrics.signal import stoi_score
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16_000).astype(np.float32)
+    stoi_score(x, x + 0.1 * rng.standard_normal(16_000).astype(np.float32))
+    loaded_before = "torch" in sys.modules
+    import torch
+
+    return loaded_before, torch.get_num_threads()
+
+
+def test_workers_load_torch_only_when_a_metric_needs_it():
+    # A worker starts without torch (PESQ/STOI/pitch/mel need none: ~200 MB and ~1 s of CPU
+    # saved per worker); when a metric brings torch in, it still runs one thread.
+    pool = MetricPool(1)
+    try:
+        loaded_before, threads = pool.result(pool.submit(torch_free_metric_then_torch))
+    finally:
+        pool.close()
+    assert loaded_before is False
+    assert threads == 1
+
+
+def test_workers_do_not_import_the_parents_main_module(tmp_path):
+    # `tokbench score` runs as __main__ = the CLI (torch, pandas, Whisper...): spawned workers
+    # must not re-run it. A function defined in __main__ still works (main is then imported).
+    marker = tmp_path / "main-ran"
+    script = tmp_path / "main_script.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        with open({str(marker)!r}, "a") as fh:
+            fh.write(str(os.getpid()) + "\\n")
+        from tokbench.run.pool import MetricPool
+
+        def in_main(x):
+            return x + 1
+
+        if __name__ == "__main__":
+            pool = MetricPool(1)
+            assert pool.result(pool.submit(os.getpid)) != os.getpid()
+            pool.close()
+            print("ran in main:", len(open({str(marker)!r}).read().split()))
+            pool = MetricPool(1)
+            print("main function:", pool.result(pool.submit(in_main, 1)))
+            pool.close()
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert "ran in main: 1" in out  # only the parent ran the script's top level
+    assert "main function: 2" in out

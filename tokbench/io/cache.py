@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from tokbench.io.audio import RESAMPLER
 from tokbench.io.files import atomic_write as _atomic_write
 from tokbench.options import stable_hash
 from tokbench.protocol import PROTOCOL_VERSION
+
+if TYPE_CHECKING:  # torch is imported where tensors are cached: metric workers need no torch
+    import torch
 
 
 def cache_root() -> Path:
@@ -45,6 +47,8 @@ class Cache:
         p = self.path(kind, key, ".pt")
         if not self.enabled or not p.is_file():
             return None
+        import torch
+
         try:
             return torch.load(p, map_location="cpu", weights_only=True)
         except Exception:  # a torn or foreign file is a miss, and gets rewritten
@@ -52,6 +56,8 @@ class Cache:
 
     def save_tensors(self, kind: str, key: str, tensors: dict[str, torch.Tensor]) -> None:
         if self.enabled:
+            import torch
+
             _atomic_write(self.path(kind, key, ".pt"), lambda fh: torch.save(tensors, fh))
 
     # Arrays (F0 contours, embeddings).

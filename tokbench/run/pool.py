@@ -6,6 +6,8 @@
   each worker's OpenBLAS keeps one thread per core and the workers contend for the cores.
 - A worker exits when its parent dies (Linux: ``PR_SET_PDEATHSIG``; elsewhere a watcher thread),
   so a killed run leaves no process behind.
+- A worker imports only what its calls need: not the parent's ``__main__`` (the CLI), not
+  torch until a metric needs it (Resemblyzer for SECS).
 - A worker that crashes (e.g. a C extension's segfault on one input) breaks the pool; the pool is
   rebuilt and every call that was in flight is retried alone, so only the call that crashes again
   fails (:class:`WorkerCrashed`), and the other utterances are scored.
@@ -19,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -65,9 +68,29 @@ def _init_worker(parent: int) -> None:
         threadpool_limits(1)
     except ImportError:
         pass
-    import torch
+    # torch is not imported here: a worker loads only what its metrics need (Resemblyzer for
+    # SECS pulls torch in; PESQ/STOI/pitch/mel need none), and torch started later reads
+    # OMP_NUM_THREADS=1 from the environment the worker was spawned with.
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
-    torch.set_num_threads(1)
+
+@contextmanager
+def _without_main_module(needed: bool) -> Iterator[None]:
+    """Spawned workers re-import the parent's ``__main__`` (for ``tokbench``, the whole CLI:
+    torch, pandas, Whisper, numba..., about 2 s of CPU and 200 MB per worker) unless there is
+    none to import. Calls reach the workers by module name, so ``__main__`` is hidden while
+    workers start, unless the call itself lives in ``__main__`` (``needed``)."""
+    main = sys.modules.get("__main__")
+    if needed or main is None:
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__, no __spec__
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 @contextmanager
@@ -124,7 +147,9 @@ class MetricPool:
 
     def _submit_raw(self, fn: Callable[..., Any], args: tuple) -> Future:
         assert self._executor is not None, "the pool is closed"
-        with _one_thread_environment():  # workers may be spawned on any submit
+        in_main = getattr(fn, "__module__", None) == "__main__"
+        # workers may be spawned on any submit
+        with _one_thread_environment(), _without_main_module(in_main):
             return self._executor.submit(fn, *args)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Call:
