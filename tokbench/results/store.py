@@ -60,9 +60,16 @@ class RunSpec:
     tokenizer_revision: str | None
     protocol: Mapping[str, Any]
     kind: str = ""
+    # tokbench.identity: the adapter's code version, library versions, the utterances covered.
+    code: Mapping[str, Any] = field(default_factory=dict)
+    libraries: Mapping[str, Any] = field(default_factory=dict)
+    selection: Mapping[str, Any] = field(default_factory=dict)
 
     def config(self) -> dict[str, Any]:
-        return {
+        identity = {name: dict(value) for name, value in (
+            ("code", self.code), ("libraries", self.libraries), ("selection", self.selection))
+            if value}
+        return {**identity,
             "dataset": self.dataset,
             "dataset_revision": self.dataset_revision,
             "task": self.task,

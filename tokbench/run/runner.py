@@ -21,6 +21,7 @@ import pandas as pd
 
 import tokbench
 from tokbench.data import Dataset, open_dataset
+from tokbench.identity import code_token, identity_fields
 from tokbench.io.cache import Cache
 from tokbench.options import build_options, options_dict, parse_overrides, split_overrides
 from tokbench.protocol import protocol_settings
@@ -155,7 +156,8 @@ def run(
     # The loaded model's options can say more than the preset (e.g. the hash of the k-means
     # centroids it found): they belong to the run's identity.
     spec_kwargs["tokenizer_options"] = {**resolved.options_dict(), **dict(meta.options)}
-    spec = RunSpec(tokenizer_revision=meta.source.resolved or meta.source.revision, **spec_kwargs)
+    spec = RunSpec(tokenizer_revision=meta.source.resolved or meta.source.revision, **spec_kwargs,
+                   **run_identity(resolved, data))
     store = RunStore(Path(out), spec, rank=rank, world_size=world).open({
         "tokbench_version": tokbench.__version__,
         "git_revision": git_revision(),
@@ -173,7 +175,7 @@ def run(
     })
     ctx = RunContext(
         tokenizer=model, dataset=data, utterances=shard(list(data.utterances), rank, world),
-        store=store, cache=Cache(cache_dir), spec=spec, device=device, batch_size=batch_size,
+        store=store, cache=Cache(cache_dir, adapter_code=code_token(spec.code)), spec=spec, device=device, batch_size=batch_size,
         workers=workers, progress=_tqdm_progress(progress), log=log,
     )
     t0 = time.time()
@@ -194,6 +196,12 @@ def run(
              "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
         )
     return RunResult(store.path, spec.run_id, "complete", summary)
+
+
+def run_identity(resolved: ResolvedTokenizer, data: Dataset) -> dict[str, Any]:
+    """The RunSpec fields of :mod:`tokbench.identity`: adapter code version, library versions
+    and the utterance selection."""
+    return identity_fields(resolved.cls, [u.id for u in data.utterances])
 
 
 def _unsupported(out: Path, spec: RunSpec, reason: str, rank: int) -> RunResult:
