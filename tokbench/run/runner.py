@@ -146,7 +146,8 @@ def run(
     )
     reason = task_obj.unsupported_reason(static_meta)
     if reason:
-        spec = RunSpec(tokenizer_revision=static_meta.source.revision, **spec_kwargs)
+        spec = RunSpec(tokenizer_revision=static_meta.source.revision, **spec_kwargs,
+                       **run_identity(resolved, data))
         return _unsupported(Path(out), spec, reason, rank)
 
     started = time.time()
@@ -172,7 +173,7 @@ def run(
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),
-    })
+    }, utterance_ids=[u.id for u in data.utterances])
     ctx = RunContext(
         tokenizer=model, dataset=data, utterances=shard(list(data.utterances), rank, world),
         store=store, cache=Cache(cache_dir, adapter_code=code_token(spec.code)), spec=spec, device=device, batch_size=batch_size,
