@@ -12,29 +12,26 @@ itself (``prompt=self``, the review's protocol: marked ``leak`` in the records a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-import torch
-
 from tokbench.data.prompts import PROMPT_SECONDS, PromptError, PromptLoader, same_speaker_prompt
-from tokbench.io.audio import fit_length, resample, write_audio
 from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.records import make_record
-from tokbench.run.batching import (
-    Item,
-    encode_dataset,
-    length_sorted_batches,
-    load_item,
-    save_tokens,
-    timed,
-    to_batch,
+from tokbench.run.batching import Item
+from tokbench.run.decode_score import (
+    Produced,
+    decode_batch,
+    model_chunks,
+    prompt_batch,
+    score_stream,
+    warm_up,
 )
-from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
-from tokbench.run.task import RunContext, Task
-from tokbench.types import Audio, Tokens
+from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer
+from tokbench.run.task import AudioExample, Output, RunContext, Task
+from tokbench.run.token_cache import encode_dataset
 
 
 @dataclass(frozen=True)
@@ -70,119 +67,47 @@ class Reconstruction(Task):
         o = self.options
         return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size, ctx.log)
 
-    def run(self, ctx: RunContext) -> None:
-        todo = [u for u in ctx.utterances if not ctx.store.is_done(u.id)]
+    def run(self, ctx: RunContext) -> Iterator[Output]:
+        todo = ctx.todo()
         if not todo:
             return
-        keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
         meta = ctx.meta
-        _warm_up(ctx)
-        refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
-        chunk = ctx.batch_size * 4  # utterances loaded at once; scored while the next chunk runs
+        keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
         loader = PromptLoader(ctx.dataset, meta.sample_rate) if meta.can("speaker_prompt") else None
-        with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
-            pending = None
-            bar = ctx.progress(range(len(todo)), total=len(todo), desc=f"recon {meta.name}")
-            progress = iter(bar)
-            for start in range(0, len(todo), chunk):
-                items = [load_item(ctx.dataset, u, meta.sample_rate) for u in todo[start:start + chunk]]
-                if loader is not None:
-                    self._attach_prompts(ctx, items)
-                for item in items:
-                    if not item.ok:  # unreadable audio or no prompt: record why, and go on
-                        self._write(ctx, ScoreItem(item.utt.id, np.zeros(0, np.float32), None,
-                                                   reason=item.error), None)
-                        next(progress, None)
-                score_items = []
-                for batch in length_sorted_batches(items, ctx.batch_size):
-                    score_items += self._model_batch(ctx, batch, keep, loader)
-                # Signal metrics of this chunk run in the pool while the model works on the next.
-                new = scorer.start(score_items)
-                if pending is not None:
-                    for it, scores in scorer.finish(pending):
-                        self._write(ctx, it, scores)
-                        next(progress, None)
-                pending = new
-            if pending is not None:
-                for it, scores in scorer.finish(pending):
-                    self._write(ctx, it, scores)
-                    next(progress, None)
-            for _ in progress:
-                pass
+        warm_up(ctx)
+        refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
 
-    def _attach_prompts(self, ctx: RunContext, items: list[Item]) -> None:
-        """Choose each item's prompt (``item.data["prompt"]``); an item without one fails."""
-        for item in items:
-            if not item.ok:
-                continue
+        def convert(batch: list[Item]) -> list[Produced]:
+            prompts = [i.data["prompt"] for i in batch] if loader is not None else None
+            out = []
+            for k, d in enumerate(decode_batch(ctx, batch, prompt_batch(loader, prompts, ctx.device))):
+                extra = {**d.extra, **(prompts[k].describe() if prompts else {})}
+                item = ScoreItem(d.item.utt.id, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra)
+                examples = []
+                if d.hyp16 is not None and d.item.utt.id in keep:
+                    examples = [AudioExample(d.item.utt.id, "original", d.item.ref16, SCORING_SAMPLE_RATE),
+                                AudioExample(d.item.utt.id, "reconstruction", d.hyp16, SCORING_SAMPLE_RATE)]
+                out.append(Produced(item, d.values, examples=examples))
+            return out
+
+        bar = iter(ctx.progress(range(len(todo)), total=len(todo), desc=f"recon {meta.name}"))
+        with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
+            chunks = model_chunks(ctx, todo, convert,
+                                  attach=self._attach_prompt(ctx) if loader is not None else None)
+            yield from score_stream(scorer, chunks, progress=lambda n: next(bar, None))
+        for _ in bar:
+            pass
+
+    def _attach_prompt(self, ctx: RunContext) -> Callable[[Item], None]:
+        """Chooses each item's prompt (``item.data["prompt"]``); an item without one fails."""
+        def attach(item: Item) -> None:
             try:
                 item.data["prompt"] = same_speaker_prompt(
                     item.utt, ctx.dataset, self.options.prompt,
                     max_seconds=self.options.prompt_seconds)
             except PromptError as exc:
                 item.error = f"no speaker prompt: {exc} (--set prompt=self uses the utterance itself)"
-
-    def _model_batch(self, ctx: RunContext, batch: list[Item], keep: set[str],
-                     loader: PromptLoader | None = None) -> list[ScoreItem]:
-        meta, tok = ctx.meta, ctx.tokenizer
-        audio = to_batch(batch, meta.sample_rate, ctx.device)
-        prompts = [i.data["prompt"] for i in batch] if loader is not None else None
-        prompt = loader.batch(prompts).to(ctx.device) if prompts else None
-        tokens, t_enc = timed(lambda: tok.encode(audio.wav, audio.lengths), ctx.device)
-        decoded, t_dec = timed(lambda: tok.decode(tokens, prompt), ctx.device)
-        tokens = Tokens(tokens.codes.cpu(), tokens.frame_lengths.cpu())
-        seconds = sum(len(i.wav) for i in batch) / meta.sample_rate
-        out = []
-        for k, item in enumerate(batch):
-            codes = tokens.item(k)
-            duration = len(item.wav) / meta.sample_rate
-            save_tokens(ctx.cache, meta, ctx.dataset, item.utt.id, codes, duration)
-            hyp = decoded.item(k).detach().float().cpu().numpy()
-            extra = {
-                "n_frames": int(codes.shape[1]),
-                "duration": duration,
-                # output samples minus input samples, at the decoder's rate
-                "length_mismatch": int(len(hyp) - round(len(item.wav) * decoded.sample_rate / meta.sample_rate)),
-                "source_rate": item.source_rate,
-                "downmixed": bool(item.channels and item.channels > 1),
-                # The batch's time, shared by audio length. The corpus figure is a ratio (total
-                # processing seconds / total audio seconds), so batches weigh by their audio.
-                "rtf_encode": t_enc / seconds,
-                "rtf_decode": t_dec / seconds,
-                "token_rate": codes.numel() / duration if duration > 0 else None,
-                "ratio": {"rtf_encode": [t_enc * duration / seconds, duration],
-                          "rtf_decode": [t_dec * duration / seconds, duration],
-                          "token_rate": [codes.numel(), duration]},
-                "device": ctx.device,
-                **(prompts[k].describe() if prompts else {}),
-            }
-            reason = check_output(hyp)
-            hyp16 = None
-            if reason is None:
-                hyp16, extra["length_mismatch_16k"] = fit_length(
-                    resample(hyp, decoded.sample_rate, SCORING_SAMPLE_RATE), len(item.ref16))
-                if item.utt.id in keep:
-                    folder = ctx.store.examples_dir(item.utt.id)
-                    write_audio(folder / "original.wav", item.ref16, SCORING_SAMPLE_RATE)
-                    write_audio(folder / "reconstruction.wav", hyp16, SCORING_SAMPLE_RATE)
-            out.append(ScoreItem(item.utt.id, item.ref16, hyp16, item.utt.text, reason, extra))
-        return out
-
-    def _write(self, ctx: RunContext, item: ScoreItem, scores) -> None:
-        extra = dict(item.extra)
-        metrics = {name: extra.pop(name, None) for name in ("token_rate", "rtf_encode", "rtf_decode")}
-        reasons = {name: item.reason or "not computed" for name, v in metrics.items() if v is None}
-        values, why, more = {}, {}, {}
-        if scores is not None:
-            values, why, more = scores.values, scores.reasons, scores.extra
-        else:
-            from tokbench.run.scoring import ASR_METRICS, SIGNAL_METRICS
-
-            values = dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS))
-            why = dict.fromkeys(values, item.reason or "not computed")
-        ratio = {**extra.pop("ratio", {}), **more.get("ratio", {})}
-        ctx.store.append(make_record(item.utterance_id, {**values, **metrics}, {**why, **reasons},
-                                     extra={**extra, **more, "ratio": ratio}))
+        return attach
 
     def corpus_records(self, ctx: RunContext, records: list[dict]) -> list[dict]:
         """Nominal bitrate from the metadata; entropy bitrate and the token statistics of every
@@ -199,15 +124,3 @@ class Reconstruction(Task):
         stats = stat_records(token_stats(codes, meta.codebook_sizes), frame_rate=meta.frame_rate,
                              extra=extra)
         return [make_record(None, {"bitrate_nominal": meta.bitrate_nominal}, extra=extra), *stats]
-
-
-def _warm_up(ctx: RunContext) -> None:
-    """One encode/decode of a short signal so that timings exclude first-call costs."""
-    sr = ctx.meta.sample_rate
-    wav = torch.zeros(1, sr, device=ctx.device)
-    wav[0] = 0.1 * torch.sin(torch.arange(sr, device=ctx.device) * 2 * np.pi * 220 / sr)
-    lengths = torch.tensor([sr], device=ctx.device)
-    # A prompt-driven decoder gets the tone as its own prompt.
-    prompt = Audio(wav, lengths, sr) if ctx.meta.can("speaker_prompt") else None
-    with torch.inference_mode():
-        ctx.tokenizer.decode(ctx.tokenizer.encode(wav, lengths), prompt)

@@ -1,7 +1,7 @@
 """``tokbench score``: score audio made elsewhere against references, with the recon metrics.
 
 Files are matched by stem (``ref/abc.wav`` with ``hyp/abc.flac``), at any sample rate; both sides
-are resampled to 16 kHz and the output is fitted to the reference length. Results go to the same
+are resampled to 16 kHz; lengths follow :mod:`tokbench.run.decode_score` (20 ms tolerance). Results go to the same
 store as every run, so ``load_results(out)`` reads them.
 """
 
@@ -9,34 +9,29 @@ from __future__ import annotations
 
 import datetime as _dt
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import tokbench
 from tokbench.data import read_folder
 from tokbench.data.base import content_revision
-from tokbench.io.audio import AudioError, fit_length, load_audio, resample
+from tokbench.io.audio import AudioError, load_audio, resample
 from tokbench.io.cache import Cache
 from tokbench.metrics.asr import asr_protocol, task_scorer
 from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
-from tokbench.records import make_record
-from tokbench.results import load_results, summarize, summary_records
 from tokbench.results.store import RunSpec, RunStore
-from tokbench.run.scoring import (
-    ASR_METRICS,
-    SIGNAL_METRICS,
-    ReferenceKeys,
-    ScoreItem,
-    Scorer,
-    check_output,
-)
+from tokbench.run.decode_score import Produced, fit_output, length_fields, score_stream
+from tokbench.run.runner import finish_run, write_output
+from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
 
 TASK = "score"
-TASK_VERSION = "1"
+TASK_VERSION = "2"  # 2: output lengths follow the decode-and-score rule
+SCORE_CHUNK = 32  # pairs loaded at once; scored while the next chunk loads
+# Outputs made elsewhere have no known frame: within 20 ms they are trimmed or padded.
+SCORE_LENGTH_TOLERANCE_S = 0.02
 
 
 @dataclass
@@ -92,53 +87,46 @@ def score_folders(
         "dataset": refs.describe(), "missing_outputs": missing, "unmatched_outputs": unmatched,
     })
     asr_scorer = task_scorer(asr, asr_model, asr_checkpoint, device, batch_size, log)
+    # A missing output is a failure to record, not a gap to average over.
+    failed = [Produced.failed(u, f"no output file in {hyp}", ("length_ratio",))
+              for u in missing if not store.is_done(u)]
     todo = [u for u in refs.utterances if u.id in hyp_by_id and not store.is_done(u.id)]
-    for utt_id in missing:  # a missing output is a failure to record, not a gap to average over
-        if not store.is_done(utt_id):
-            store.append(make_record(utt_id, dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS)),
-                                     dict.fromkeys((*SIGNAL_METRICS, *ASR_METRICS),
-                                                   f"no output file in {hyp}")))
-    chunk = 32
+
+    def chunks() -> Iterator[list[Produced]]:
+        if failed:
+            yield failed
+        for start in range(0, len(todo), SCORE_CHUNK):  # load one chunk while the last is scored
+            yield [_load_pair(u.id, u.path, hyp_by_id[u.id].path, u.text)
+                   for u in todo[start:start + SCORE_CHUNK]]
+
     with Scorer(Cache(cache_dir), ReferenceKeys(refs.name, refs.revision), workers, asr_scorer) as scorer:
-        pending = None
-        for start in range(0, len(todo), chunk):  # load one chunk while the last is scored
-            items = [_load_pair(u.id, u.path, hyp_by_id[u.id].path, u.text)
-                     for u in todo[start:start + chunk]]
-            new = scorer.start(items)
-            if pending is not None:
-                _append(store, scorer.finish(pending))
-            pending = new
-        if pending is not None:
-            _append(store, scorer.finish(pending))
-    summary = summarize(load_results(store.path))
-    store.finish({"run_id": spec.run_id, "metrics": summary_records(summary)})
+        for output in score_stream(scorer, chunks()):
+            write_output(store, output)
+    summary = finish_run(store)
     return ScoreResult(store.path, summary, missing, unmatched)
 
 
-def _append(store: RunStore, scored) -> None:
-    for item, scores in scored:
-        store.append(make_record(item.utterance_id, scores.values, scores.reasons,
-                                 extra={**item.extra, **scores.extra}))
-
-
-def _load_pair(utt_id: str, ref_path: str, hyp_path: str, text: str | None) -> ScoreItem:
+def _load_pair(utt_id: str, ref_path: str, hyp_path: str, text: str | None) -> Produced:
+    """One reference/output pair ready to score (lengths as in :mod:`tokbench.run.decode_score`,
+    with a tolerance of ``SCORE_LENGTH_TOLERANCE_S``)."""
     try:
         r = load_audio(ref_path)
     except AudioError as exc:
-        return _failed(utt_id, f"reference: {exc}")
+        return Produced.failed(utt_id, f"reference: {exc}", ("length_ratio",), text=text)
     ref16 = resample(r.wav, r.sample_rate, SCORING_SAMPLE_RATE)
     try:
         h = load_audio(hyp_path)
     except AudioError as exc:
-        return ScoreItem(utt_id, ref16, None, text, f"output: {exc}")
+        return Produced(ScoreItem(utt_id, ref16, None, text, f"output: {exc}"), {"length_ratio": None})
     reason = check_output(h.wav)
     if reason:
-        return ScoreItem(utt_id, ref16, None, text, reason)
-    hyp16, mismatch = fit_length(resample(h.wav, h.sample_rate, SCORING_SAMPLE_RATE), len(ref16))
-    extra = {"length_mismatch_16k": mismatch, "ref_rate": r.sample_rate, "hyp_rate": h.sample_rate}
-    return ScoreItem(utt_id, ref16, hyp16, text, None, extra)
-
-
-def _failed(utt_id: str, reason: str) -> ScoreItem:
-    return ScoreItem(utt_id, np.zeros(0, np.float32), None, None, reason)
+        return Produced(ScoreItem(utt_id, ref16, None, text, reason), {"length_ratio": None})
+    raw16 = resample(h.wav, h.sample_rate, SCORING_SAMPLE_RATE)
+    tolerance = round(SCORE_LENGTH_TOLERANCE_S * SCORING_SAMPLE_RATE)
+    hyp16, mismatch = fit_output(raw16, len(ref16), tolerance)
+    lengths = length_fields(len(raw16), len(ref16), mismatch)
+    extra = {"length_mismatch_16k": lengths["length_mismatch_16k"], "ref_rate": r.sample_rate,
+             "hyp_rate": h.sample_rate}
+    return Produced(ScoreItem(utt_id, ref16, hyp16, text, None, extra),
+                    {"length_ratio": lengths["length_ratio"]})
 

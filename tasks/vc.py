@@ -19,11 +19,11 @@ are reported as not supported.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from tokbench.data.prompts import (
     PROMPT_SECONDS,
@@ -33,30 +33,20 @@ from tokbench.data.prompts import (
     candidate_speakers,
     conversion_prompt,
 )
-from tokbench.io.audio import fit_length, resample, write_audio
-from tokbench.io.files import atomic_write_json
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.options import stable_hash
 from tokbench.protocol import SCORING_SAMPLE_RATE
-from tokbench.records import make_record
-from tokbench.run.batching import (
-    Item,
-    length_sorted_batches,
-    load_item,
-    save_tokens,
-    timed,
-    to_batch,
+from tokbench.run.batching import Item
+from tokbench.run.decode_score import (
+    Produced,
+    decode_batch,
+    model_chunks,
+    prompt_batch,
+    score_stream,
+    warm_up,
 )
-from tokbench.run.scoring import (
-    ASR_METRICS,
-    ReferenceKeys,
-    ScoreItem,
-    Scorer,
-    check_output,
-    collect,
-)
-from tokbench.run.task import RunContext, Task
-from tokbench.types import Audio, Tokens
+from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer
+from tokbench.run.task import Artefact, AudioExample, Output, RunContext, Task
 
 VC_METRICS = ("secs_target", "secs_source", "f0_corr")
 PAIRS_FILE = "pairs.json"
@@ -121,10 +111,7 @@ def score_conversion(hyp16: np.ndarray, src16: np.ndarray, target16: np.ndarray,
     return scores
 
 
-@dataclass
-class _Converted:
-    item: ScoreItem
-    pending: Any  # future (or Scores) of score_conversion; None when there is no output
+score_conversion.metrics = VC_METRICS  # type: ignore[attr-defined]  # what a crash nulls
 
 
 class VoiceConversion(Task):
@@ -180,119 +167,57 @@ class VoiceConversion(Task):
             listing.append(row)
         return prompts, errors, listing
 
-    def run(self, ctx: RunContext) -> None:
+    def run(self, ctx: RunContext) -> Iterator[Output]:
         prompts, errors, listing = self.pairs(ctx)
-        if ctx.store.rank == 0:
-            atomic_write_json(ctx.store.path / PAIRS_FILE, {
-                "seed": self.options.seed, "prompt_seconds": self.options.prompt_seconds,
-                "n_prompt_candidates": len(ctx.dataset.prompt_candidates()), "pairs": listing})
-        todo = [u for u in ctx.utterances if not ctx.store.is_done(u.id)]
+        yield Artefact(PAIRS_FILE, {
+            "seed": self.options.seed, "prompt_seconds": self.options.prompt_seconds,
+            "n_prompt_candidates": len(ctx.dataset.prompt_candidates()), "pairs": listing})
+        todo = ctx.todo()
         if not todo:
             return
         meta = ctx.meta
         keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
         loader = PromptLoader(ctx.dataset, meta.sample_rate)
-        _warm_up(ctx)
+        warm_up(ctx)
         refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
-        chunk = ctx.batch_size * 4  # utterances loaded at once; scored while the next chunk runs
+        timing = ("rtf_encode", "rtf_decode")
+
+        def attach(item: Item) -> None:
+            if item.utt.id in errors:
+                item.error = errors[item.utt.id]
+
+        def convert(batch: list[Item]) -> list[Produced]:
+            batch_prompts = [prompts[i.utt.id] for i in batch]
+            out = []
+            decoded = decode_batch(ctx, batch, prompt_batch(loader, batch_prompts, ctx.device))
+            for d, prompt in zip(decoded, batch_prompts, strict=True):
+                uid = d.item.utt.id
+                values = {k: d.values[k] for k in timing}
+                if "length_ratio" in d.values:
+                    values["length_ratio"] = d.values["length_ratio"]
+                extra = {"source_speaker": d.item.utt.speaker, "target_speaker": prompt.speaker,
+                         **prompt.describe(), **d.extra}
+                extra["ratio"] = {k: extra["ratio"][k] for k in timing}
+                item = ScoreItem(uid, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra)
+                if d.hyp16 is None:
+                    out.append(Produced(item, values, None, VC_METRICS))
+                    continue
+                target16 = loader.waveform(prompt, SCORING_SAMPLE_RATE)
+                examples = []
+                if uid in keep:
+                    examples = [AudioExample(uid, "source", d.item.ref16, SCORING_SAMPLE_RATE),
+                                AudioExample(uid, "prompt", target16, SCORING_SAMPLE_RATE),
+                                AudioExample(uid, "converted", d.hyp16, SCORING_SAMPLE_RATE)]
+                pending = scorer.call(score_conversion, d.hyp16, d.item.ref16, target16, ctx.cache,
+                                      refkeys, uid, prompt_key(refkeys, prompt))
+                out.append(Produced(item, values, pending, VC_METRICS, examples))
+            return out
+
         bar = iter(ctx.progress(range(len(todo)), total=len(todo), desc=f"vc {meta.name}"))
         with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
-            pending: list[_Converted] = []
-            for start in range(0, len(todo), chunk):
-                items = []
-                for utt in todo[start:start + chunk]:
-                    if utt.id in errors:
-                        self._write(ctx, ScoreItem(utt.id, np.zeros(0, np.float32), None,
-                                                   reason=errors[utt.id]), None, None)
-                        next(bar, None)
-                        continue
-                    item = load_item(ctx.dataset, utt, meta.sample_rate)
-                    if not item.ok:
-                        self._write(ctx, ScoreItem(utt.id, np.zeros(0, np.float32), None,
-                                                   reason=item.error), None, None)
-                        next(bar, None)
-                        continue
-                    items.append(item)
-                new = []
-                for batch in length_sorted_batches(items, ctx.batch_size):
-                    new += self._convert(ctx, batch, prompts, loader, scorer, refkeys, keep)
-                # The CPU metrics of this chunk run in the pool while the model converts the next.
-                for conv, asr in zip(pending, scorer.asr_scores([c.item for c in pending]), strict=True):
-                    self._write(ctx, conv.item, conv.pending, asr)
-                    next(bar, None)
-                pending = new
-            for conv, asr in zip(pending, scorer.asr_scores([c.item for c in pending]), strict=True):
-                self._write(ctx, conv.item, conv.pending, asr)
-                next(bar, None)
-            for _ in bar:
-                pass
-
-    def _convert(self, ctx: RunContext, batch: list[Item], prompts: dict[str, Prompt],
-                 loader: PromptLoader, scorer: Scorer, refkeys: ReferenceKeys,
-                 keep: set[str]) -> list[_Converted]:
-        meta, tok = ctx.meta, ctx.tokenizer
-        audio = to_batch(batch, meta.sample_rate, ctx.device)
-        batch_prompts = [prompts[i.utt.id] for i in batch]
-        prompt_audio = loader.batch(batch_prompts).to(ctx.device)
-        tokens, t_enc = timed(lambda: tok.encode(audio.wav, audio.lengths), ctx.device)
-        decoded, t_dec = timed(lambda: tok.decode(tokens, prompt_audio), ctx.device)
-        tokens = Tokens(tokens.codes.cpu(), tokens.frame_lengths.cpu())
-        seconds = sum(len(i.wav) for i in batch) / meta.sample_rate
-        out = []
-        for k, (item, prompt) in enumerate(zip(batch, batch_prompts, strict=True)):
-            codes = tokens.item(k)
-            duration = len(item.wav) / meta.sample_rate
-            save_tokens(ctx.cache, meta, ctx.dataset, item.utt.id, codes, duration)
-            hyp = decoded.item(k).detach().float().cpu().numpy()
-            extra = {"source_speaker": item.utt.speaker, "target_speaker": prompt.speaker,
-                     **prompt.describe(), "n_frames": int(codes.shape[1]), "duration": duration,
-                     "length_mismatch": int(len(hyp) - round(duration * decoded.sample_rate)),
-                     "source_rate": item.source_rate, "device": ctx.device,
-                     # the batch's time, shared by audio length; corpus figure = total / total
-                     "rtf_encode": t_enc / seconds, "rtf_decode": t_dec / seconds,
-                     "ratio": {"rtf_encode": [t_enc * duration / seconds, duration],
-                               "rtf_decode": [t_dec * duration / seconds, duration]}}
-            reason = check_output(hyp)
-            if reason is not None:
-                out.append(_Converted(ScoreItem(item.utt.id, item.ref16, None, item.utt.text,
-                                                reason, extra), None))
-                continue
-            hyp16, _ = fit_length(resample(hyp, decoded.sample_rate, SCORING_SAMPLE_RATE),
-                                  len(item.ref16))
-            target16 = loader.waveform(prompt, SCORING_SAMPLE_RATE)
-            if item.utt.id in keep:
-                folder = ctx.store.examples_dir(item.utt.id)
-                write_audio(folder / "source.wav", item.ref16, SCORING_SAMPLE_RATE)
-                write_audio(folder / "prompt.wav", target16, SCORING_SAMPLE_RATE)
-                write_audio(folder / "converted.wav", hyp16, SCORING_SAMPLE_RATE)
-            pend = scorer.call(score_conversion, hyp16, item.ref16, target16, ctx.cache, refkeys,
-                               item.utt.id, prompt_key(refkeys, prompt))
-            out.append(_Converted(ScoreItem(item.utt.id, item.ref16, hyp16, item.utt.text, None,
-                                            extra), pend))
-        return out
-
-    def _write(self, ctx: RunContext, item: ScoreItem, pending: Any, asr: Scores | None) -> None:
-        scores = Scores()
-        if pending is None:
-            scores.fail((*VC_METRICS, *ASR_METRICS), item.reason or "no output")
-        else:
-            scores.update(collect(pending))
-            if asr is not None:
-                scores.update(asr)
-        extra = dict(item.extra)
-        timing = {name: extra.pop(name, None) for name in ("rtf_encode", "rtf_decode")}
-        why = {name: item.reason or "not computed" for name, v in timing.items() if v is None}
-        ratio = {**extra.pop("ratio", {}), **scores.extra.get("ratio", {})}  # rtf and wer/cer
-        ctx.store.append(make_record(item.utterance_id, {**scores.values, **timing},
-                                     {**scores.reasons, **why},
-                                     extra={**extra, **scores.extra, "ratio": ratio}))
-
-
-def _warm_up(ctx: RunContext) -> None:
-    """One conversion of a short tone (its own prompt) so timings exclude first-call costs."""
-    sr = ctx.meta.sample_rate
-    t = torch.arange(sr, device=ctx.device)
-    wav = (0.1 * torch.sin(t * 2 * np.pi * 220 / sr))[None]
-    lengths = torch.tensor([sr], device=ctx.device)
-    with torch.inference_mode():
-        ctx.tokenizer.decode(ctx.tokenizer.encode(wav, lengths), Audio(wav, lengths, sr))
+            chunks = model_chunks(ctx, todo, convert, failure_values=timing,
+                                  task_metrics=VC_METRICS, attach=attach)
+            # vc scores with its own metrics (score_conversion) plus ASR, not recon's signal set
+            yield from score_stream(scorer, chunks, signal=False, progress=lambda n: next(bar, None))
+        for _ in bar:
+            pass

@@ -3,7 +3,7 @@ import torch
 
 from tokbench.data import Dataset, Utterance
 from tokbench.io.cache import Cache, cache_root
-from tokbench.run.batching import token_cache_key
+from tokbench.run.token_cache import token_cache_key
 from tokbench.types import ModelSource, TokenizerMeta
 
 

@@ -309,7 +309,7 @@ def test_token_pipeline_caches_semantic_tokens(checkpoints, tmp_path):
     unchanged, and the cache key must change with the centroids."""
     from tokbench.data import open_dataset
     from tokbench.io.cache import Cache
-    from tokbench.run.batching import encode_dataset
+    from tokbench.run.token_cache import encode_dataset
 
     data = tmp_path / "data"
     data.mkdir()

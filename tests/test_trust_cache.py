@@ -12,7 +12,7 @@ from tokbench.io.cache import Cache
 from tokbench.metrics import reference_features as reference
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.reference_features import cached_embedding, cached_f0, reference_key
-from tokbench.run.batching import load_tokens, save_tokens
+from tokbench.run.token_cache import load_tokens, save_tokens, token_cache_key
 from tokbench.types import ModelSource, TokenizerMeta
 
 from .synth import harmonic
@@ -94,8 +94,6 @@ def test_foreign_cached_tokens_are_refused(tmp_path):
     meta = _meta()
     save_tokens(cache, meta, ds, "a", torch.tensor([[1, 2, 3]]), 0.06)
     save_tokens(cache, meta, ds, "b", torch.tensor([[7, 8, 9, 10]]), 0.08)
-    from tokbench.run.batching import token_cache_key
-
     pa = cache.path("tokens", token_cache_key(meta, ds, "a", "v1"), ".pt")
     pb = cache.path("tokens", token_cache_key(meta, ds, "b", "v1"), ".pt")
     shutil.copy(pa, pb)  # utterance a's tokens planted as b's

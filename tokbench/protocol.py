@@ -13,14 +13,17 @@ from typing import Any
 from tokbench.io.audio import RESAMPLER
 from tokbench.options import stable_hash
 
-PROTOCOL_VERSION = "1"
+PROTOCOL_VERSION = "2"  # 2: outputs longer than one frame are no longer cut
 SCORING_SAMPLE_RATE = 16_000
 
 BASE_PROTOCOL: dict[str, Any] = {
     "version": PROTOCOL_VERSION,
     "scoring_sample_rate": SCORING_SAMPLE_RATE,
     "resampler": RESAMPLER,
-    "length": "output trimmed or zero-padded to the input length; mismatch recorded",
+    "length": ("within one frame of the tokenizer (score: 20 ms) the output is trimmed or "
+               "zero-padded to the input length; beyond it a shorter output is zero-padded and a "
+               "longer one is kept whole, scored against the reference zero-padded to its "
+               "length; length_ratio recorded"),
     "pesq": {"package": "pesq", "wb": "16 kHz", "nb": "8 kHz (same resampler)"},
     "stoi": {"package": "pystoi", "stoi": "extended=False", "estoi": "extended=True"},
     "secs": {"model": "resemblyzer VoiceEncoder", "preprocess": "preprocess_wav", "similarity": "cosine"},

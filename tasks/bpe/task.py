@@ -34,8 +34,8 @@ import numpy as np
 from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.options import OptionError
 from tokbench.records import make_record
-from tokbench.run.batching import EncodedSet, encode_dataset
 from tokbench.run.task import RunContext, Task
+from tokbench.run.token_cache import EncodedSet, encode_dataset
 from tokbench.tasks.bpe.merges import (
     UnitBPE,
     dedup_frames,
@@ -103,7 +103,8 @@ class BPEStudy(Task):
         super().__init__(options)
         self._encoded: EncodedSet | None = None
 
-    def run(self, ctx: RunContext) -> None:
+    def prepare(self, ctx: RunContext) -> None:
+        """Encode this rank's shard into the token cache; the study itself is a corpus record."""
         try:  # a bad codebook index or vocabulary size fails before any encoding
             _, base = stream_vocab(self.options.codebooks, ctx.meta.codebook_sizes)
             self.options.targets(base)

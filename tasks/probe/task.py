@@ -31,19 +31,18 @@ is complete and is skipped when the same configuration runs again.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
 from tokbench.data.splits import Split, cap_per_group
-from tokbench.io.files import atomic_write_json
 from tokbench.metrics.base import NotComputable
 from tokbench.options import options_dict
 from tokbench.records import make_record
-from tokbench.run.batching import encode_dataset
-from tokbench.run.distributed import barrier, rank_and_world
-from tokbench.run.task import RunContext, Task
+from tokbench.run.task import Artefact, Output, RunContext, Task
+from tokbench.run.token_cache import encode_dataset
 from tokbench.tasks.probe.heads import (
     MAX_RATE,
     MIN_RATE,
@@ -155,23 +154,29 @@ class Probe(Task):
     def seeds(self) -> list[int]:
         return [self.options.seed + k for k in range(self.options.seeds)]
 
-    def run(self, ctx: RunContext) -> None:
+    def _selected(self, ctx: RunContext) -> list:
         o = self.options
-        rank, world = rank_and_world()
+        keep = set(cap_per_group({u.id: u.speaker for u in ctx.dataset}, o.max_per_speaker, o.split_seed))
+        return [u for u in ctx.dataset if u.id in keep]
+
+    def prepare(self, ctx: RunContext) -> None:
+        """The probe trains on all utterances: each rank first encodes its own shard into the
+        shared token cache (the runner then waits for all ranks)."""
+        mine = {u.id for u in ctx.utterances}
+        encode_dataset(ctx.tokenizer, ctx.dataset, [u for u in self._selected(ctx) if u.id in mine],
+                       ctx.cache, batch_size=ctx.batch_size, device=ctx.device,
+                       progress=ctx.progress)
+
+    def run(self, ctx: RunContext) -> Iterator[Output]:
+        o = self.options
+        rank, world = ctx.rank, ctx.world_size
         meta = ctx.meta
         plan = plan_frame_rate(meta.frame_rate, o.target_rate)
         ctx.log(f"probe: {meta.name} at {meta.frame_rate:g} Hz -> {plan.target:g} Hz ({plan.mode})")
-
-        keep = set(cap_per_group({u.id: u.speaker for u in ctx.dataset}, o.max_per_speaker, o.split_seed))
-        selected = [u for u in ctx.dataset if u.id in keep]
-        # The probe trains on all utterances: each rank encodes its shard into the shared cache,
-        # then every rank reads the whole set (encoding whatever its cache lacks).
-        mine = {u.id for u in ctx.utterances}
-        enc_args = dict(batch_size=ctx.batch_size, device=ctx.device, progress=ctx.progress)
-        encode_dataset(ctx.tokenizer, ctx.dataset, [u for u in selected if u.id in mine], ctx.cache,
-                       **enc_args)
-        barrier()
-        encoded = encode_dataset(ctx.tokenizer, ctx.dataset, selected, ctx.cache, **enc_args)
+        selected = self._selected(ctx)
+        # Every rank reads the whole set (encoding whatever its cache lacks).
+        encoded = encode_dataset(ctx.tokenizer, ctx.dataset, selected, ctx.cache,
+                                 batch_size=ctx.batch_size, device=ctx.device, progress=ctx.progress)
         items, excluded = probe_items(meta, encoded.codes, selected)
         excluded.update(encoded.errors)
 
@@ -189,16 +194,15 @@ class Probe(Task):
         data = {"n_dataset": len(ctx.dataset), "n_selected": len(selected), "n_items": len(items),
                 "max_per_speaker": o.max_per_speaker, "split_seed": o.split_seed,
                 "excluded": excluded}
-        if rank == 0:
-            atomic_write_json(ctx.store.path / SPLITS_FILE, {
-                **data, "dataset": ctx.dataset.name, "dataset_revision": ctx.dataset.revision,
-                "heads": {name: s.to_dict() for name, s in splits.items()}, "failed": failed})
+        yield Artefact(SPLITS_FILE, {
+            **data, "dataset": ctx.dataset.name, "dataset_revision": ctx.dataset.revision,
+            "heads": {name: s.to_dict() for name, s in splits.items()}, "failed": failed})
 
         make_frontend = self._frontend_factory(ctx, meta, items) if splits else None
         train_config = TrainConfig(epochs=o.epochs, patience=o.patience, lr=o.lr,
                                    batch=o.train_batch, device=ctx.device, threads=o.threads)
         for seed in self.seeds()[rank::world]:
-            if ctx.store.is_done(None, seed):
+            if ctx.is_done(None, seed):
                 ctx.log(f"probe seed {seed}: already recorded, skipped")
                 continue
             results = {name: train_head(heads[name], make_frontend, items, split, plan,
@@ -215,14 +219,14 @@ class Probe(Task):
             for uid in sorted(per_utt):
                 rec = per_utt[uid]
                 extra = {**rec["extra"], **({"ratio": rec["ratio"]} if rec["ratio"] else {})}
-                ctx.store.append(make_record(uid, rec["metrics"], extra=extra, param=seed))
+                yield make_record(uid, rec["metrics"], extra=extra, param=seed)
             nulls = {m: None for name in failed for m in heads[name].metrics}
             reasons = {m: failed[name] for name in failed for m in heads[name].metrics}
-            ctx.store.append(make_record(None, nulls, reasons, param=seed, extra={
+            yield make_record(None, nulls, reasons, param=seed, extra={
                 "record": "probe seed", "seed": seed, "frame_plan": plan.to_dict(),
                 "embed": o.embed, "data": {k: v for k, v in data.items() if k != "excluded"},
                 "n_excluded": len(excluded), "failed": failed,
-                "heads": {name: r.info for name, r in results.items()}}))
+                "heads": {name: r.info for name, r in results.items()}})
 
     def _frontend_factory(self, ctx: RunContext, meta: TokenizerMeta, items: dict[str, ProbeItem]):
         o = self.options

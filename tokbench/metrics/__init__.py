@@ -92,6 +92,9 @@ for _spec in [
        lo=-1.0, hi=1.0),
     _M("mel_l1", "mean |log mel(out) - log mel(in)| (80 Slaney mels, n_fft 1024, hop 256)",
        "lower", "log-mel", lo=0.0, hi=3.0),
+    _M("length_ratio", "output duration / reference duration at 16 kHz (1 = same length; beyond "
+       "one frame the extra part is scored against zero-padding, a missing part as silence)",
+       "none", "x", lo=0.0, hi=None, category="statistic"),
     _M("bitrate_nominal", "frame_rate x sum of log2(codebook size) over codebooks", "lower",
        "bit/s", level="corpus", aggregation="value", lo=None, hi=None, category="efficiency"),
     _M("bitrate_entropy", "frame_rate x sum over codebooks of the corpus unigram entropy", "lower",

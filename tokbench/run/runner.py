@@ -22,15 +22,17 @@ import pandas as pd
 import tokbench
 from tokbench.data import Dataset, open_dataset
 from tokbench.identity import code_token, identity_fields
+from tokbench.io.audio import write_audio
 from tokbench.io.cache import Cache
+from tokbench.io.files import atomic_write_json
 from tokbench.options import build_options, options_dict, parse_overrides, split_overrides
 from tokbench.protocol import protocol_settings
 from tokbench.registry import tasks
 from tokbench.resolve import ResolvedTokenizer, register_adapter_file, resolve_tokenizer
 from tokbench.results import load_results, summarize, summary_records
-from tokbench.results.store import RunSpec, RunStore, iter_records
+from tokbench.results.store import RunSpec, RunStore, iter_records, safe_component
 from tokbench.run.distributed import barrier, rank_and_world, shard
-from tokbench.run.task import RunContext, Task, UnsupportedError
+from tokbench.run.task import Artefact, AudioExample, Output, RunContext, Task, UnsupportedError
 
 PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",
             "openai-whisper", "resemblyzer", "transformers", "tokenizers", "pandas", "webrtcvad",
@@ -176,12 +178,16 @@ def run(
     }, utterance_ids=[u.id for u in data.utterances])
     ctx = RunContext(
         tokenizer=model, dataset=data, utterances=shard(list(data.utterances), rank, world),
-        store=store, cache=Cache(cache_dir, adapter_code=code_token(spec.code)), spec=spec, device=device, batch_size=batch_size,
-        workers=workers, progress=_tqdm_progress(progress), log=log,
+        cache=Cache(cache_dir, adapter_code=code_token(spec.code)), device=device,
+        batch_size=batch_size, workers=workers, progress=_tqdm_progress(progress), log=log,
+        is_done=store.is_done, rank=rank, world_size=world,
     )
     t0 = time.time()
     try:
-        task_obj.run(ctx)
+        task_obj.prepare(ctx)
+        barrier()
+        for output in task_obj.run(ctx):
+            write_output(store, output)
     except UnsupportedError as exc:
         return _unsupported(Path(out), spec, str(exc), rank)
     task_seconds = time.time() - t0
@@ -190,13 +196,30 @@ def run(
     if rank == 0:
         records = list(iter_records(store.path))
         store.write_corpus(task_obj.corpus_records(ctx, records))
-        summary = summarize(load_results(store.path))
-        store.finish(
-            {"run_id": spec.run_id, "metrics": summary_records(summary)},
-            {"timings": {"load_seconds": round(load_seconds, 3), "task_seconds": round(task_seconds, 3)},
-             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-        )
+        summary = finish_run(store, {"timings": {"load_seconds": round(load_seconds, 3),
+                                                 "task_seconds": round(task_seconds, 3)}})
     return RunResult(store.path, spec.run_id, "complete", summary)
+
+
+def finish_run(store: RunStore, updates: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Summarise a run's records, write summary.json and mark run.json complete (rank 0)."""
+    summary = summarize(load_results(store.path))
+    store.finish({"run_id": store.spec.run_id, "metrics": summary_records(summary)},
+                 {**(updates or {}),
+                  "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    return summary
+
+
+def write_output(store: RunStore, output: Output) -> None:
+    """Write what a task yielded: a record, a shared side file (rank 0) or an audio example."""
+    if isinstance(output, Artefact):
+        if store.rank == 0:
+            atomic_write_json(store.path / safe_component(output.name), output.value)
+    elif isinstance(output, AudioExample):
+        write_audio(store.examples_dir(output.utterance_id) / f"{safe_component(output.role)}.wav",
+                    output.wav, output.sample_rate)
+    else:
+        store.append(output)
 
 
 def run_identity(resolved: ResolvedTokenizer, data: Dataset) -> dict[str, Any]:

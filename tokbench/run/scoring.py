@@ -9,10 +9,7 @@ computed once per dataset and reused for every tokenizer.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +17,7 @@ import numpy as np
 
 from tokbench.io.cache import Cache
 from tokbench.metrics.base import NotComputable, Scores
+from tokbench.run.pool import Call, Deferred, MetricPool, WorkerCrashed, workers_per_rank
 
 SIGNAL_METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "secs", "gpe", "vde", "ffe", "f0_corr",
                   "mel_l1")
@@ -30,7 +28,7 @@ ASR_METRICS = ("wer", "cer")
 class ScoreItem:
     utterance_id: str
     ref16: np.ndarray  # the original at 16 kHz
-    hyp16: np.ndarray | None  # the output at 16 kHz, already fitted to len(ref16); None if failed
+    hyp16: np.ndarray | None  # the output at 16 kHz as scored (decode_score.fit_output); None if failed
     text: str | None = None  # reference transcript
     reason: str | None = None  # why hyp16 is None
     extra: dict = field(default_factory=dict)
@@ -44,14 +42,6 @@ class ReferenceKeys:
     revision: str
 
 
-def _init_worker() -> None:
-    # One thread per worker: the pool provides the parallelism; more threads only contend.
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: ReferenceKeys,
                   utterance_id: str) -> Scores:
     """All signal metrics of one utterance (runs in a worker process)."""
@@ -59,9 +49,13 @@ def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: R
     from tokbench.metrics import reference_features as reference
 
     scores = Scores()
-    scores.update(signal.pesq_scores(ref16, hyp16))
-    scores.update(signal.stoi_scores(ref16, hyp16))
-    scores.compute("mel_l1", lambda: mel.mel_l1(ref16, hyp16))
+    # An output longer than its reference is compared with the reference zero-padded to its
+    # length, so the extra part counts (tokbench.run.decode_score); reference-side features
+    # (F0, speaker embedding) stay those of the reference itself.
+    ref_sig = ref16 if len(hyp16) <= len(ref16) else np.pad(ref16, (0, len(hyp16) - len(ref16)))
+    scores.update(signal.pesq_scores(ref_sig, hyp16))
+    scores.update(signal.stoi_scores(ref_sig, hyp16))
+    scores.compute("mel_l1", lambda: mel.mel_l1(ref_sig, hyp16))
 
     def f0_key(feature: str) -> str:
         return reference.reference_key(refkeys.dataset, refkeys.revision, utterance_id, feature)
@@ -80,17 +74,7 @@ def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache, refkeys: R
     return scores
 
 
-class Deferred:
-    """Work of a scorer without a pool, run when its result is first asked for (like a future),
-    so that an in-process run still writes each chunk's records before scoring the next one."""
-
-    def __init__(self, fn: Callable[..., Any], args: tuple):
-        self._fn, self._args, self._done, self._value = fn, args, False, None
-
-    def result(self) -> Any:
-        if not self._done:
-            self._value, self._done = self._fn(*self._args), True
-        return self._value
+score_signals.metrics = SIGNAL_METRICS  # type: ignore[attr-defined]  # what a crash nulls
 
 
 @dataclass
@@ -98,7 +82,7 @@ class Pending:
     """Items whose signal metrics are being computed by the pool."""
 
     items: list[ScoreItem]
-    futures: list[Future | Deferred | Scores]
+    futures: list[Call | Deferred | Scores]
 
 
 class Scorer:
@@ -109,13 +93,10 @@ class Scorer:
         self.cache = cache
         self.refkeys = refkeys
         self.asr = asr  # an AsrScorer or None (then wer/cer are not computed, with a reason)
-        self.workers = (os.cpu_count() or 1) if workers is None else workers
-        self._pool: ProcessPoolExecutor | None = None
-        if self.workers > 0:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_init_worker)
+        self.workers = workers_per_rank(workers)
+        self._pool: MetricPool | None = MetricPool(self.workers) if self.workers > 0 else None
 
-    def submit(self, item: ScoreItem) -> Future | Deferred | Scores:
+    def submit(self, item: ScoreItem) -> Call | Deferred | Scores:
         """Start the signal metrics of ``item``: a future (a deferred call without a pool)."""
         if item.hyp16 is None:
             s = Scores()
@@ -124,28 +105,36 @@ class Scorer:
         return self.call(score_signals, item.ref16, item.hyp16, self.cache, self.refkeys,
                          item.utterance_id)
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Future | Deferred:
-        """Run any picklable ``fn(*args)`` in the pool (inline without one): for a task's own
-        CPU metrics (e.g. ``vc``). Collect the value with :func:`collect`."""
+    def call(self, fn: Callable[..., Any], *args: Any) -> Call | Deferred:
+        """Run any picklable ``fn(*args)`` returning :class:`Scores` in the pool (inline without
+        one): for a task's own CPU metrics (e.g. ``vc``). Collect the value with :meth:`collect`."""
         if self._pool is None:
             return Deferred(fn, args)
         return self._pool.submit(fn, *args)
 
+    def collect(self, pending: Call | Deferred | Scores) -> Scores:
+        """The scores of what :meth:`submit` or :meth:`call` returned; a call whose worker
+        crashed gives its metrics null with the reason (the pool is rebuilt for the others)."""
+        if isinstance(pending, Call):
+            assert self._pool is not None
+            try:
+                return self._pool.result(pending)
+            except WorkerCrashed as exc:
+                return _crashed(pending, str(exc))
+        return pending.result() if isinstance(pending, Deferred) else pending
+
     def asr_scores(self, items: Sequence[ScoreItem]) -> list[Scores]:
         """WER/CER for ``items`` (batched ASR), or null with the reason when ASR is unavailable."""
         out = [Scores() for _ in items]
-        if self.asr is None:
-            for s in out:
-                s.fail(ASR_METRICS, "ASR disabled (--set asr=false)")
-            return out
-        if not self.asr.available:
-            for s in out:
-                s.fail(ASR_METRICS, self.asr.reason)
-            return out
-        for k, it in enumerate(items):
+        for k, it in enumerate(items):  # a failed output's own reason comes first
             if it.hyp16 is None:
                 out[k].fail(ASR_METRICS, it.reason or "no output")
         scorable = [k for k, it in enumerate(items) if it.hyp16 is not None]
+        if self.asr is None or not self.asr.available:
+            reason = "ASR disabled (--set asr=false)" if self.asr is None else self.asr.reason
+            for k in scorable:
+                out[k].fail(ASR_METRICS, reason)
+            return out
         if not scorable:
             return out
         # ASR of the original audio: computed once per dataset and ASR model, then cached. Output
@@ -174,7 +163,7 @@ class Scorer:
         """Run ASR on the items here (batched), then collect their signal metrics."""
         asr = self.asr_scores(pending.items)
         for it, p, a in zip(pending.items, pending.futures, asr, strict=True):
-            s = collect(p)
+            s = self.collect(p)
             s.update(a)
             yield it, s
 
@@ -183,7 +172,7 @@ class Scorer:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
             self._pool = None
 
     def __enter__(self) -> Scorer:
@@ -193,9 +182,11 @@ class Scorer:
         self.close()
 
 
-def collect(pending: Future | Deferred | Any) -> Any:
-    """The value of what :meth:`Scorer.call` returned."""
-    return pending.result() if isinstance(pending, (Future, Deferred)) else pending
+def _crashed(call: Call, reason: str) -> Scores:
+    """Null scores for a crashed call: the metrics its function declares it computes."""
+    scores = Scores()
+    scores.fail(getattr(call.fn, "metrics", SIGNAL_METRICS), reason)
+    return scores
 
 
 def check_output(wav: np.ndarray) -> str | None:
@@ -207,4 +198,4 @@ def check_output(wav: np.ndarray) -> str | None:
 
 
 __all__ = ["ASR_METRICS", "SIGNAL_METRICS", "NotComputable", "ReferenceKeys", "ScoreItem",
-           "Scorer", "check_output", "collect", "score_signals"]
+           "Scorer", "check_output", "score_signals"]

@@ -1,14 +1,23 @@
-"""The task interface. A task never knows which tokenizer it runs: it sees the contract only."""
+"""The task interface. A task never knows which tokenizer it runs: it sees the contract only.
+
+A task *yields* what it produces: records (:func:`tokbench.records.make_record`), shared side
+files (:class:`Artefact`) and audio examples (:class:`AudioExample`). The runner alone writes
+them into the run's store, owns the ranks and the barriers, and computes corpus records once all
+ranks are done. A task that needs a shared step before its main work (e.g. every rank encodes its
+shard into the token cache before all ranks read the whole set) puts it in :meth:`Task.prepare`;
+the runner waits for all ranks between ``prepare`` and ``run``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import numpy as np
 
 from tokbench.data import Dataset, Utterance
 from tokbench.io.cache import Cache
-from tokbench.results.store import RunSpec, RunStore
 from tokbench.types import Tokenizer, TokenizerMeta
 
 
@@ -16,23 +25,54 @@ class UnsupportedError(Exception):
     """The task cannot run this tokenizer (e.g. no decoder): reported as 'not supported'."""
 
 
+@dataclass(frozen=True)
+class Artefact:
+    """A side file of the run folder (``splits.json``, ``pairs.json``): a JSON value.
+
+    Artefacts describe the whole run and are the same on every rank, so rank 0 writes them."""
+
+    name: str  # file name inside the run folder
+    value: Any  # JSON-serialisable
+
+
+@dataclass(frozen=True)
+class AudioExample:
+    """One audio file of an utterance's examples (``--set keep_audio=N``), at ``sample_rate``.
+
+    ``role`` names the file: ``original``, ``reconstruction``, ``source``, ``prompt``,
+    ``converted``. The reporter finds them by utterance id."""
+
+    utterance_id: str
+    role: str
+    wav: np.ndarray = field(repr=False)
+    sample_rate: int
+
+
+Output = dict[str, Any] | Artefact | AudioExample
+
+
 @dataclass
 class RunContext:
     tokenizer: Tokenizer
     dataset: Dataset  # the whole (limited) dataset: tasks may need other utterances as prompts
     utterances: list[Utterance]  # this rank's shard
-    store: RunStore
     cache: Cache
-    spec: RunSpec
     device: str
     batch_size: int
     workers: int | None  # CPU metric processes; None = one per core, 0 = in-process
     progress: Callable[..., Iterable]
     log: Callable[[str], None]
+    is_done: Callable[[str | None, Any], bool] = lambda utterance_id, param=None: False
+    rank: int = 0
+    world_size: int = 1
 
     @property
     def meta(self) -> TokenizerMeta:
         return self.tokenizer.meta
+
+    def todo(self) -> list[Utterance]:
+        """This rank's utterances that have no record yet (a resumed run skips the others)."""
+        return [u for u in self.utterances if not self.is_done(u.id, None)]
 
 
 @dataclass(frozen=True)
@@ -67,8 +107,13 @@ class Task:
                     f"(--set vocoder=...), and task {self.name} needs decode")
         return f"{meta.name} lacks the capability {', '.join(missing)} that task {self.name} needs"
 
-    def run(self, ctx: RunContext) -> None:
-        raise NotImplementedError
+    def prepare(self, ctx: RunContext) -> None:
+        """Work every rank does on its shard before any rank starts :meth:`run` (optional)."""
+
+    def run(self, ctx: RunContext) -> Iterator[Output]:
+        """The task's per-utterance work on this rank's shard; a task whose figures are all
+        corpus-level (computed in :meth:`corpus_records`) yields nothing."""
+        return iter(())
 
     def corpus_records(self, ctx: RunContext, records: list[dict]) -> list[dict]:
         """Corpus-level records computed from all ranks' records (rank 0, after the run)."""
