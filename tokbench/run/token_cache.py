@@ -15,7 +15,6 @@ from tokbench.options import stable_hash
 from tokbench.run.batching import length_sorted_batches, load_item, timed, to_batch
 from tokbench.types import Tokenizer, TokenizerMeta, Tokens
 
-
 # Libraries that compute tokens besides the adapter's own code: in the token cache key.
 TOKEN_LIBRARIES = ("torch", "transformers", "numpy", "soxr")
 
