@@ -126,17 +126,25 @@ def scan_runs(path: str | Path = "results",
 
 
 def _n_dataset(info: dict) -> int | None:
+    """Utterances of the whole dataset (a --limit run records the full size beside its own)."""
     ds = info.get("dataset") or {}
     n = ds.get("n_utterances_full", ds.get("n_utterances"))
     return int(n) if isinstance(n, int) else None
 
 
+def _n_selected(info: dict) -> int | None:
+    """Utterances the run was asked to score."""
+    n = ((info.get("config") or {}).get("selection") or {}).get("n_utterances")
+    if n is None:
+        n = (info.get("dataset") or {}).get("n_utterances")
+    return int(n) if isinstance(n, int) else None
+
+
 def _rows_of_run(run: FoundRun) -> Iterable[dict]:
     info = run.info
-    selection = (info.get("config") or {}).get("selection") or {}
     base = {**_run_keys(info, run.path), "run_path": str(run.path),
             "dataset_revision": (info.get("config") or {}).get("dataset_revision"),
-            "n_selected": selection.get("n_utterances")}
+            "n_selected": _n_selected(info)}
     for record in run.checked.records:
         ratios = (record.get("extra") or {}).get("ratio", {})
         reasons = record.get("reasons") or {}
@@ -215,7 +223,7 @@ def _run_row(run: FoundRun) -> dict:
         "protocol": info.get("protocol") or {},
         "run_path": str(run_dir),
         "n_dataset": _n_dataset(info),
-        "n_selected": (config.get("selection") or {}).get("n_utterances"),
+        "n_selected": _n_selected(info),
         "copies": list(run.copies),
     }
 
