@@ -26,6 +26,7 @@ from tokbench.io.files import dumps
 RECORDS_GLOB = "utterances.rank*.jsonl"
 CORPUS_FILE = "corpus.jsonl"
 SELECTION_FILE = "selection.txt"  # the run's utterance ids, one per line (written at open)
+_TOL = 1e-5  # relative slack at the limits of a valid range
 MAX_ERRORS = 20  # errors kept per run (the count is always exact)
 
 
@@ -86,7 +87,9 @@ def record_problems(record: Any, known_ids: set[str] | None, corpus: bool) -> li
             problems.append(f"{name} = {value} is not finite")
             continue
         lo, hi = valid_range(name)
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
+        # float rounding (a cosine of 1.0000001) is not damage
+        if (lo is not None and value < lo - _TOL * max(1.0, abs(lo))) \
+                or (hi is not None and value > hi + _TOL * max(1.0, abs(hi))):
             problems.append(f"{name} = {value:g} is outside its valid range "
                             f"[{'-inf' if lo is None else f'{lo:g}'}, "
                             f"{'inf' if hi is None else f'{hi:g}'}]")
