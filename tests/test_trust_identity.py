@@ -104,3 +104,28 @@ def test_identity_fields_cover_code_libraries_and_selection():
     assert fields["selection"]["n_utterances"] == 2
     assert identity_fields(MuLaw, ["a"])["selection"] != fields["selection"]
     assert adapter_code_version(MuLaw) == adapter_code_version(MuLaw)
+
+
+def test_score_rescores_an_output_replaced_in_the_middle(tmp_path):
+    from tokbench.tasks.score import score_folders
+
+    ref, hyp = tmp_path / "ref", tmp_path / "hyp"
+    ref.mkdir()
+    hyp.mkdir()
+    wav = _speech(150, seconds=6.0)  # 192 kB: its middle is beyond the first/last 64 KiB
+    sf.write(ref / "a.wav", wav, 16000)
+    sf.write(ref / "b.wav", _speech(220, seconds=1.0), 16000)
+    sf.write(hyp / "a.wav", wav, 16000)
+    sf.write(hyp / "b.wav", _speech(220, seconds=1.0), 16000)
+    common = dict(out=tmp_path / "out", asr=False, workers=0, cache_dir=tmp_path / "c",
+                  log=lambda m: None)
+    first = score_folders(ref, hyp, **common)
+    noisy = wav.copy()
+    mid = len(noisy) // 2
+    noisy[mid - 16000:mid + 16000] = np.random.default_rng(1).uniform(-0.9, 0.9, 32000)
+    sf.write(hyp / "a.wav", noisy, 16000)
+    second = score_folders(ref, hyp, **common)
+    assert second.path != first.path
+    p1 = first.summary.set_index("metric").loc["pesq_wb", "mean"]
+    p2 = second.summary.set_index("metric").loc["pesq_wb", "mean"]
+    assert p2 < p1 - 0.5  # scored again, not the old figures

@@ -104,6 +104,7 @@ def run_cmd(
     from tokbench.data import DatasetError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
+    from tokbench.results.validate import RecordError
     from tokbench.run.runner import run
 
     if not tokenizer and not adapter:
@@ -113,7 +114,8 @@ def run_cmd(
                      batch_size=batch_size, workers=workers, out=out, overrides=set_,
                      checkpoint=checkpoint, adapter=adapter, transcript=text,
                      progress=progress and sys.stderr.isatty())
-    except (UnknownNameError, OptionError, DatasetError, FileNotFoundError, CentroidsError) as exc:
+    except (UnknownNameError, OptionError, DatasetError, FileNotFoundError, CentroidsError,
+            RecordError) as exc:
         fail(str(exc))
         return
     if result.status == "unsupported":
