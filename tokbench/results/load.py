@@ -56,7 +56,34 @@ class FoundRun:
         return str(self.info.get("run_id", self.path.name))
 
 
-def _examine(run_dir: Path) -> FoundRun | None:
+_MEMO: dict[Path, tuple[tuple, FoundRun]] = {}  # load_results and runs_table read a run once
+
+
+def _signature(run_dir: Path) -> tuple:
+    out = []
+    for p in sorted(run_dir.iterdir()):
+        if p.is_file() and p.suffix in (".json", ".jsonl", ".txt"):
+            st = p.stat()
+            out.append((p.name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _examine(run_dir: Path) -> FoundRun:
+    """A run checked, from memory when none of its files changed since the last look."""
+    key = run_dir.resolve()
+    sig = _signature(run_dir)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] == sig:
+        found = hit[1]
+        return FoundRun(run_dir, found.info, found.checked, found.status, found.status_reason)
+    found = _examine_files(run_dir)
+    if len(_MEMO) > 4096:
+        _MEMO.clear()
+    _MEMO[key] = (sig, found)
+    return found
+
+
+def _examine_files(run_dir: Path) -> FoundRun:
     try:
         info = read_run_json(run_dir)
     except (ValueError, OSError) as exc:
@@ -99,8 +126,7 @@ def scan_runs(path: str | Path = "results",
     by_id: dict[str, list[FoundRun]] = {}
     for run_dir in find_runs(path):
         found = _examine(run_dir)
-        if found is not None:
-            by_id.setdefault(found.run_id, []).append(found)
+        by_id.setdefault(found.run_id, []).append(found)
     runs, notes = [], []
     for run_id, found in by_id.items():
         found.sort(key=_preference)
