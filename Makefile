@@ -4,13 +4,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONHASHSEED := 0
 
-.PHONY: install test demo lint clean
+.PHONY: install test quick demo lint typecheck clean
 
 install:
 	@VENV=$(VENV) bash scripts/install.sh
 
 test: install
 	$(PY) -m pytest -q tests
+
+# Local work: everything but the tests marked slow (end-to-end runs, kills, long inputs).
+quick: install
+	$(PY) -m pytest -q -m "not slow" tests
 
 demo: install
 	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo
@@ -20,6 +24,10 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	PY=$(PY) bash scripts/typecheck.sh
+
+typecheck: install
+	PY=$(PY) bash scripts/typecheck.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

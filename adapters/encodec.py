@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from tokbench.adapters.hf_codec import HFCodecTokenizer
+from tokbench.adapters.hf_codec import HFCodec, save_tiny, seeded
+from tokbench.registry import preset
 
 #: facebook/encodec_24khz commit pinned by several public projects (e.g. MTEB's model registry).
 ENCODEC_24K_REVISION = "c1dbe2ae3f1de713481a3b3e7c47f357092ee040"
@@ -33,10 +35,14 @@ class EncodecOptions:
             raise ValueError(f"bandwidth must be one of {list(BANDWIDTHS)} (kbps), got {self.bandwidth}")
 
 
-class Encodec24kTokenizer(HFCodecTokenizer):
+class Encodec24kTokenizer(HFCodec):
     """Meta EnCodec 24 kHz through transformers' EncodecModel."""
 
     Options = EncodecOptions
+    presets = {"encodec-24k": preset("Meta EnCodec 24 kHz at 6 kbps (8 codebooks)", bandwidth=6.0)}
+    presets |= {f"encodec-24k-{kbps:g}kbps": preset(
+        f"Meta EnCodec 24 kHz at {kbps:g} kbps ({int(kbps * 4 / 3)} codebooks)", bandwidth=kbps)
+        for kbps in BANDWIDTHS}
     name = "encodec-24k"
     family = "encodec"
     repo_id = "facebook/encodec_24khz"
@@ -44,7 +50,6 @@ class Encodec24kTokenizer(HFCodecTokenizer):
     sample_rate = 24_000
     hop_length = 320  # 2 * 4 * 5 * 8: 75 Hz
     codebook_size = 1024
-    max_codebooks = 32
     streamable = True
     license = "CC-BY-NC-4.0"
     citation = ("Defossez, Copet, Synnaeve, Adi, High Fidelity Neural Audio Compression, "
@@ -76,10 +81,6 @@ class Encodec24kTokenizer(HFCodecTokenizer):
             problems.append("chunked EnCodec models (chunk_length_s set) are not supported")
         if config.normalize:
             problems.append("normalize=True models need per-chunk scales, which tokens do not carry")
-        if int(config.audio_channels) != 1:
-            problems.append(f"audio_channels {config.audio_channels} != 1")
-        if int(config.num_quantizers) < self.meta.n_codebooks:
-            problems.append(f"{config.num_quantizers} quantizers, {self.meta.n_codebooks} needed")
         return problems
 
     def _encode_frames(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,3 +96,13 @@ class Encodec24kTokenizer(HFCodecTokenizer):
 
     def _codebook_tables(self) -> list[torch.Tensor]:
         return [layer.codebook.embed for layer in self.model.quantizer.layers]
+
+    @classmethod
+    def build_tiny_checkpoint(cls, folder: Path) -> Path:
+        from transformers import EncodecConfig, EncodecModel
+
+        config = EncodecConfig(  # the real strides (75 Hz), 32 x 1024 codes; narrow and shallow
+            sampling_rate=24_000, target_bandwidths=list(BANDWIDTHS), hidden_size=32,
+            num_filters=8, num_residual_layers=1, num_lstm_layers=1, codebook_size=1024,
+            codebook_dim=32, upsampling_ratios=[8, 5, 4, 2], normalize=False)
+        return save_tiny(seeded(EncodecModel, config), folder)

@@ -1,51 +1,42 @@
-"""Mimi (Kyutai), the codec of Moshi: 24 kHz, 12.5 Hz, up to 32 codebooks of 2048 (the first one
-distilled from WavLM, "semantic"). Served by ``transformers.MimiModel``.
-
-Presets: ``mimi`` = 8 codebooks (1.1 kbps, as Moshi uses it), ``mimi-32`` = all 32 (4.4 kbps).
-
-Batching: every convolution is causal (pad mode "constant"; the downsampling conv replicates,
-which whole-frame padding never triggers) and the transformers attend causally, so with each
-item zero-padded to whole frames a batched item's valid frames and samples are computed from
-exactly what it sees alone. In transformers 5.x ``MimiModel.encode`` accepts a ``padding_mask``
-but the encoder ignores it (and ``decode`` only truncates with it), so none is passed.
-"""
+"""Mimi (Kyutai), the codec of Moshi: 24 kHz, 12.5 Hz, up to 32 codebooks of 2048 (the first
+distilled from WavLM), through ``transformers.MimiModel``. Batching needs no context: every
+convolution is causal and the transformers attend causally (``encode``'s ``padding_mask`` is
+ignored by the transformers 5.x encoder, so none is passed)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-import torch
-
-from tokbench.adapters.hf_codec import HFCodecTokenizer
+from tokbench.adapters.framed import FirstCodebooks
+from tokbench.adapters.hf_codec import HFCodec, save_tiny, seeded
+from tokbench.registry import preset
 
 #: kyutai/mimi commit pinned by several public projects (e.g. in Moshi-derived code).
 MIMI_REVISION = "89091b3e466eb6a9d11e537bf26b144f194978f7"
-MAX_QUANTIZERS = 32
 
 
 @dataclass(frozen=True)
-class MimiOptions:
-    num_quantizers: int = 8
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.num_quantizers <= MAX_QUANTIZERS:
-            raise ValueError(f"num_quantizers must lie in [1, {MAX_QUANTIZERS}], got {self.num_quantizers}")
+class MimiOptions(FirstCodebooks):
+    n_codebooks: int = 8
+    maximum: ClassVar[int] = 32
 
 
-class MimiTokenizer(HFCodecTokenizer):
+class MimiTokenizer(HFCodec):
     """Kyutai Mimi through transformers' MimiModel."""
 
     Options = MimiOptions
-    name = "mimi"
-    family = "mimi"
-    kind = "hybrid"  # codebook 0 is distilled from WavLM (semantic), the rest are acoustic
-    repo_id = "kyutai/mimi"
-    revision = MIMI_REVISION
+    presets = {
+        "mimi": preset("Kyutai Mimi (Moshi), first 8 of 32 codebooks as Moshi uses it: 1.1 kbps",
+                       n_codebooks=8),
+        "mimi-32": preset("Kyutai Mimi, all 32 codebooks: 4.4 kbps", n_codebooks=32),
+    }
+    name, family, kind = "mimi", "mimi", "hybrid"  # codebook 0 is semantic, the rest acoustic
+    repo_id, revision = "kyutai/mimi", MIMI_REVISION
     sample_rate = 24_000
     hop_length = 1920  # 8 * 6 * 5 * 4 (SEANet) * 2 (downsampling): 12.5 Hz
-    codebook_size = 2048
-    max_codebooks = MAX_QUANTIZERS
+    codebook_size, config_hop = 2048, "frame_size"
     streamable = True
     license = "CC-BY-4.0"
     citation = ("Defossez et al., Moshi: a speech-text foundation model for real-time dialogue, "
@@ -58,33 +49,22 @@ class MimiTokenizer(HFCodecTokenizer):
         return MimiModel
 
     @classmethod
-    def n_codebooks_for(cls, options: MimiOptions) -> int:
-        return options.num_quantizers
+    def call_kwargs(cls, options: MimiOptions) -> dict[str, Any]:
+        return {"num_quantizers": options.n_codebooks}
+
+    def _codebook_tables(self) -> list[Any]:
+        q = self.model.quantizer
+        layers = [*q.semantic_residual_vector_quantizer.layers, *q.acoustic_residual_vector_quantizer.layers]
+        return [layer.codebook.embed for layer in layers]
 
     @classmethod
-    def call_kwargs(cls, options: MimiOptions) -> dict[str, Any]:
-        return {"num_quantizers": options.num_quantizers}
+    def build_tiny_checkpoint(cls, folder: Path) -> Path:
+        from transformers import MimiConfig, MimiModel
 
-    def _config_hop(self, config: Any) -> int:
-        return int(config.frame_size)
-
-    def _check_family_config(self, config: Any) -> list[str]:
-        problems = []
-        if int(config.num_quantizers) < self.options.num_quantizers:
-            problems.append(f"the checkpoint has {config.num_quantizers} quantizers, "
-                            f"{self.options.num_quantizers} requested")
-        if int(config.audio_channels) != 1:
-            problems.append(f"audio_channels {config.audio_channels} != 1")
-        return problems
-
-    def _encode_frames(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(x, **self.encode_kwargs(), return_dict=True).audio_codes
-
-    def _decode_frames(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(codes, return_dict=True).audio_values[:, 0]
-
-    def _codebook_tables(self) -> list[torch.Tensor]:
-        q = self.model.quantizer
-        layers = list(q.semantic_residual_vector_quantizer.layers) + list(
-            q.acoustic_residual_vector_quantizer.layers)
-        return [layer.codebook.embed for layer in layers]
+        config = MimiConfig(  # the real strides, 32 x 2048 codes; narrow and shallow
+            sampling_rate=24_000, hidden_size=64, num_filters=8, num_residual_layers=1,
+            upsampling_ratios=[8, 6, 5, 4], num_hidden_layers=2, intermediate_size=128,
+            num_attention_heads=4, num_key_value_heads=4, head_dim=16, codebook_size=2048,
+            codebook_dim=16, vector_quantization_hidden_dimension=16, num_quantizers=32,
+            num_semantic_quantizers=1, upsample_groups=64)
+        return save_tiny(seeded(MimiModel, config), folder)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from tokbench.registry import preset
 from tokbench.types import Audio, ModelSource, TokenizerBase, TokenizerMeta, Tokens
 
 SAMPLE_RATE = 16_000
@@ -25,6 +27,7 @@ class IdentityTokenizer(TokenizerBase):
     """Codes are 16-bit PCM sample values offset to 0..65535."""
 
     Options = IdentityOptions
+    presets = {"identity": preset("16-bit PCM at 16 kHz: the ground-truth row")}
 
     @classmethod
     def describe(cls, options: IdentityOptions) -> TokenizerMeta:
@@ -43,6 +46,10 @@ class IdentityTokenizer(TokenizerBase):
         wav = (tokens.codes[:, 0, :].to(torch.float32) - 32768) / 32768
         return Audio(wav, tokens.frame_lengths.clone(), SAMPLE_RATE)
 
+    @classmethod
+    def build_tiny_checkpoint(cls, folder: Path) -> None:
+        return None  # no weights
+
 
 @dataclass(frozen=True)
 class MuLawOptions:
@@ -57,6 +64,8 @@ class MuLawTokenizer(TokenizerBase):
     """mu-law companding with mu = 2**bits - 1, quantised to 2**bits uniform levels."""
 
     Options = MuLawOptions
+    presets = {"mulaw": preset("8-bit mu-law at 16 kHz (G.711-style companding): 256 codes, "
+                               "128 kbps", bits=8)}
 
     @classmethod
     def describe(cls, options: MuLawOptions) -> TokenizerMeta:
@@ -84,3 +93,7 @@ class MuLawTokenizer(TokenizerBase):
         y = tokens.codes[:, 0, :].to(torch.float32) / mu * 2 - 1
         x = torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
         return Audio(x, tokens.frame_lengths.clone(), SAMPLE_RATE)
+
+    @classmethod
+    def build_tiny_checkpoint(cls, folder: Path) -> None:
+        return None  # no weights

@@ -1,6 +1,6 @@
 """Built-in tasks (importable as ``tokbench.tasks``); each module is imported only when used."""
 
-from tokbench.registry import register, tasks
+from tokbench.registry import commands, register, tasks
 
 register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
          "encode, decode and score against the original (WER, PESQ, STOI, SECS, pitch, mel, bitrate)")
@@ -12,3 +12,7 @@ register(tasks, "probe", "tokbench.tasks.probe:Probe",
 register(tasks, "vc", "tokbench.tasks.vc:VoiceConversion",
          "voice conversion: decode each utterance with another speaker's prompt (WER, SECS to "
          "target and source, F0 correlation)")
+
+# `tokbench score`: the recon metrics on audio made elsewhere (outputs matched to references by stem)
+register(commands, "score", "tokbench.tasks.score:score_command",
+         "score audio made elsewhere against references, with the recon metrics")

@@ -2,7 +2,7 @@
 
 Per utterance: signal metrics (PESQ, STOI/ESTOI, SECS, GPE/VDE/FFE, F0 correlation, mel
 distance), WER/CER of Whisper on the output, token rate and real-time factors. Per corpus:
-nominal and entropy bitrate. Everything is scored at 16 kHz (DESIGN.md section 4).
+nominal and entropy bitrate. Everything is scored at 16 kHz (docs/protocol.md).
 
 Tokenizers that decode with a speaker prompt (capability ``speaker_prompt``, e.g. semantic
 tokens with ``vocoder=knn-vc``) get one per utterance from :mod:`tokbench.data.prompts`: other
@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from tokbench.data.batches import Item
 from tokbench.data.prompts import PROMPT_SECONDS, PromptError, PromptLoader, same_speaker_prompt
 from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.records import make_record
-from tokbench.run.batching import Item
 from tokbench.run.decode_score import (
     Produced,
     decode_batch,
@@ -121,6 +121,7 @@ class Reconstruction(Task):
                                  batch_size=ctx.batch_size, device=ctx.device, progress=ctx.progress)
         codes = [encoded.codes[u.id] for u in utts if u.id in encoded.codes]
         extra = {"n_utterances": len(codes)}
-        stats = stat_records(token_stats(codes, meta.codebook_sizes), frame_rate=meta.frame_rate,
+        stats = stat_records(token_stats(codes, meta.codebook_sizes, meta.codebook_strides),
+                             frame_rate=meta.frame_rate,
                              extra=extra)
         return [make_record(None, {"bitrate_nominal": meta.bitrate_nominal}, extra=extra), *stats]

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import typer
 
 import tokbench
+from tokbench.console import Device, console, fail, print_summary
 from tokbench.data import read_folder
 from tokbench.data.base import content_revision
 from tokbench.identity import identity_fields
@@ -132,3 +134,33 @@ def _load_pair(utt_id: str, ref_path: str, hyp_path: str, text: str | None) -> P
     return Produced(ScoreItem(utt_id, ref16, hyp16, text, None, extra),
                     {"length_ratio": lengths["length_ratio"]})
 
+
+def score_command(
+    ref: Path = typer.Option(..., "--ref", help="folder of reference audio"),
+    hyp: Path = typer.Option(..., "--hyp", help="folder of outputs (matched to references by file stem)"),
+    text: Path | None = typer.Option(None, "--text", help="transcripts: lines 'ID TEXT'"),
+    out: Path = typer.Option(Path("results"), "--out", help="results root"),
+    name: str | None = typer.Option(None, "--name", help="label of the outputs (default: the folder name)"),
+    asr: bool = typer.Option(True, "--asr/--no-asr", help="compute WER/CER with Whisper"),
+    asr_model: str = typer.Option("large-v3", "--asr-model"),
+    asr_checkpoint: str | None = typer.Option(None, "--asr-checkpoint", help="local Whisper checkpoint file"),
+    device: Device | None = typer.Option(None, "--device"),
+    workers: int | None = typer.Option(None, "--workers", min=0),
+) -> None:
+    """Score audio made elsewhere against references, with the recon metrics."""
+    from tokbench.data import DatasetError
+    from tokbench.runtime import default_device
+
+    try:
+        result = score_folders(ref, hyp, text=text, out=out, name=name, asr=asr, asr_model=asr_model,
+                               asr_checkpoint=asr_checkpoint,
+                               device=device.value if device else default_device(), workers=workers)
+    except DatasetError as exc:
+        fail(str(exc))
+        return
+    print_summary(result.summary, title=f"{hyp} vs {ref}")
+    if result.missing_hyp:
+        console.print(f"[yellow]{len(result.missing_hyp)} references without an output[/]")
+    if result.unmatched_hyp:
+        console.print(f"[yellow]{len(result.unmatched_hyp)} outputs without a reference[/]")
+    console.print(f"results: {result.path}")

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tokbench.data.batches import Item
 from tokbench.data.prompts import (
     PROMPT_SECONDS,
     Prompt,
@@ -36,7 +37,6 @@ from tokbench.data.prompts import (
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.options import stable_hash
 from tokbench.protocol import SCORING_SAMPLE_RATE
-from tokbench.run.batching import Item
 from tokbench.run.decode_score import (
     Produced,
     decode_batch,

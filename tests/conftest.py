@@ -29,6 +29,21 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """Adapter class -> (folder, checkpoint) of its tiny checkpoint (``build_tiny_checkpoint``,
+    declared beside the adapter), built once per test session."""
+    built: dict[type, tuple] = {}
+
+    def get(cls: type) -> tuple:
+        if cls not in built:
+            folder = tmp_path_factory.mktemp(cls.__name__)
+            built[cls] = folder, cls.build_tiny_checkpoint(folder)
+        return built[cls]
+
+    return get
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

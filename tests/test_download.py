@@ -8,7 +8,7 @@ import soundfile as sf
 
 from tokbench.data import DatasetError
 from tokbench.data.librispeech import librispeech_test_clean
-from tokbench.io.download import download, safe_extract
+from tokbench.io.download import DownloadError, download, safe_extract
 
 
 class FakeResponse(io.BytesIO):
@@ -38,7 +38,7 @@ def test_download_rejects_a_wrong_checksum(tmp_path):
     def opener(request, timeout):
         return FakeResponse(b"tampered", 200)
 
-    with pytest.raises(DatasetError, match="does not match"):
+    with pytest.raises(DownloadError, match="does not match"):
         download("https://x/f", tmp_path / "f", md5="0" * 32, opener=opener)
     assert not (tmp_path / "f").exists() and not (tmp_path / "f.part").exists()
 
@@ -47,7 +47,7 @@ def test_download_failure_says_what_to_do(tmp_path):
     def opener(request, timeout):
         raise OSError("network unreachable")
 
-    with pytest.raises(DatasetError, match="place it at"):
+    with pytest.raises(DownloadError, match="place it at"):
         download("https://x/f", tmp_path / "f", opener=opener)
 
 
@@ -64,7 +64,7 @@ def _tar(path, files: dict[str, bytes], extra=None):
 @pytest.mark.parametrize("evil", ["../escape.txt", "/abs/escape.txt", "a/../../escape.txt"])
 def test_safe_extract_refuses_path_traversal(tmp_path, evil):
     _tar(tmp_path / "e.tar.gz", {"ok.txt": b"ok", evil: b"bad"})
-    with pytest.raises(DatasetError, match="refusing"):
+    with pytest.raises(DownloadError, match="refusing"):
         safe_extract(tmp_path / "e.tar.gz", tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out").exists()
 
@@ -73,8 +73,52 @@ def test_safe_extract_refuses_links(tmp_path):
     link = tarfile.TarInfo("link")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     _tar(tmp_path / "l.tar.gz", {"ok.txt": b"ok"}, [link])
-    with pytest.raises(DatasetError, match="links"):
+    with pytest.raises(DownloadError, match="links"):
         safe_extract(tmp_path / "l.tar.gz", tmp_path / "out")
+
+
+def test_safe_extract_never_deletes_a_folder_it_did_not_make(tmp_path):
+    _tar(tmp_path / "a.tar.gz", {"new.txt": b"new"})
+    mine = tmp_path / "out"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(DownloadError, match="not made by tokbench"):
+        safe_extract(tmp_path / "a.tar.gz", mine)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    (tmp_path / "out.partial").mkdir()  # someone's folder where the staging folder would go
+    (tmp_path / "out.partial" / "keep.txt").write_text("x")
+    with pytest.raises(DownloadError, match="not made by tokbench"):
+        safe_extract(tmp_path / "a.tar.gz", tmp_path / "out")
+    assert (tmp_path / "out.partial" / "keep.txt").is_file()
+
+
+def test_a_new_archive_is_extracted_again_despite_the_old_marker(tmp_path):
+    import os
+
+    archive = tmp_path / "a.tar.gz"
+    _tar(archive, {"f.txt": b"first"})
+    out = safe_extract(archive, tmp_path / "out")
+    assert (out / "f.txt").read_bytes() == b"first"
+    _tar(archive, {"f.txt": b"second, downloaded again after the advice"})
+    os.utime(archive, ns=(1, 1))  # a different file at the same path
+    out = safe_extract(archive, tmp_path / "out")
+    assert (out / "f.txt").read_bytes().startswith(b"second")
+    assert safe_extract(archive, tmp_path / "out") == out  # unchanged: reused
+
+
+def test_resume_of_a_complete_part_with_unknown_size_survives_http_416(tmp_path):
+    import urllib.error
+
+    payload = b"complete already" * 100
+    (tmp_path / "f.bin.part").write_bytes(payload)
+
+    def opener(request, timeout):
+        assert request.headers.get("Range") == f"bytes={len(payload)}-"
+        raise urllib.error.HTTPError(request.full_url, 416, "Range Not Satisfiable", {}, None)
+
+    dest = download("https://x/f.bin", tmp_path / "f.bin", md5=hashlib.md5(payload).hexdigest(),
+                    opener=opener)
+    assert dest.read_bytes() == payload
 
 
 def _flac_bytes(seconds=0.3):

@@ -37,9 +37,8 @@ from tokbench.adapters.ssl.knn_vc import (
     voiced_span,
 )
 from tokbench.data import open_dataset
-from tokbench.data.prompts import PromptAudio
 from tokbench.resolve import load_tokenizer, resolve_tokenizer
-from tokbench.types import Audio
+from tokbench.types import Audio, PromptAudio
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

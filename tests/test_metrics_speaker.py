@@ -11,7 +11,7 @@ import pytest
 from tokbench.data import SAMPLE_DIR
 from tokbench.io.audio import load_audio, resample
 from tokbench.metrics.base import NotComputable
-from tokbench.metrics.speaker import cosine, secs, speaker_embedding, voice_encoder
+from tokbench.metrics.speaker import cosine, secs, speaker_embedding
 
 from .synth import speechlike
 
@@ -74,10 +74,6 @@ def test_same_voice_is_more_similar_than_different_voices(voices):
     different = max(cosine(x, y) for x in (emb["a1"], emb["a2"]) for y in (emb["b1"], emb["b2"]))
     assert same > different + 0.1, (same, different)
     assert secs(emb["a1"], a1) == pytest.approx(1.0, abs=1e-5)
-
-
-def test_encoder_is_loaded_once_per_process():
-    assert voice_encoder() is voice_encoder()
 
 
 def test_digital_silence_and_no_speech_are_not_computable():

@@ -146,7 +146,7 @@ def test_offline_without_checkpoint_is_a_clear_error(monkeypatch, tmp_path):
     _centroids("hubert-base", 9, 500, normalize=False)
     with pytest.raises(ModelNotAvailableError,
                        match=r"facebook/hubert-base-ls960 is not cached and the Hub is unreachable"
-                             r".*run once online or pass --checkpoint DIR"):
+                             r".*run `tokbench prefetch`.*online, or pass --checkpoint DIR"):
         load_tokenizer("hubert-base-l9-km500")
 
 

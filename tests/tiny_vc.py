@@ -1,4 +1,4 @@
-"""Tiny random kNN-VC parts for offline tests (DESIGN.md section 10).
+"""Tiny random kNN-VC parts for offline tests (tiny models keep the real rates and codebooks).
 
 True to the real ones where it matters: 16 kHz, WavLM's conv stack (320-sample hop, 400-sample
 receptive field, layer-norm convolutions, pre-LN blocks, 128-tap positional convolution), the

@@ -1,4 +1,4 @@
-"""The evaluation protocol (DESIGN.md section 4): every setting that changes what a number means.
+"""The evaluation protocol (docs/protocol.md): every setting that changes what a number means.
 
 The settings are recorded in every run; ``protocol_id`` (a hash of them) is a column of
 ``load_results`` so that figures made under different protocols are never averaged or compared.

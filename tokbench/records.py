@@ -1,4 +1,4 @@
-"""Records: the unit of every result file (contract, DESIGN section 6).
+"""Records: the unit of every result file (contract: docs/results.md).
 
 A record is ``{utterance_id, param, metrics: {name: number or null}, reasons: {name: text},
 extra: {...}}``; corpus-level records have no utterance id. Tasks and metrics build records here;

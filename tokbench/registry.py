@@ -5,6 +5,12 @@ optional dependency only breaks the adapter that needs it. Built-in entries are 
 importing a small table module (``tokbench.adapters``, ``tokbench.tasks``, ...) on first use;
 third-party tokenizers plug in through the ``tokbench.adapters`` entry-point group or a file
 path (``--adapter path/to/file.py:Class``).
+
+Tokenizer presets are declared beside the adapter that serves them, as a ``presets`` class
+attribute (``{"mimi": preset("summary", n_codebooks=8), ...}``); the registry finds them by
+importing each module of the ``tokbench.adapters`` package once, on first use. Family modules
+import their heavy dependencies (transformers, a codec package) only when a model loads, and a
+module that fails to import is reported (``Registry.broken``) without hiding the others.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import pkgutil
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -90,22 +97,73 @@ class Entry:
         return import_target(self.target)
 
 
-class Registry(Generic[T]):
-    """A name -> item table, filled lazily from a built-in table module and an entry-point group."""
+@dataclass(frozen=True)
+class Preset:
+    """A named variant declared beside its adapter class (``presets`` class attribute)."""
 
-    def __init__(self, kind: str, builtins: str | None = None, entry_point_group: str | None = None):
+    summary: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def preset(summary: str, **options: Any) -> Preset:
+    """``presets = {"mimi": preset("Kyutai Mimi, 8 codebooks: 1.1 kbps", n_codebooks=8)}``."""
+    return Preset(summary, options)
+
+
+def declared_presets(module: Any) -> list[Entry]:
+    """Entries for the ``presets`` declared by the classes a module (or package) defines; a
+    class re-exported from elsewhere is left to its own module."""
+    out, seen = [], set()
+    own = (module.__name__, module.__name__ + ".")
+    for obj in list(vars(module).values()):
+        if not isinstance(obj, type) or "presets" not in vars(obj) or obj in seen:
+            continue
+        if not (obj.__module__ == own[0] or obj.__module__.startswith(own[1])):
+            continue
+        seen.add(obj)
+        for name, p in vars(obj)["presets"].items():
+            out.append(Entry(name=name, target=f"{obj.__module__}:{obj.__qualname__}",
+                             summary=p.summary, options=dict(p.options)))
+    return out
+
+
+class Registry(Generic[T]):
+    """A name -> item table, filled lazily from a built-in table module and an entry-point group.
+
+    With ``discover``, every public module of the built-in package is imported on first use and
+    the presets its classes declare are registered (see :func:`declared_presets`)."""
+
+    def __init__(self, kind: str, builtins: str | tuple[str, ...] | None = None,
+                 entry_point_group: str | None = None, *, discover: bool = False):
         self.kind = kind
-        self._builtins = builtins
+        self._builtins = (builtins,) if isinstance(builtins, str) else tuple(builtins or ())
         self._group = entry_point_group
+        self._discover = discover
         self._items: dict[str, T] = {}
         self._loaded = False
+        #: module -> why it could not be imported (its presets are missing)
+        self.broken: dict[str, str] = {}
+
+    def _discover_presets(self, package: Any) -> None:
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            if info.name.rsplit(".", 1)[-1].startswith("_"):
+                continue
+            try:
+                module = importlib.import_module(info.name)
+            except Exception as exc:  # one broken family must not hide the others
+                self.broken[info.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            for entry in declared_presets(module):
+                self.add(entry.name, entry)  # type: ignore[arg-type]
 
     def _ensure_loaded(self) -> None:
         if self._loaded:
             return
         self._loaded = True
-        if self._builtins:
-            importlib.import_module(self._builtins)
+        for module in self._builtins:
+            package = importlib.import_module(module)
+            if self._discover:
+                self._discover_presets(package)
         if self._group:
             for ep in entry_points(group=self._group):
                 if ep.name not in self._items:
@@ -125,9 +183,11 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
+            broken = "".join(f"; {module} failed to import ({why})"
+                             for module, why in self.broken.items())
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}{suggest(name, self._items)}; "
-                f"run `tokbench list {self.kind}s` to see all {len(self._items)}"
+                f"run `tokbench list {self.kind}s` to see all {len(self._items)}{broken}"
             ) from None
 
     def __contains__(self, name: object) -> bool:
@@ -152,7 +212,12 @@ def register(registry: Registry[Entry], name: str, target: str, summary: str = "
     return registry.add(name, Entry(name=name, target=target, summary=summary, options=options))
 
 
-tokenizers: Registry[Entry] = Registry("tokenizer", "tokbench.adapters", "tokbench.adapters")
+tokenizers: Registry[Entry] = Registry("tokenizer", "tokbench.adapters", "tokbench.adapters",
+                                       discover=True)
 tasks: Registry[Entry] = Registry("task", "tokbench.tasks", "tokbench.tasks")
 datasets: Registry[Entry] = Registry("dataset", "tokbench.data", "tokbench.datasets")
 metrics: Registry[Any] = Registry("metric", "tokbench.metrics")
+# Sub-commands that adapter families and tasks add to the CLI ("module:function", a typer
+# command function); the CLI attaches them without importing any family or task itself.
+commands: Registry[Entry] = Registry("command", ("tokbench.adapters", "tokbench.tasks"),
+                                     "tokbench.commands")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tokbench.options import build_options, options_dict
+from tokbench.options import OptionError, build_options, options_dict
 from tokbench.registry import Entry, import_file_target, tokenizers
 from tokbench.types import Tokenizer, TokenizerMeta
 
@@ -42,7 +42,14 @@ def register_adapter_file(spec: str) -> str:
 
     The name is the class's ``name`` attribute if it has one, else the class name in lower case.
     """
-    cls = import_file_target(spec)
+    try:
+        cls = import_file_target(spec)
+    except (ValueError, FileNotFoundError, AttributeError, ImportError, SyntaxError) as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
+        raise OptionError(f"--adapter {spec}: {type(exc).__name__}{where}: {exc}; the file must "
+                          "define the class named after the colon (path/to/file.py:Class)") from None
+    if not isinstance(cls, type):
+        raise OptionError(f"--adapter {spec}: {cls!r} is not a class")
     name = getattr(cls, "name", None) or cls.__name__.lower()
     entry = Entry(name=name, target=spec, summary=(cls.__doc__ or "").strip().split("\n")[0],
                   origin=f"file {spec}")

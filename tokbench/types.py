@@ -1,4 +1,4 @@
-"""Core types of the adapter contract (DESIGN.md section 3).
+"""Core types of the adapter contract (docs/adapter-contract.md).
 
 Shapes are contract: ``Tokens.codes`` is ``LongTensor[B, Q, F]`` with ``frame_lengths[B]``;
 ``Audio.wav`` is ``Tensor[B, T]`` with ``lengths[B]`` at ``Audio.sample_rate``.
@@ -6,13 +6,22 @@ Shapes are contract: ``Tokens.codes`` is ``LongTensor[B, Q, F]`` with ``frame_le
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
-from tokbench.meta import CAPABILITIES, KINDS, Kind, ModelSource, TokenizerMeta
+from tokbench.meta import (
+    CAPABILITIES,
+    KINDS,
+    Kind,
+    ModelSource,
+    TokenizerMeta,
+    TokenizerSetupError,
+)
 
 
 def _check_lengths(lengths: torch.Tensor, batch: int, limit: int, what: str) -> torch.Tensor:
@@ -117,6 +126,58 @@ class Audio:
         return Audio(self.wav.to(device), self.lengths.to(device), self.sample_rate)
 
 
+@dataclass(frozen=True)
+class BatchTolerance:
+    """How close an adapter's batched results are to its one-at-a-time results (declared on the
+    adapter class, held by ``tokbench.testing.check_tokenizer``): ``code_agreement`` = share of
+    equal codes on valid frames; ``snr_db`` = SNR of the batched decode of the same tokens
+    against the one-at-a-time decode, on valid samples. The default is exact."""
+
+    code_agreement: float = 1.0
+    snr_db: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.code_agreement <= 1.0:
+            raise ValueError(f"code_agreement must lie in [0, 1], got {self.code_agreement}")
+
+
+@dataclass
+class PromptAudio(Audio):
+    """A batch of prompts: item ``b`` is the concatenation of whole utterances whose lengths are
+    ``segments[b]``. It is an :class:`~tokbench.types.Audio` (one waveform per item), so any
+    adapter can take it; prompt-aware vocoders split it back with :meth:`item_segments`."""
+
+    segments: list[tuple[int, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.segments) != self.batch_size:
+            raise ValueError(f"{self.batch_size} prompts but {len(self.segments)} segment lists")
+        for b, seg in enumerate(self.segments):
+            if sum(seg) != int(self.lengths[b]) or any(n < 0 for n in seg):
+                raise ValueError(f"prompt {b}: segment lengths {list(seg)} do not add up to its "
+                                 f"length {int(self.lengths[b])}")
+
+    def item_segments(self, i: int) -> list[torch.Tensor]:
+        """The utterances of prompt ``i``, in order."""
+        return list(torch.split(self.item(i), list(self.segments[i])))
+
+    @classmethod
+    def from_segments(cls, items: Sequence[Sequence[torch.Tensor]], sample_rate: int) -> PromptAudio:
+        """Batch prompts given as lists of 1-D waveforms (one list per item)."""
+        if not items:
+            raise ValueError("cannot batch an empty list of prompts")
+        joined = [torch.cat([s.reshape(-1).to(torch.float32) for s in segs]) if segs
+                  else torch.zeros(0) for segs in items]
+        base = Audio.from_list(joined, sample_rate)
+        return cls(base.wav, base.lengths, sample_rate,
+                   [tuple(int(s.numel()) for s in segs) for segs in items])
+
+    def to(self, device: torch.device | str) -> PromptAudio:
+        return PromptAudio(self.wav.to(device), self.lengths.to(device), self.sample_rate,
+                           list(self.segments))
+
+
 @runtime_checkable
 class Tokenizer(Protocol):
     """What every adapter provides. ``embed`` is optional (capability ``embed``)."""
@@ -138,6 +199,8 @@ class TokenizerBase:
 
     Options: ClassVar[type]
     meta: TokenizerMeta
+    #: batched vs one-at-a-time (docs/adapter-contract.md); exact unless an adapter declares less
+    batch_tolerance: ClassVar[BatchTolerance] = BatchTolerance()
 
     def __init__(self, options: Any, *, device: str = "cpu", checkpoint: str | None = None):
         self.options = options
@@ -158,6 +221,22 @@ class TokenizerBase:
     def embed(self, tokens: Tokens) -> torch.Tensor:
         raise NotImplementedError(f"{self.meta.name} has no embeddings")
 
+    @classmethod
+    def build_tiny_checkpoint(cls, folder: Path) -> Path | None:
+        """Tests: build a tiny random checkpoint of this model in the empty ``folder`` and return
+        what ``--checkpoint`` takes (None: the tokenizer has no weights). Keeps the real sample
+        rate, hop, frame rate, number and size of codebooks; only widths and depths shrink; VQ
+        codebooks hold seeded random values (docs/adding-a-tokenizer.md). Built once per class
+        and test session, so it may serve every preset of the class."""
+        raise NotImplementedError(f"{cls.__qualname__} declares no tiny checkpoint "
+                                  "(build_tiny_checkpoint; docs/adding-a-tokenizer.md)")
+
+    @classmethod
+    def tiny_overrides(cls, folder: Path, options: Any) -> dict[str, Any]:
+        """Tests: option overrides a preset needs to run on the tiny checkpoint built in
+        ``folder`` (e.g. a centroid file); none by default."""
+        return {}
+
     def check_input(self, wav: torch.Tensor, lengths: torch.Tensor) -> None:
         """Validate an encode() call: mono float batch ``[B, T]`` with matching lengths."""
         if wav.dim() != 2:
@@ -167,5 +246,5 @@ class TokenizerBase:
         _check_lengths(lengths, wav.shape[0], wav.shape[1], "sample")
 
 
-__all__ = ["CAPABILITIES", "KINDS", "Audio", "Kind", "ModelSource", "Tokenizer", "TokenizerBase",
-           "TokenizerMeta", "Tokens"]
+__all__ = ["CAPABILITIES", "KINDS", "Audio", "BatchTolerance", "Kind", "ModelSource", "PromptAudio",
+           "Tokenizer", "TokenizerBase", "TokenizerMeta", "TokenizerSetupError", "Tokens"]

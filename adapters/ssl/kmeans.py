@@ -33,11 +33,12 @@ import torch
 
 from tokbench.io.cache import cache_root
 from tokbench.io.files import atomic_write
+from tokbench.types import TokenizerSetupError
 
 FORMAT = "tokbench-kmeans/1"
 
 
-class CentroidsError(ValueError):
+class CentroidsError(TokenizerSetupError, ValueError):
     """A centroid file is missing, malformed, or does not fit the tokenizer that reads it."""
 
 

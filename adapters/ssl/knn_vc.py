@@ -239,15 +239,14 @@ def checkpoint_cache_path(url: str = PREMATCHED_URL) -> Path:
 def fetch_checkpoint(url: str = PREMATCHED_URL,
                      opener: Callable[..., Any] = urllib.request.urlopen) -> Path:
     """The released checkpoint in the tokbench cache, downloaded on first use."""
-    from tokbench.data.base import DatasetError
-    from tokbench.io.download import download
+    from tokbench.io.download import DownloadError, download
 
     dest = checkpoint_cache_path(url)
     if dest.is_file():
         return dest
     try:
         return download(url, dest, opener=opener)
-    except DatasetError as exc:
+    except DownloadError as exc:
         raise VocoderUnavailableError(
             f"the kNN-VC vocoder checkpoint is not cached and could not be downloaded: {exc}; "
             f"or pass --set vocoder_checkpoint=PATH (a local copy of {url})") from None
@@ -500,7 +499,7 @@ class UnitDecoder:
 
     @torch.inference_mode()
     def decode(self, tokens: Tokens, prompt: Audio | None) -> Audio:
-        from tokbench.data.prompts import PromptAudio
+        from tokbench.types import PromptAudio
 
         if prompt is None:
             raise ValueError("kNN-VC decodes with a speaker prompt: pass prompt=Audio (16 kHz "

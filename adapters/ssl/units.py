@@ -426,7 +426,7 @@ def collect_features(
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Layer features ``[N, D]`` (CPU float32) of a seeded random selection of ``dataset``,
     capped at ``hours`` of audio (the last utterance is cut to fit), through the encoder path."""
-    from tokbench.run.batching import Item, length_sorted_batches, load_item, to_batch
+    from tokbench.data.batches import Item, length_sorted_batches, load_item, to_batch
 
     utts = list(dataset.utterances)
     random.Random(seed).shuffle(utts)

@@ -68,6 +68,20 @@ class Stream:
 
     units: np.ndarray  # 1-D unit ids in [0, base_vocab)
     frames: np.ndarray  # the selected codes [Q', F] (for frame deduplication)
+    #: [Q', F]: where a token starts (multi-rate codebooks hold a slow code over several
+    #: frames); None = every position (single rate)
+    starts: np.ndarray | None = None
+
+    def dedup_tokens(self) -> int:
+        """Tokens kept by frame deduplication: a frame whose codes all repeat the previous
+        frame's is dropped, with the tokens that start in it."""
+        if self.starts is None:
+            return dedup_frames(self.frames) * int(self.frames.shape[0])
+        if self.frames.shape[1] == 0:
+            return 0
+        keep = np.ones(self.frames.shape[1], dtype=bool)
+        keep[1:] = np.any(self.frames[:, 1:] != self.frames[:, :-1], axis=0)
+        return int(self.starts[:, keep].sum())
 
 
 def stream_vocab(codebooks: str, codebook_sizes: Sequence[int]) -> tuple[list[int], int]:
@@ -94,8 +108,13 @@ def stream_vocab(codebooks: str, codebook_sizes: Sequence[int]) -> tuple[list[in
     return picked, base
 
 
-def select_stream(codes: np.ndarray, codebooks: str, codebook_sizes: Sequence[int]) -> Stream:
-    """The unit stream of one utterance's codes ``[Q, F]`` (see :func:`stream_vocab`)."""
+def select_stream(codes: np.ndarray, codebooks: str, codebook_sizes: Sequence[int],
+                  strides: Sequence[int] = ()) -> Stream:
+    """The unit stream of one utterance's codes ``[Q, F]`` (see :func:`stream_vocab`).
+
+    Multi-rate codes (``strides`` = ``meta.codebook_strides``; each slow code repeated over its
+    frames) give each token once: one codebook's stream is ``codes[q, ::stride]``; ``all``
+    interleaves in time order, at frame f every selected codebook whose token starts there."""
     codes = np.asarray(codes, dtype=np.int64)
     picked, _ = stream_vocab(codebooks, codebook_sizes)
     frames = codes[picked]
@@ -103,8 +122,15 @@ def select_stream(codes: np.ndarray, codebooks: str, codebook_sizes: Sequence[in
     if frames.size and (frames.min() < 0 or np.any(frames.max(axis=1) >= sizes)):
         raise ValueError(f"codes out of range for codebook sizes {sizes.tolist()}")
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    units = (frames + offsets[:, None]).T.reshape(-1)
-    return Stream(units, frames)
+    steps = [int(strides[q]) for q in picked] if strides else [1] * len(picked)
+    if set(steps) == {1}:
+        return Stream((frames + offsets[:, None]).T.reshape(-1), frames)
+    if len(picked) == 1:
+        one = frames[:, :: steps[0]]
+        return Stream(one.reshape(-1) + offsets[0], one)
+    starts = np.arange(frames.shape[1])[None, :] % np.array(steps)[:, None] == 0
+    units = (frames + offsets[:, None]).T[starts.T]  # frame-major: time order
+    return Stream(units, frames, starts)
 
 
 class UnitBPE:

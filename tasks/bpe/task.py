@@ -38,7 +38,6 @@ from tokbench.run.task import RunContext, Task
 from tokbench.run.token_cache import EncodedSet, encode_dataset
 from tokbench.tasks.bpe.merges import (
     UnitBPE,
-    dedup_frames,
     holdout_split,
     select_stream,
     stream_vocab,
@@ -146,12 +145,13 @@ def study(
     corpus = {"n_utterances": len(ids), "n_failed": len(failed),
               "failed": dict(list(failed.items())[:20])}
 
-    records = stat_records(token_stats([codes[i] for i in ids], meta.codebook_sizes),
+    records = stat_records(token_stats([codes[i] for i in ids], meta.codebook_sizes,
+                                       meta.codebook_strides),
                            frame_rate=meta.frame_rate, extra=corpus)
 
     picked, base = stream_vocab(options.codebooks, meta.codebook_sizes)
-    per_frame = len(picked)
-    streams = {i: select_stream(codes[i], options.codebooks, meta.codebook_sizes) for i in ids}
+    streams = {i: select_stream(codes[i], options.codebooks, meta.codebook_sizes,
+                                meta.codebook_strides) for i in ids}
     train_ids, held_ids = holdout_split(ids, options.train_fraction, options.seed, options.split,
                                         speakers)
     train_units = [streams[i].units for i in train_ids]
@@ -172,7 +172,7 @@ def study(
 
     # Deduplication: consecutive repeated frames removed (for one codebook: repeated tokens).
     if n_held:
-        kept = sum(dedup_frames(streams[i].frames) for i in held_ids) * per_frame
+        kept = sum(streams[i].dedup_tokens() for i in held_ids)
         dedup = {"dedup_reduction": n_held / kept}
         dedup_reasons: dict[str, str] = {}
     else:

@@ -41,7 +41,7 @@ from tokbench.data.splits import Split, cap_per_group
 from tokbench.metrics.base import NotComputable
 from tokbench.options import options_dict
 from tokbench.records import make_record
-from tokbench.run.task import Artefact, Output, RunContext, Task
+from tokbench.run.task import Artefact, Output, RecordGroup, RunContext, Task
 from tokbench.run.token_cache import encode_dataset
 from tokbench.tasks.probe.heads import (
     MAX_RATE,
@@ -216,17 +216,21 @@ class Probe(Task):
                     rec["metrics"].update(scored.metrics)
                     rec["ratio"].update(scored.ratio)
                     rec["extra"].update(scored.extra)
+            # One seed's records stand or fall together: a kill in the middle of writing them
+            # leaves none, so a rerun never mixes two trainings of one seed.
+            group = []
             for uid in sorted(per_utt):
                 rec = per_utt[uid]
                 extra = {**rec["extra"], **({"ratio": rec["ratio"]} if rec["ratio"] else {})}
-                yield make_record(uid, rec["metrics"], extra=extra, param=seed)
+                group.append(make_record(uid, rec["metrics"], extra=extra, param=seed))
             nulls = {m: None for name in failed for m in heads[name].metrics}
             reasons = {m: failed[name] for name in failed for m in heads[name].metrics}
-            yield make_record(None, nulls, reasons, param=seed, extra={
+            group.append(make_record(None, nulls, reasons, param=seed, extra={
                 "record": "probe seed", "seed": seed, "frame_plan": plan.to_dict(),
                 "embed": o.embed, "data": {k: v for k, v in data.items() if k != "excluded"},
                 "n_excluded": len(excluded), "failed": failed,
-                "heads": {name: r.info for name, r in results.items()}})
+                "heads": {name: r.info for name, r in results.items()}}))
+            yield RecordGroup(group)
 
     def _frontend_factory(self, ctx: RunContext, meta: TokenizerMeta, items: dict[str, ProbeItem]):
         o = self.options

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokbench.io.audio import LoadedAudio, load_audio
+from tokbench.io.download import DownloadError
 from tokbench.io.fingerprint import content_fingerprint, file_sha256
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
@@ -21,8 +22,24 @@ TRANSCRIPT_FILES = ("transcripts.txt", "text", "transcript.txt")
 SHORT = 8  # hex digits of the fingerprint in the name of a folder or manifest dataset
 
 
-class DatasetError(Exception):
+class DatasetError(DownloadError):
     """A dataset could not be opened; the message says what to fix."""
+
+
+def fetch_archive(url: str, archive: Path, into: Path, *, md5: str | None = None,
+                  size: int | None = None) -> Path:
+    """Download ``url`` to ``archive`` (checked, resumable) and extract it safely into ``into``;
+    a failure is a :class:`DatasetError` naming the cause and the fix."""
+    from tokbench.io.download import download, safe_extract
+
+    try:
+        path = download(url, archive, md5=md5, size=size)
+        safe_extract(path, into)
+    except DatasetError:
+        raise
+    except DownloadError as exc:
+        raise DatasetError(str(exc)) from None
+    return path
 
 
 @dataclass(frozen=True)

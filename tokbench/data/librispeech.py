@@ -11,9 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokbench.data.base import Dataset, DatasetError, read_folder
+from tokbench.data.base import Dataset, DatasetError, fetch_archive, read_folder
 from tokbench.io.cache import cache_root
-from tokbench.io.download import download, safe_extract
 
 BASE_URL = "https://www.openslr.org/resources/12"
 CITATION = ("V. Panayotov, G. Chen, D. Povey, S. Khudanpur. LibriSpeech: an ASR corpus based on "
@@ -51,9 +50,8 @@ def librispeech(split: str, root: str | Path | None = None, url: str | None = No
     root = Path(root) if root else cache_root() / "datasets" / "librispeech"
     folder = root / "LibriSpeech" / split
     if not folder.is_dir():
-        archive = download(url, root / f"{split}.tar.gz", md5=md5, size=size)
         staging = root / f"extracted-{split}"
-        safe_extract(archive, staging)
+        archive = fetch_archive(url, root / f"{split}.tar.gz", staging, md5=md5, size=size)
         extracted = staging / "LibriSpeech" / split
         if not extracted.is_dir():
             raise DatasetError(f"{archive} does not hold LibriSpeech/{split}")

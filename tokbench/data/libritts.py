@@ -22,9 +22,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from tokbench.data.base import Dataset, DatasetError, read_folder
+from tokbench.data.base import Dataset, DatasetError, fetch_archive, read_folder
 from tokbench.io.cache import cache_root
-from tokbench.io.download import download, file_digest, safe_extract
+from tokbench.io.files import file_digest
 
 URL = "https://www.openslr.org/resources/60/test-clean.tar.gz"
 MD5 = "7bed3bdb047c4c197f1ad3bc412db59f"  # as published with torchaudio's LIBRITTS and elsewhere
@@ -47,8 +47,7 @@ def libritts_test_clean_folder(root: str | Path | None = None, url: str = URL,
     root = Path(root) if root else cache_root() / "datasets" / "libritts"
     split = root / "LibriTTS" / "test-clean"
     if not split.is_dir():
-        archive = download(url, root / "test-clean.tar.gz", md5=md5)
-        safe_extract(archive, root / "extracted")
+        archive = fetch_archive(url, root / "test-clean.tar.gz", root / "extracted", md5=md5)
         extracted = root / "extracted" / "LibriTTS" / "test-clean"
         if not extracted.is_dir():
             raise DatasetError(f"{archive} does not hold LibriTTS/test-clean")

@@ -1,4 +1,4 @@
-"""Speaker prompts and voice-conversion pairs (DESIGN.md section 5), shared by ``vc`` and ``recon``.
+"""Speaker prompts and voice-conversion pairs (docs/protocol.md), shared by ``vc`` and ``recon``.
 
 A **prompt** is a set of whole utterances of one speaker, drawn from the dataset's prompt
 candidates (:meth:`tokbench.data.Dataset.prompt_candidates`) in a seeded order and capped at
@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -30,7 +30,7 @@ import torch
 
 from tokbench.data import Dataset, Utterance
 from tokbench.io.audio import AudioError, resample
-from tokbench.types import Audio
+from tokbench.types import PromptAudio
 
 PROMPT_SECONDS = 60.0  # default cap, as the review's kNN-VC setting allows; recorded with every run
 
@@ -158,43 +158,6 @@ def conversion_prompt(utt: Utterance, dataset: Dataset, *, max_seconds: float = 
     candidates = dataset.prompt_candidates()
     target = target_speaker(utt, speakers if speakers is not None else candidate_speakers(candidates), seed)
     return select_prompt(candidates, target, exclude={utt.id}, max_seconds=max_seconds, seed=seed)
-
-
-@dataclass
-class PromptAudio(Audio):
-    """A batch of prompts: item ``b`` is the concatenation of whole utterances whose lengths are
-    ``segments[b]``. It is an :class:`~tokbench.types.Audio` (one waveform per item), so any
-    adapter can take it; prompt-aware vocoders split it back with :meth:`item_segments`."""
-
-    segments: list[tuple[int, ...]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if len(self.segments) != self.batch_size:
-            raise ValueError(f"{self.batch_size} prompts but {len(self.segments)} segment lists")
-        for b, seg in enumerate(self.segments):
-            if sum(seg) != int(self.lengths[b]) or any(n < 0 for n in seg):
-                raise ValueError(f"prompt {b}: segment lengths {list(seg)} do not add up to its "
-                                 f"length {int(self.lengths[b])}")
-
-    def item_segments(self, i: int) -> list[torch.Tensor]:
-        """The utterances of prompt ``i``, in order."""
-        return list(torch.split(self.item(i), list(self.segments[i])))
-
-    @classmethod
-    def from_segments(cls, items: Sequence[Sequence[torch.Tensor]], sample_rate: int) -> PromptAudio:
-        """Batch prompts given as lists of 1-D waveforms (one list per item)."""
-        if not items:
-            raise ValueError("cannot batch an empty list of prompts")
-        joined = [torch.cat([s.reshape(-1).to(torch.float32) for s in segs]) if segs
-                  else torch.zeros(0) for segs in items]
-        base = Audio.from_list(joined, sample_rate)
-        return cls(base.wav, base.lengths, sample_rate,
-                   [tuple(int(s.numel()) for s in segs) for segs in items])
-
-    def to(self, device: torch.device | str) -> PromptAudio:
-        return PromptAudio(self.wav.to(device), self.lengths.to(device), self.sample_rate,
-                           list(self.segments))
 
 
 class PromptLoader:

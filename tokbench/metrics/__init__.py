@@ -1,4 +1,4 @@
-"""Metric declarations (DESIGN.md section 4): the single source of truth for what a metric means.
+"""Metric declarations (docs/protocol.md): the single source of truth for what a metric means.
 
 Reports, radar charts and comparisons read these declarations (direction, range, unit, level,
 aggregation); nothing guesses from a metric's name. A name never changes meaning: a new

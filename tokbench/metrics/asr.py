@@ -1,4 +1,4 @@
-"""Intelligibility: WER and CER of Whisper transcriptions (DESIGN.md section 4, WER/CER).
+"""Intelligibility: WER and CER of Whisper transcriptions (docs/protocol.md).
 
 Protocol: openai-whisper (``large-v3`` by default), English, greedy decoding (temperature 0,
 no temperature fallback, no timestamps, no conditioning on previous text); the log-mel size

@@ -1,4 +1,4 @@
-"""Log-mel distance ``mel_l1`` (DESIGN.md section 4).
+"""Log-mel distance ``mel_l1`` (docs/protocol.md).
 
 ``mel_l1`` = mean over frames and mel bands of |log mel(hyp) - log mel(ref)|, with 80 Slaney
 mel filters (``librosa.filters.mel`` defaults, fmax 8 kHz) applied to the magnitude (power 1)

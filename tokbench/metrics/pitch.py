@@ -1,4 +1,4 @@
-"""F0 contours (WORLD Harvest) and the pitch metrics gpe, vde, ffe, f0_corr (DESIGN.md section 4).
+"""F0 contours (WORLD Harvest) and the pitch metrics gpe, vde, ffe, f0_corr (docs/protocol.md).
 
 A frame is voiced where F0 > 0. Contours of different lengths are compared over the first
 ``min(len(ref), len(hyp))`` frames. With ``both`` = frames voiced in both contours and

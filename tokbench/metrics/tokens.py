@@ -10,10 +10,15 @@ In results these metrics are corpus-level records with ``param`` = the codebook 
 ``bitrate_entropy`` (frame rate x sum over codebooks of the unigram entropy) comes from the same
 counts (:func:`bitrate_entropy_of_counts`); every entropy here goes through :func:`entropy_bits`.
 Counts come from whole-corpus token streams: per-utterance counts are too few.
+
+Multi-rate tokenizers (``TokenizerMeta.codebook_strides``) keep every codebook time-aligned at
+the fastest rate, a slow code repeated over its frames; pass ``strides`` so each codebook's
+stream holds each of its tokens once and ``bitrate_entropy`` weighs it by its own rate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +121,7 @@ class CodebookStats:
     reasons: Mapping[str, str]
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False,
                                compare=False)  # unigram counts, by code
+    stride: int = 1  # frames per token of this codebook (multi-rate tokenizers)
 
     def metrics(self) -> dict[str, float | None]:
         return {"token_entropy": self.entropy, "token_cond_entropy": self.cond_entropy,
@@ -146,24 +152,32 @@ def codebook_stats(streams: Sequence[np.ndarray], size: int, codebook: int = 0) 
 
 
 def token_stats(
-    codes: Iterable[np.ndarray | torch.Tensor], codebook_sizes: Sequence[int]
+    codes: Iterable[np.ndarray | torch.Tensor], codebook_sizes: Sequence[int],
+    strides: Sequence[int] | None = None,
 ) -> list[CodebookStats]:
-    """Per-codebook statistics of a corpus given per-utterance codes ``[Q, F_i]``."""
+    """Per-codebook statistics of a corpus given per-utterance codes ``[Q, F_i]``; with
+    ``strides`` (``meta.codebook_strides``), codebook q's tokens are ``codes[q, ::stride]``."""
+    steps = [int(s) for s in strides] if strides else [1] * len(codebook_sizes)
+    if len(steps) != len(codebook_sizes):
+        raise ValueError(f"{len(steps)} strides for {len(codebook_sizes)} codebooks")
     per_codebook: list[list[np.ndarray]] = [[] for _ in codebook_sizes]
     for c in codes:
         c = _as_int_array(c)
         if c.ndim != 2 or c.shape[0] != len(codebook_sizes):
             raise ValueError(f"codes must be [Q={len(codebook_sizes)}, F], got {tuple(c.shape)}")
         for q in range(c.shape[0]):
-            per_codebook[q].append(c[q])
-    return [codebook_stats(s, int(size), q)
-            for q, (s, size) in enumerate(zip(per_codebook, codebook_sizes, strict=True))]
+            per_codebook[q].append(c[q, :: steps[q]])
+    return [dataclasses.replace(codebook_stats(s, int(size), q), stride=step)
+            for q, (s, size, step) in enumerate(zip(per_codebook, codebook_sizes, steps, strict=True))]
 
 
 def bitrate_entropy(stats: Sequence[CodebookStats], frame_rate: float) -> float:
-    """``bitrate_entropy`` (bit/s) of these counts (frame rate x sum over codebooks of the
-    unigram entropy), as recon computes it."""
-    return bitrate_entropy_of_counts(frame_rate, [s.counts for s in stats])
+    """``bitrate_entropy`` (bit/s) of these counts (sum over codebooks of its rate,
+    ``frame_rate / stride``, x the unigram entropy), as recon computes it."""
+    if len({s.stride for s in stats}) <= 1:
+        stride = stats[0].stride if stats else 1
+        return bitrate_entropy_of_counts(frame_rate / stride, [s.counts for s in stats])
+    return sum(bitrate_entropy_of_counts(frame_rate / s.stride, [s.counts]) for s in stats)
 
 
 def stat_records(
@@ -175,7 +189,7 @@ def stat_records(
     records = [
         make_record(None, s.metrics(), reasons=dict(s.reasons), param=s.codebook,
                     extra={**(extra or {}), "codebook_size": s.size, "n_tokens": s.n_tokens,
-                           "n_pairs": s.n_pairs})
+                           "n_pairs": s.n_pairs, **({"stride": s.stride} if s.stride > 1 else {})})
         for s in stats
     ]
     if frame_rate is not None:

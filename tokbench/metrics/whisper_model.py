@@ -135,7 +135,14 @@ def load_asr_model(
         key = ("name", name, str(device), str(root.resolve()))
     if key not in _MODELS:
         if checkpoint is not None:
-            model = whisper.load_model(str(path), device=device)
+            try:
+                model = whisper.load_model(str(path), device=device)
+            except Exception as exc:  # torch's unpickling text suggests weights_only=False: never
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise AsrUnavailable(
+                    f"{path} is not a readable Whisper checkpoint ({type(exc).__name__}: "
+                    f"{first[:200]}); pass a file in the official layout "
+                    "({'dims': ..., 'model_state_dict': ...}) with --set asr_checkpoint=PATH") from None
         else:
             model = _load_named(name, str(device), root)
         _MODELS[key] = model.eval()

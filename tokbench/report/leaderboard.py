@@ -40,7 +40,6 @@ from tokbench.report.tables import (
     row_status_text,
 )
 from tokbench.results import load_results, runs_table
-from tokbench.results.store import safe_component
 
 MARKER = ".tokbench-site"  # marks a folder this module generated (and may therefore replace)
 EXAMPLE_FILES = ("original.wav", "reconstruction.wav")
@@ -175,9 +174,11 @@ def _copy_examples(runs: pd.DataFrame, run_index: dict[str, int], site: Path) ->
         for utt_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             if not all((utt_dir / f).is_file() for f in EXAMPLE_FILES):
                 continue
-            dest = site / "audio" / str(i) / safe_component(utt_dir.name)[:80]
+            dest = site / "audio" / str(i) / utt_dir.name
             dest.mkdir(parents=True, exist_ok=True)
-            entry = {"run": i, "utterance_id": utt_dir.name}
+            label = json.loads((utt_dir / "example.json").read_text()).get("utterance_id") \
+                if (utt_dir / "example.json").is_file() else utt_dir.name
+            entry = {"run": i, "utterance_id": label}
             for f in EXAMPLE_FILES:
                 shutil.copyfile(utt_dir / f, dest / f)
                 entry[f.removesuffix(".wav")] = (dest / f).relative_to(site).as_posix()

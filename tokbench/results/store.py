@@ -1,4 +1,4 @@
-"""The results store (DESIGN.md sections 6 and 9).
+"""The results store (docs/results.md).
 
 One run = one folder ``<root>/<dataset>/<task>/<variant>/<config-hash>/`` with
 
@@ -16,10 +16,12 @@ skipped, so nothing is lost or duplicated.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from tokbench.io.files import (
     atomic_write,
     atomic_write_json,
     dumps,
+    read_jsonl,
     repair_jsonl_tail,
 )
 from tokbench.options import stable_hash
@@ -46,6 +49,13 @@ def safe_component(part: str) -> str:
     """A path component made from any text: keep it readable, drop separators and oddities."""
     cleaned = re.sub(r"[^A-Za-z0-9._+=-]+", "_", part).strip("._")
     return cleaned or "_"
+
+
+def example_folder_name(utterance_id: str) -> str:
+    """A folder name for any utterance id, one-to-one: a readable part (at most 60 characters)
+    plus a short hash of the exact id, so ``a/x`` and ``a_x``, or ``.`` and ``..``, never meet."""
+    digest = hashlib.sha256(utterance_id.encode("utf-8")).hexdigest()[:10]
+    return f"{safe_component(utterance_id)[:60]}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,9 @@ class RunStore:
         return self.root / self.spec.run_id
 
     def examples_dir(self, utterance_id: str) -> Path:
-        """Where ``--set keep_audio=N`` puts an utterance's audio examples (the reporter reads them)."""
-        return self.path / "examples" / safe_component(utterance_id)
+        """Where ``--set keep_audio=N`` puts an utterance's audio examples (the reporter reads
+        them, with the utterance id from ``example.json``)."""
+        return self.path / "examples" / example_folder_name(utterance_id)
 
     @property
     def records_path(self) -> Path:
@@ -134,15 +145,86 @@ class RunStore:
         if self.rank == 0:
             run_json = self.path / "run.json"
             previous = read_run_json(self.path) if run_json.is_file() else {}
-            info = {**previous, **provenance, "run_id": self.spec.run_id,
+            first = {k: previous[k] for k in ("created",) if k in previous}
+            history = list(previous.get("history", []))
+            history.append({k: provenance.get(k) for k in ("created", "limit", "device", "git_revision")
+                            if k in provenance} | {"pid": os.getpid(), "host": socket.gethostname()})
+            info = {**previous, **provenance, **first, "history": history, "run_id": self.spec.run_id,
                     "config": self.spec.config(), "protocol": dict(self.spec.protocol),
                     "protocol_id": self.spec.protocol_id, "kind": self.spec.kind,
                     "status": "running", "world_size": self.world_size}
             info["attempts"] = int(previous.get("attempts", 0)) + 1
             atomic_write_json(run_json, info)
         repair_jsonl_tail(self.records_path)
+        # Metrics that could not be computed for a passing reason (a model not available yet)
+        # are computed again: their records are dropped and the utterances rerun.
+        self._forget(lambda r: bool((r.get("extra") or {}).get("transient")))
+        self._forget_torn_groups()
         self._done = {record_key(r) for r in iter_records(self.path)}
         return self
+
+    def _forget(self, drop: Callable[[Mapping[str, Any]], bool]) -> int:
+        """Rewrite this rank's records file without the records ``drop`` selects (atomic)."""
+        path = self.records_path
+        if not path.is_file():
+            return 0
+        kept, dropped = [], 0
+        for record in read_jsonl(path):
+            if record.get("utterance_id") is not None and drop(record):
+                dropped += 1
+            else:
+                kept.append(record)
+        if dropped:
+            data = "".join(dumps(r) + "\n" for r in kept).encode()
+            atomic_write(path, lambda fh: fh.write(data))
+        return dropped
+
+    def _forget_torn_groups(self) -> None:
+        """Drop the records of a group the process was killed in the middle of writing."""
+        if not self.records_path.is_file():
+            return
+        seen: dict[str, int] = {}
+        size: dict[str, int] = {}
+        for r in read_jsonl(self.records_path):
+            group = r.get("group")
+            if isinstance(group, dict):
+                seen[group["id"]] = seen.get(group["id"], 0) + 1
+                size[group["id"]] = int(group["size"])
+        torn = {g for g in seen if seen[g] < size[g]}
+        if torn:
+            path, kept = self.records_path, []
+            for r in read_jsonl(path):
+                if not (isinstance(r.get("group"), dict) and r["group"]["id"] in torn):
+                    kept.append(r)
+            data = "".join(dumps(r) + "\n" for r in kept).encode()
+            atomic_write(path, lambda fh: fh.write(data))
+
+    def append_group(self, records: list[Mapping[str, Any]]) -> int:
+        """Append records that stand or fall together, in one write; returns how many were new.
+        A group torn by a kill is dropped whole when the run is opened again."""
+        fresh = [dict(r) for r in records if record_key(r) not in self._done]
+        if not fresh:
+            return 0
+        ident = {"id": os.urandom(8).hex(), "size": len(fresh)}
+        lines = "".join(dumps({**r, "group": ident}) + "\n" for r in fresh)
+        with self.records_path.open("a", encoding="utf-8") as fh:
+            fh.write(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._done.update(record_key(r) for r in fresh)
+        return len(fresh)
+
+    def forget_failed(self) -> int:
+        """Drop this rank's records of failed utterances (every metric null: unreadable input,
+        a tokenizer error, no output), so that they run again (``--rerun-failed``); returns how
+        many. Call after :meth:`open`."""
+        def failed(r: Mapping[str, Any]) -> bool:
+            values = list((r.get("metrics") or {}).values())
+            return bool(values) and all(v is None for v in values)
+
+        n = self._forget(failed)
+        self._done = {record_key(r) for r in iter_records(self.path)}
+        return n
 
     def is_done(self, utterance_id: str | None, param: Any = None) -> bool:
         return (utterance_id, dumps(param)) in self._done
@@ -171,14 +253,29 @@ class RunStore:
     ) -> None:
         """Write summary.json and mark run.json with ``status`` (rank 0, after all ranks are done)."""
         atomic_write_json(self.path / "summary.json", dict(summary))
-        info = read_run_json(self.path)
-        info.update(updates or {})
+        self.set_status(status, **(updates or {}))
+
+    def set_status(self, status: str, **updates: Any) -> None:
+        """Mark run.json with ``status`` (rank 0): e.g. "interrupted" after Ctrl-C."""
+        info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+        info.update(updates)
         info["status"] = status
+        if status == "complete":
+            info.pop("status_reason", None)
         atomic_write_json(self.path / "run.json", info)
 
 
 def read_run_json(run_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    """``run.json``; a run marked "running" that no live process holds reads as "interrupted"."""
+    from tokbench.results.lock import effective_status
+
+    info: dict[str, Any] = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    status = effective_status(Path(run_dir), info)
+    if status == "interrupted" and info.get("status") == "running":
+        info["status"] = "interrupted"
+        info.setdefault("status_reason", "its process stopped before the run finished; run the "
+                                         "same command again to resume")
+    return info
 
 
 def iter_records(run_dir: str | Path, include_corpus: bool = False) -> Iterator[dict[str, Any]]:

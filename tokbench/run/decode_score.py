@@ -30,14 +30,15 @@ import numpy as np
 import torch
 
 from tokbench.data import Utterance
+from tokbench.data.batches import Item, length_sorted_batches, load_item, to_batch
 from tokbench.data.prompts import PromptLoader
 from tokbench.io.audio import resample
 from tokbench.metrics.base import Scores
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.records import make_record
-from tokbench.run.batching import Item, length_sorted_batches, load_item, timed, to_batch
 from tokbench.run.scoring import Pending, ScoreItem, Scorer, check_output
 from tokbench.run.task import AudioExample, Output, RunContext
+from tokbench.run.timing import timed
 from tokbench.run.token_cache import save_tokens
 from tokbench.types import Audio, Tokens
 
@@ -123,6 +124,7 @@ def decode_batch(ctx: RunContext, batch: Sequence[Item], prompt: Audio | None = 
     out = []
     for k, item in enumerate(batch):
         codes = tokens.item(k)
+        n_tokens = meta.tokens_in(int(codes.shape[1]))
         duration = len(item.wav) / meta.sample_rate
         save_tokens(ctx.cache, meta, ctx.dataset, item.utt.id, codes, duration)
         hyp = decoded.item(k).detach().float().cpu().numpy()
@@ -130,7 +132,8 @@ def decode_batch(ctx: RunContext, batch: Sequence[Item], prompt: Audio | None = 
         # processing seconds / total audio seconds), so batches weigh by their audio.
         values: dict[str, float | None] = {
             "rtf_encode": t_enc / seconds, "rtf_decode": t_dec / seconds,
-            "token_rate": codes.numel() / duration if duration > 0 else None}
+            # tokens actually sent: a slow codebook's repeats (multi-rate layout) count once
+            "token_rate": n_tokens / duration if duration > 0 else None}
         extra: dict[str, Any] = {
             "n_frames": int(codes.shape[1]), "duration": duration,
             # output samples minus input samples, at the decoder's rate
@@ -140,7 +143,7 @@ def decode_batch(ctx: RunContext, batch: Sequence[Item], prompt: Audio | None = 
             "device": ctx.device,
             "ratio": {"rtf_encode": [t_enc * duration / seconds, duration],
                       "rtf_decode": [t_dec * duration / seconds, duration],
-                      "token_rate": [codes.numel(), duration]},
+                      "token_rate": [n_tokens, duration]},
         }
         reason = check_output(hyp)
         hyp16 = None

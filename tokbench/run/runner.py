@@ -6,12 +6,11 @@ Data flows one way: dataset -> runner -> adapter -> metrics -> store -> report.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -25,14 +24,31 @@ from tokbench.identity import code_token, identity_fields
 from tokbench.io.audio import write_audio
 from tokbench.io.cache import Cache
 from tokbench.io.files import atomic_write_json
-from tokbench.options import build_options, options_dict, parse_overrides, split_overrides
+from tokbench.options import (
+    OptionError,
+    build_options,
+    options_dict,
+    parse_overrides,
+    split_overrides,
+)
 from tokbench.protocol import protocol_settings
 from tokbench.registry import tasks
 from tokbench.resolve import ResolvedTokenizer, register_adapter_file, resolve_tokenizer
 from tokbench.results import load_results, summarize, summary_records
+from tokbench.results.lock import RunLock
 from tokbench.results.store import RunSpec, RunStore, iter_records, safe_component
+from tokbench.run.account import Account, failure_account
 from tokbench.run.distributed import barrier, rank_and_world, shard
-from tokbench.run.task import Artefact, AudioExample, Output, RunContext, Task, UnsupportedError
+from tokbench.run.task import (
+    Artefact,
+    AudioExample,
+    Output,
+    RecordGroup,
+    RunContext,
+    Task,
+    UnsupportedError,
+)
+from tokbench.runtime import default_device, progress_display, rank_device
 
 PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",
             "openai-whisper", "resemblyzer", "transformers", "tokenizers", "pandas", "webrtcvad",
@@ -46,6 +62,7 @@ class RunResult:
     status: str  # "complete" or "unsupported"
     summary: pd.DataFrame
     reason: str | None = None
+    account: Account | None = None  # failures by reason (complete runs)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -68,33 +85,6 @@ def git_revision() -> str | None:
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def rank_device(device: str) -> str:
-    """Under torchrun each process of a node takes its own GPU (LOCAL_RANK), not GPU 0."""
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        import torch
-
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-        torch.cuda.set_device(device)
-    return device
-
-
-def _tqdm_progress(enabled: bool) -> Callable[..., Iterable]:
-    def progress(iterable: Iterable, total: int | None = None, desc: str = "") -> Iterable:
-        if not enabled:
-            return iterable
-        from tqdm.auto import tqdm
-
-        return tqdm(iterable, total=total, desc=desc, unit="utt", dynamic_ncols=True, leave=False)
-
-    return progress
 
 
 def resolve_task(name: str, task_overrides: Mapping[str, Any]) -> Task:
@@ -120,11 +110,21 @@ def run(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+    wait: bool = False,
+    rerun_failed: bool = False,
 ) -> RunResult:
-    """Run one task for one tokenizer preset on one dataset and store the results."""
+    """Run one task for one tokenizer preset on one dataset and store the results.
+
+    One process per run and rank: if another live process runs the same configuration into
+    the same folder, :class:`~tokbench.results.lock.RunLockedError` (or, with ``wait``, wait
+    for it). ``rerun_failed`` forgets the records of failed utterances so they are run again."""
     if adapter:
         registered = register_adapter_file(adapter)
         tokenizer = tokenizer or registered
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out {out} is a file; pass a folder for the results (it is created "
+                          "if missing)")
     set_values = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
     entry_cls = tasks.get(task).load()
     probe = resolve_tokenizer(tokenizer, {})
@@ -161,7 +161,24 @@ def run(
     spec_kwargs["tokenizer_options"] = {**resolved.options_dict(), **dict(meta.options)}
     spec = RunSpec(tokenizer_revision=meta.source.resolved or meta.source.revision, **spec_kwargs,
                    **run_identity(resolved, data))
-    store = RunStore(Path(out), spec, rank=rank, world_size=world).open({
+    store = RunStore(Path(out), spec, rank=rank, world_size=world)
+    store.path.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(store.path, rank).acquire(wait=wait, log=log)
+    try:
+        return _run_locked(store, lock, task_obj, model, data, spec, limit=limit, device=device,
+                           batch_size=batch_size, workers=workers, cache_dir=cache_dir,
+                           progress=progress, log=log, load_seconds=load_seconds, rerun_failed=rerun_failed)
+    finally:
+        lock.release()
+
+
+def _run_locked(store: RunStore, lock: RunLock, task_obj: Task, model: Any, data: Dataset,
+                spec: RunSpec, *, limit: int | None, device: str, batch_size: int,
+                workers: int | None, cache_dir: str | Path | None, progress: bool,
+                log: Callable[[str], None], load_seconds: float, rerun_failed: bool) -> RunResult:
+    rank, world = store.rank, store.world_size
+    meta = model.meta
+    store.open({
         "tokbench_version": tokbench.__version__,
         "git_revision": git_revision(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -176,11 +193,20 @@ def run(
         "platform": platform.platform(),
         "packages": package_versions(),
     }, utterance_ids=[u.id for u in data.utterances])
+    mine = shard(list(data.utterances), rank, world)
+    if rerun_failed:
+        retried = store.forget_failed()
+        if retried:
+            log(f"rerunning {retried} failed utterances")
+    done = sum(store.is_done(u.id) for u in mine)
+    if done:
+        log(f"resuming: {done} of {len(mine)} done")
     ctx = RunContext(
-        tokenizer=model, dataset=data, utterances=shard(list(data.utterances), rank, world),
+        tokenizer=model, dataset=data, utterances=mine,
         cache=Cache(cache_dir, adapter_code=code_token(spec.code)), device=device,
-        batch_size=batch_size, workers=workers, progress=_tqdm_progress(progress), log=log,
-        is_done=store.is_done, rank=rank, world_size=world,
+        batch_size=batch_size, workers=workers,
+        progress=progress_display(progress), log=log, is_done=store.is_done, rank=rank,
+        world_size=world,
     )
     t0 = time.time()
     try:
@@ -189,16 +215,25 @@ def run(
         for output in task_obj.run(ctx):
             write_output(store, output)
     except UnsupportedError as exc:
-        return _unsupported(Path(out), spec, str(exc), rank)
+        lock.release()
+        return _unsupported(store.root, spec, str(exc), rank)
+    except KeyboardInterrupt:
+        saved = sum(store.is_done(u.id) for u in mine)
+        message = f"interrupted ({saved} of {len(mine)} saved; rerun to resume)"
+        if rank == 0:
+            store.set_status("interrupted", status_reason=message)
+        log(message)
+        raise
     task_seconds = time.time() - t0
     barrier()
     summary = pd.DataFrame()
+    account = failure_account(iter_records(store.path))
     if rank == 0:
         records = list(iter_records(store.path))
         store.write_corpus(task_obj.corpus_records(ctx, records))
         summary = finish_run(store, {"timings": {"load_seconds": round(load_seconds, 3),
                                                  "task_seconds": round(task_seconds, 3)}})
-    return RunResult(store.path, spec.run_id, "complete", summary)
+    return RunResult(store.path, spec.run_id, "complete", summary, account=account)
 
 
 def finish_run(store: RunStore, updates: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -215,9 +250,13 @@ def write_output(store: RunStore, output: Output) -> None:
     if isinstance(output, Artefact):
         if store.rank == 0:
             atomic_write_json(store.path / safe_component(output.name), output.value)
+    elif isinstance(output, RecordGroup):
+        store.append_group(output.records)
     elif isinstance(output, AudioExample):
-        write_audio(store.examples_dir(output.utterance_id) / f"{safe_component(output.role)}.wav",
-                    output.wav, output.sample_rate)
+        folder = store.examples_dir(output.utterance_id)
+        write_audio(folder / f"{safe_component(output.role)}.wav", output.wav, output.sample_rate)
+        if not (folder / "example.json").is_file():
+            atomic_write_json(folder / "example.json", {"utterance_id": output.utterance_id})
     else:
         store.append(output)
 

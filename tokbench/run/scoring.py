@@ -134,6 +134,8 @@ class Scorer:
             reason = "ASR disabled (--set asr=false)" if self.asr is None else self.asr.reason
             for k in scorable:
                 out[k].fail(ASR_METRICS, reason)
+                if self.asr is not None:  # not available yet: computed on the next run
+                    out[k].extra["transient"] = list(ASR_METRICS)
             return out
         if not scorable:
             return out

@@ -48,7 +48,16 @@ class AudioExample:
     sample_rate: int
 
 
-Output = dict[str, Any] | Artefact | AudioExample
+@dataclass(frozen=True)
+class RecordGroup:
+    """Records that stand or fall together (e.g. every record of one probe training): the
+    store keeps all of them or, after a kill in the middle, none, so a rerun never mixes two
+    trainings."""
+
+    records: list[dict[str, Any]]
+
+
+Output = dict[str, Any] | Artefact | AudioExample | RecordGroup
 
 
 @dataclass

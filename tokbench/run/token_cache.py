@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import torch
 
 from tokbench.data import Dataset, Utterance
+from tokbench.data.batches import length_sorted_batches, load_item, to_batch
 from tokbench.io.cache import Cache
 from tokbench.options import stable_hash
-from tokbench.run.batching import length_sorted_batches, load_item, timed, to_batch
+from tokbench.run.timing import timed
 from tokbench.types import Tokenizer, TokenizerMeta, Tokens
 
 # Libraries that compute tokens besides the adapter's own code: in the token cache key.

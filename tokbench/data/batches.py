@@ -1,4 +1,5 @@
-"""Shared data plumbing for tasks: loading and resampling, length-sorted batches, timing.
+"""Dataset -> model input: one utterance loaded and resampled (soxr HQ) to the model's rate and to
+the scoring rate, and length-sorted batches of them.
 
 The runner's half of "dataset -> runner (batches, resampling) -> adapter": tasks call these so
 that every task feeds tokenizers the same way and the model is timed the same way (tokens are cached by :mod:`tokbench.run.token_cache`).
@@ -6,8 +7,7 @@ that every task feeds tokenizers the same way and the model is timed the same wa
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,18 +60,3 @@ def length_sorted_batches(items: Sequence[Item], batch_size: int) -> list[list[I
 
 def to_batch(items: Sequence[Item], sample_rate: int, device: str = "cpu") -> Audio:
     return Audio.from_list([torch.from_numpy(i.wav) for i in items], sample_rate).to(device)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
-    """Run ``fn`` and return (result, seconds), synchronising the GPU around it."""
-    _sync(device)
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        out = fn()
-    _sync(device)
-    return out, time.perf_counter() - t0
