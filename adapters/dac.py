@@ -55,6 +55,7 @@ def _presets(rate: str, full: int, fewer: tuple[int, ...]) -> dict[str, Preset]:
 
 
 class _DacTokenizer(HFCodec):
+    Options: ClassVar[type[FirstCodebooks]]
     family = "dac"
     codebook_size = 1024
     license = "MIT"

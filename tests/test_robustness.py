@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +227,34 @@ def test_example_folders_are_one_to_one_and_fit_any_id():
     names = [example_folder_name(i) for i in ids]
     assert len(set(names)) == len(ids)
     assert all(len(n) <= 80 and "/" not in n and n not in (".", "..") for n in names)
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_configuration_compute_it_once(tmp_path):
+    """Two `tokbench run` of one configuration into one folder at the same time: one computes,
+    the other is refused with the holder's pid (or, with --wait, waits and then has nothing to
+    do); every utterance is recorded once."""
+    env = {**os.environ, "TOKBENCH_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "tokbench.cli", "run", "--tokenizer", "mulaw", "--task", "recon",
+           "--limit", "4", "--workers", "0", "--set", "asr=false", "--out", str(tmp_path / "out"),
+           "--no-progress"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "out").rglob(".lock.rank0")):
+        if first.poll() is not None:
+            break
+        time.sleep(0.05)
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    waiter = subprocess.Popen([*cmd, "--wait"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    first.communicate(timeout=600)
+    _, waited = waiter.communicate(timeout=600)
+    assert first.returncode == 0
+    if second.returncode == 2:  # it met the first one's lock
+        assert "is being run by pid" in second.stderr and "--wait" in second.stderr
+    else:  # the first had already finished: the second resumed a complete run
+        assert second.returncode == 0
+    assert waiter.returncode == 0
+    [shard] = list((tmp_path / "out").rglob("utterances.rank0.jsonl"))
+    ids = [json.loads(x)["utterance_id"] for x in shard.read_text().splitlines()]
+    assert len(ids) == 4 and len(set(ids)) == 4

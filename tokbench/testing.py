@@ -116,7 +116,7 @@ def _check_tokens(tok: Any, tokens: Tokens, lengths: torch.Tensor, batch: int) -
     if hasattr(tok, "frames_for"):
         expected = tok.frames_for(lengths.cpu()).tolist()
         if frames != expected:
-            raise _fail(name, f"frame_lengths {frames} != ceil(len / hop) = {expected}")
+            raise _fail(name, f"frame_lengths {frames} != the adapter's frames_for(lengths) = {expected}")
     else:
         approx = [n * meta.frame_rate / meta.sample_rate for n in lengths.tolist()]
         if any(abs(f - a) > 1 for f, a in zip(frames, approx, strict=True)):
@@ -147,9 +147,11 @@ def _check_tokens(tok: Any, tokens: Tokens, lengths: torch.Tensor, batch: int) -
 def check_tokenizer(tok: Any, *, lengths: Sequence[int] | None = None, seed: int = 0,
                     tolerance: BatchTolerance | None = None, min_distinct: int = 2) -> CheckReport:
     """Check ``tok`` against the adapter contract on seeded test audio of odd ``lengths``
-    (default :func:`default_lengths`): code shapes, frame lengths (``ceil(len / hop)`` for framed
-    codecs, else within one frame), code ranges vs ``codebook_sizes`` (and the aligned layout of
-    multi-rate codebooks), ``sample_lengths``, decoded length = input length, determinism,
+    (default :func:`default_lengths`): code shapes, frame lengths (exactly ``tok.frames_for``
+    where the adapter has it, as framed codecs do: ``ceil(len / hop)``; else within one frame
+    of ``len x frame_rate / sample_rate``), code ranges vs ``codebook_sizes`` (and the aligned
+    layout of multi-rate codebooks), ``sample_lengths``, decoded rate and length (the input
+    length, at ``meta.decoded_rate``), determinism,
     batched vs one at a time within the adapter's declared ``batch_tolerance`` (garbage past
     the lengths must not matter), and ``embed`` shape ``[B, Q, F, D]`` with batched = alone.
     Raises :class:`ContractError` naming what broke; returns what it measured."""

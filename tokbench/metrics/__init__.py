@@ -32,6 +32,17 @@ class MetricSpec:
     hi: float | None = None
     category: Category = "quality"
     scale: float = 1.0  # ratio aggregation: multiply the corpus ratio by this (100 for percent)
+    # Hard limits of a valid value when they are wider than the chart range (lo, hi): ESTOI is
+    # a correlation and can be slightly negative. Records outside these are invalid.
+    valid_lo: float | None = None
+    valid_hi: float | None = None
+
+    @property
+    def valid_range(self) -> tuple[float | None, float | None]:
+        """The values a correct computation can give (defaults to the declared range)."""
+        lo = self.valid_lo if self.valid_lo is not None else self.lo
+        hi = self.valid_hi if self.valid_hi is not None else self.hi
+        return lo, hi
 
     @property
     def higher_is_better(self) -> bool | None:
@@ -68,20 +79,22 @@ def all_metrics() -> list[MetricSpec]:
 _M = MetricSpec
 for _spec in [
     _M("wer", "word error rate of Whisper ASR vs the reference text (EnglishTextNormalizer)",
-       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
+       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0,
+       valid_hi=float("inf")),  # insertions can take WER past 100 %
     _M("cer", "character error rate (spaces included) of Whisper ASR vs the reference text",
-       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0),
-    _M("pesq_wb", "wide-band PESQ (ITU-T P.862.2) at 16 kHz", "higher", "MOS-LQO", lo=1.0, hi=4.64),
+       "lower", "%", aggregation="ratio", lo=0.0, hi=100.0, scale=100.0, valid_hi=float("inf")),
+    _M("pesq_wb", "wide-band PESQ (ITU-T P.862.2) at 16 kHz", "higher", "MOS-LQO", lo=1.0, hi=4.644),
     _M("pesq_nb", "narrow-band PESQ (P.862) on signals resampled to 8 kHz", "higher", "MOS-LQO",
        lo=1.0, hi=4.55),
-    _M("stoi", "short-time objective intelligibility (classic)", "higher", "", lo=0.0, hi=1.0),
-    _M("estoi", "extended STOI", "higher", "", lo=0.0, hi=1.0),
+    _M("stoi", "short-time objective intelligibility (classic)", "higher", "", lo=0.0, hi=1.0,
+       valid_lo=-1.0),
+    _M("estoi", "extended STOI", "higher", "", lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("secs", "speaker embedding cosine similarity (Resemblyzer) of output vs input",
-       "higher", "cosine", lo=0.0, hi=1.0),
+       "higher", "cosine", lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("secs_target", "SECS of converted speech vs the target speaker's prompt", "higher",
-       "cosine", lo=0.0, hi=1.0),
+       "cosine", lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("secs_source", "SECS of converted speech vs the source utterance (timbre leakage)",
-       "lower", "cosine", lo=0.0, hi=1.0),
+       "lower", "cosine", lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("gpe", "gross pitch error: share of mutually voiced frames with |f0 ratio - 1| > 0.2 (WORLD Harvest)",
        "lower", "ratio", lo=0.0, hi=1.0),
     _M("vde", "voicing decision error: share of frames whose voicing differs", "lower", "ratio",
@@ -91,7 +104,7 @@ for _spec in [
     _M("f0_corr", "Pearson correlation of F0 over mutually voiced frames (P.Corr)", "higher", "r",
        lo=-1.0, hi=1.0),
     _M("mel_l1", "mean |log mel(out) - log mel(in)| (80 Slaney mels, n_fft 1024, hop 256)",
-       "lower", "log-mel", lo=0.0, hi=3.0),
+       "lower", "log-mel", lo=0.0, hi=3.0, valid_hi=float("inf")),
     _M("length_ratio", "output duration / reference duration at 16 kHz (1 = same length; beyond "
        "one frame the extra part is scored against zero-padding, a missing part as silence)",
        "none", "x", lo=0.0, hi=None, category="statistic"),

@@ -35,13 +35,18 @@ class Scores:
 
     def compute(self, names: str | tuple[str, ...], fn: Callable[[], Any]) -> None:
         """Run ``fn``; store its value(s) under ``names``, or None + reason if it raises
-        :class:`NotComputable` (any other exception is a bug and propagates)."""
+        :class:`NotComputable`. Any other exception (a library failing on an input nobody
+        foresaw) is recorded as the metric's reason with its type, so one odd utterance never
+        ends a run; the run's failure account lists it."""
         single = isinstance(names, str)
         keys = (names,) if single else names
         try:
             result = fn()
         except NotComputable as exc:
             self.fail(list(keys), str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - recorded, with its type, never a score
+            self.fail(list(keys), f"the metric raised {type(exc).__name__}: {exc}")
             return
         if single:
             self.put(names, result)
