@@ -264,7 +264,7 @@ def _mark_best(table: ResultTable) -> None:
                 pairs = by_set[main]
             if col.direction not in ("higher", "lower"):
                 continue
-            cells = [cell for r, cell in pairs if not r.is_reference and not r.partial_selection]
+            cells = [cell for r, cell in pairs if not r.is_reference]
             if len(cells) < 2:
                 continue
             pick = max if col.direction == "higher" else min
