@@ -32,7 +32,7 @@ def _edit_line(run_path, n, change):
 @pytest.mark.parametrize("damage, message", [
     (lambda r: r["metrics"].update(pesq_wb=99.0), "pesq_wb = 99 is outside its valid range"),
     (lambda r: r["metrics"].update(pesq_wb="4.5"), "pesq_wb = '4.5' is a str, not a number"),
-    (lambda r: r.update(utterance_id=7), "utterance_id must be a non-empty string"),
+    (lambda r: r.update(utterance_id=7), "utterance_id must be a non-empty string or null"),
 ])
 def test_damaged_records_flag_the_run_and_the_rest_loads(tmp_path, damage, message):
     bad = write_run(tmp_path, MULAW, "mulaw", {"pesq_wb": [3.0, 3.5, 4.0]})

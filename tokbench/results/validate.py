@@ -1,6 +1,6 @@
 """Reading a run's records strictly: every line is checked, and every error names file and line.
 
-A record must be a JSON object with a string (or null, for corpus records) ``utterance_id``
+A record must be a JSON object with a string (or null: a run-level record) ``utterance_id``
 that belongs to the run's utterance selection, a ``metrics`` object of numbers or nulls inside
 each metric's valid range (:func:`tokbench.metrics.valid_range`), a ``reasons`` object of
 strings, and nothing non-finite anywhere (``NaN``/``Infinity`` are not JSON). Two records with
@@ -70,8 +70,10 @@ def record_problems(record: Any, known_ids: set[str] | None, corpus: bool) -> li
     if corpus:
         if uid is not None:
             problems.append(f"a corpus record has utterance_id {uid!r}")
+    elif uid is None:
+        pass  # a run-level record in a shard (e.g. a probe's per-seed training record)
     elif not isinstance(uid, str) or not uid:
-        problems.append(f"utterance_id must be a non-empty string, got {uid!r}")
+        problems.append(f"utterance_id must be a non-empty string or null, got {uid!r}")
     elif known_ids is not None and uid not in known_ids:
         problems.append(f"utterance {uid!r} is not in the run's dataset selection")
     metrics = record.get("metrics")
