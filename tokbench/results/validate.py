@@ -67,10 +67,9 @@ def record_problems(record: Any, known_ids: set[str] | None, corpus: bool) -> li
         return [f"a record is a JSON object, got {type(record).__name__}"]
     problems = []
     uid = record.get("utterance_id")
-    if corpus:
-        if uid is not None:
-            problems.append(f"a corpus record has utterance_id {uid!r}")
-    elif uid is None:
+    # corpus.jsonl holds what is computed over all utterances once they are done; it may be per
+    # utterance too (a probe's seed averages), so both files follow one rule.
+    if uid is None:
         pass  # a run-level record in a shard (e.g. a probe's per-seed training record)
     elif not isinstance(uid, str) or not uid:
         problems.append(f"utterance_id must be a non-empty string or null, got {uid!r}")
