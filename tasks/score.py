@@ -20,6 +20,7 @@ import tokbench
 from tokbench.console import Device, console, fail, print_summary
 from tokbench.data import read_folder
 from tokbench.data.base import content_revision
+from tokbench.identity import identity_fields
 from tokbench.io.audio import AudioError, load_audio, resample
 from tokbench.io.cache import Cache
 from tokbench.metrics.asr import asr_protocol, task_scorer
@@ -100,6 +101,7 @@ def score_folders(
         tokenizer="external", variant=name or Path(hyp).resolve().name,
         tokenizer_options={"hyp_revision": hyp_revision}, tokenizer_revision=hyp_revision,
         protocol=protocol_settings(asr=asr_settings), kind="external",
+        **identity_fields(None, [u.id for u in refs.utterances]),
     )
     store = RunStore(Path(out), spec).open({
         "tokbench_version": tokbench.__version__,
@@ -107,7 +109,7 @@ def score_folders(
         "ref_dir": str(Path(ref).resolve()), "hyp_dir": str(Path(hyp).resolve()),
         "dataset": refs.describe(), "missing_outputs": missing, "unmatched_outputs": unmatched,
         "metrics_selected": list(selected),
-    })
+    }, utterance_ids=[u.id for u in refs.utterances])
     asr_scorer = task_scorer(asr, asr_model, asr_checkpoint, device, batch_size, log,
                              backend=asr_backend)
     # Utterances without a record, and recorded ones lacking selected metrics (supplements).

@@ -42,7 +42,8 @@ def test_example_notebook_runs(results, where, monkeypatch):
     text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "2 runs" in text
     assert ("under results" if where == "repo root" else "under ../results") in text
-    assert "| ground truth | identity | 256 |" in text and "| acoustic | mulaw | 128 |" in text
+    # both ran on 2 of the sample set's utterances (--limit): flagged partial (†)
+    assert "| ground truth | identity † | 256 |" in text and "| acoustic | mulaw † | 128 |" in text
     assert "wer, cer n/a (identity, mulaw): ASR disabled" in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 2  # the radar and the Pareto chart

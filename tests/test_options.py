@@ -57,3 +57,25 @@ def test_split_overrides_routes_keys():
 def test_stable_hash_ignores_key_order():
     assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
     assert stable_hash({"a": 1}) != stable_hash({"a": 2})
+
+
+@dataclass(frozen=True)
+class TokSeed:
+    seed: int = 0
+    n_q: int = 8
+
+
+@dataclass(frozen=True)
+class TaskSeed:
+    seed: int = 0
+    epochs: int = 1
+
+
+def test_ambiguous_set_keys_are_an_error_and_prefixes_route():
+    with pytest.raises(OptionError, match=r"ambiguous.*--set tokenizer.seed=3 or --set task.seed=3"):
+        split_overrides({"seed": "3"}, TokSeed, TaskSeed)
+    tok, task = split_overrides({"task.seed": "3", "tokenizer.seed": "1", "epochs": "2"},
+                                TokSeed, TaskSeed)
+    assert tok == {"seed": "1"} and task == {"seed": "3", "epochs": "2"}
+    with pytest.raises(OptionError, match=r"the task has no option 'n_q'"):
+        split_overrides({"task.n_q": "3"}, TokSeed, TaskSeed)

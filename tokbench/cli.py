@@ -106,6 +106,7 @@ def run_cmd(
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
     from tokbench.results.lock import RunLockedError
+    from tokbench.results.validate import RecordError
     from tokbench.run.runner import run
     from tokbench.types import TokenizerSetupError
 
@@ -130,7 +131,7 @@ def run_cmd(
                      progress=progress and sys.stderr.isatty(), wait=wait,
                      rerun_failed=rerun_failed)
     except (UnknownNameError, OptionError, DownloadError, FileNotFoundError, TokenizerSetupError,
-            RunLockedError) as exc:
+            RunLockedError, RecordError) as exc:
         fail(str(exc))
         return
     except KeyboardInterrupt:

@@ -124,27 +124,44 @@ def build_options(
 
 
 def split_overrides(
-    overrides: Mapping[str, Any], *option_types: type
+    overrides: Mapping[str, Any], *option_types: type,
+    names: tuple[str, ...] = ("tokenizer", "task"),
 ) -> list[dict[str, Any]]:
-    """Route each override to the options type that declares it (first match wins).
+    """Route each override to the options type that declares it.
 
     ``tokbench run --set k=v`` applies to both the tokenizer and the task; every key must be
-    declared by at least one of them.
+    declared by exactly one of them. A key both declare (e.g. ``seed``) is ambiguous: it is an
+    error that suggests the prefixed forms ``tokenizer.KEY=`` / ``task.KEY=`` (``names[i]`` is
+    the prefix of ``option_types[i]``), which always route to the one named.
     """
     routed: list[dict[str, Any]] = [{} for _ in option_types]
     all_known: set[str] = set()
     for t in option_types:
         all_known |= set(option_fields(t))
+    prefixes = dict(zip(names, range(len(option_types)), strict=False))
     for key, value in overrides.items():
-        for i, t in enumerate(option_types):
-            if key in option_fields(t):
-                routed[i][key] = value
-                break
-        else:
+        prefix, dot, bare = key.partition(".")
+        if dot and prefix in prefixes:
+            i = prefixes[prefix]
+            known = option_fields(option_types[i])
+            if bare not in known:
+                raise OptionError(
+                    f"unknown --set option {key!r}: the {prefix} has no option {bare!r}"
+                    f"{suggest(bare, known)}; it accepts: {', '.join(sorted(known)) or 'nothing'}")
+            routed[i][bare] = value
+            continue
+        owners = [i for i, t in enumerate(option_types) if key in option_fields(t)]
+        if len(owners) > 1:
+            forms = " or ".join(f"--set {names[i]}.{key}={value}" for i in owners if i < len(names))
+            raise OptionError(f"--set {key}={value} is ambiguous: both the "
+                              + " and the ".join(names[i] for i in owners if i < len(names))
+                              + f" have an option {key!r}; say which: {forms}")
+        if not owners:
             raise OptionError(
                 f"unknown --set option {key!r}{suggest(key, all_known)}; "
                 f"this tokenizer and task accept: {', '.join(sorted(all_known)) or 'nothing'}"
             )
+        routed[owners[0]][key] = value
     return routed
 
 

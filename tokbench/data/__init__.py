@@ -6,6 +6,8 @@ audio, or a JSONL/CSV manifest.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tokbench.data.base import Dataset, DatasetError, Utterance, read_folder, read_manifest
@@ -37,15 +39,45 @@ register(datasets, "libritts-test-b", "tokbench.data.libritts:libritts_test_b",
          "(the review's recon/vc set; audio from OpenSLR on first use)")
 
 
-def open_dataset(spec: str, transcript: str | None = None, **kwargs) -> Dataset:
-    """A registered dataset by name, or a folder / manifest path."""
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def open_dataset(spec: str, transcript: str | None = None,
+                 log: Callable[[str], None] | None = _stderr, **kwargs) -> Dataset:
+    """A registered dataset by name, or a folder / manifest path.
+
+    A folder that holds a registered dataset (see :func:`tokbench.data.recognise.recognise_folder`)
+    is opened as that dataset, so its results share tables with the registered one. What reading
+    noticed (transcript ids without audio, utterances without text) goes to ``log``.
+    """
+    ds = _open(spec, transcript, **kwargs)
+    for note in ds.notes:
+        if log is not None:
+            log(f"dataset {ds.name}: {note}")
+    return ds
+
+
+def _open(spec: str, transcript: str | None, **kwargs) -> Dataset:
     if spec in datasets:
+        if transcript is not None:
+            raise DatasetError(f"--text applies to a folder of audio; {spec} is a registered "
+                               "dataset with its own transcripts")
         entry = datasets.get(spec)
         return entry.load()(**{**dict(entry.options), **kwargs})
     path = Path(spec).expanduser()
     if path.is_dir():
+        if transcript is None:
+            from tokbench.data.recognise import open_recognised
+
+            known = open_recognised(path)
+            if known is not None:
+                return known
         return read_folder(path, transcript=transcript)
     if path.is_file() and path.suffix in (".jsonl", ".csv"):
+        if transcript is not None:
+            raise DatasetError(f"--text {transcript} applies to a folder of audio; the manifest "
+                               f"{path} carries its own texts (add a 'text' field to its rows)")
         return read_manifest(path)
     if path.exists():
         raise DatasetError(f"{path}: a dataset is a folder of audio or a .jsonl/.csv manifest")

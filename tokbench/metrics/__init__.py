@@ -234,3 +234,37 @@ for _spec in [
        level="corpus", aggregation="value", category="statistic"),
 ]:
     declare(_spec)
+
+
+# --- Valid values (issue 13: records are validated on load) ----------------------------------
+# The declared range [lo, hi] scales charts; it is not always a hard limit (WER exceeds 100%
+# with insertions, a log-mel distance has no top, a cosine can be negative). These are the
+# limits no correct value can pass: a record outside them is refused on load (with file and
+# line), as a PESQ of 99 would be. Metrics not listed here use their declaration's valid range
+# (MetricSpec.valid_range: valid_lo/valid_hi, else lo/hi); an undeclared name is only checked to
+# be a finite number.
+VALID_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "wer": (0.0, None), "cer": (0.0, None), "probe_wer": (0.0, None), "probe_cer": (0.0, None),
+    "pesq_wb": (1.0, 4.65), "pesq_nb": (1.0, 4.56),
+    "stoi": (-1.0, 1.0), "estoi": (-1.0, 1.0),
+    "secs": (-1.0, 1.0), "secs_target": (-1.0, 1.0), "secs_source": (-1.0, 1.0),
+    "gpe": (0.0, 1.0), "vde": (0.0, 1.0), "ffe": (0.0, 1.0), "f0_corr": (-1.0, 1.0),
+    "mel_l1": (0.0, None),
+    "bitrate_nominal": (0.0, None), "bitrate_entropy": (0.0, None), "token_rate": (0.0, None),
+    "rtf_encode": (0.0, None), "rtf_decode": (0.0, None),
+    "token_entropy": (0.0, None), "token_cond_entropy": (0.0, None),
+    "codebook_utilisation": (0.0, 1.0), "token_perplexity": (1.0, None),
+    "bpe_reduction": (0.0, None), "bpe_tokens_per_s": (0.0, None), "bpe_lossless": (0.0, 1.0),
+    "bpe_vocab_size": (0.0, None), "dedup_reduction": (0.0, None), "probe_spk_acc": (0.0, 1.0),
+}
+
+
+def valid_range(name: str) -> tuple[float | None, float | None]:
+    """(lowest, highest) valid value of metric ``name``; None: no limit on that side."""
+    if name in VALID_RANGES:
+        return VALID_RANGES[name]
+    if name not in _registry:
+        return (None, None)
+    lo, hi = get_metric(name).valid_range
+    inf = float("inf")
+    return (None if lo in (None, -inf) else lo, None if hi in (None, inf) else hi)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tokbench.io.cache import Cache
+from tokbench.io.cache import Cache, CacheEntryError
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.pitch import F0_CEIL, F0_FLOOR, HOP_MS, f0_contour
 from tokbench.metrics.speaker import MODEL, speaker_embedding
@@ -62,13 +62,38 @@ def reference_key(dataset_name: str, dataset_revision: str, utterance_id: str, f
                      **extra)
 
 
+def _check_f0(value: np.ndarray) -> None:
+    if value.ndim != 1 or value.dtype.kind != "f" or not np.isfinite(value).all() \
+            or (value < 0).any() or (value > F0_CEIL * 1.01).any():
+        raise CacheEntryError(f"an F0 contour is a 1-D array of Hz in [0, {F0_CEIL:g}], got "
+                              f"shape {value.shape} dtype {value.dtype}")
+
+
+def _check_embedding(value: np.ndarray) -> None:
+    # Resemblyzer's embeddings are L2-normalised 256-d vectors.
+    if value.shape != (256,) or not np.isfinite(value).all() \
+            or abs(float(np.linalg.norm(value)) - 1.0) > 1e-3:
+        norm = float(np.linalg.norm(value)) if value.size else 0.0
+        raise CacheEntryError(f"a speaker embedding is a unit-norm 256-d vector, got shape "
+                              f"{value.shape} with norm {norm:.4g}")
+
+
+CHECKS: dict[str, Callable[[np.ndarray], None]] = {"f0": _check_f0, "speaker": _check_embedding}
+
+
+def _check_failure(value: object) -> None:
+    if not (isinstance(value, dict) and set(value) == {"not_computable"}
+            and isinstance(value["not_computable"], str)):
+        raise CacheEntryError("not a 'not computable' record")
+
+
 def _cached(cache: Cache, feature: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
     kind = f"reference-{feature}"
-    hit = cache.load_array(kind, key)
+    hit = cache.load_array(kind, key, check=CHECKS[feature])
     if hit is not None:
         return hit
-    failed = cache.load_json(kind, key)
-    if isinstance(failed, dict) and "not_computable" in failed:
+    failed = cache.load_json(kind, key, check=_check_failure)
+    if failed is not None:
         raise NotComputable(str(failed["not_computable"]))
     try:
         value = compute()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from tokbench.report.tables import (
     KIND_LABELS,
+    PARTIAL_MARK,
     Column,
     ResultTable,
     Row,
@@ -21,6 +22,7 @@ from tokbench.report.tables import (
     cell_text,
     fmt_number,
     fmt_rate,
+    row_label,
     row_status_text,
 )
 
@@ -51,11 +53,16 @@ def _footnotes(table: ResultTable) -> list[str]:
             status = row_status_text(row)
             notes.append(f"{row.label}: {status}: {row.status_reason}" if status
                          else f"{row.label}: {row.status_reason}")
+    for row in table.rows:
+        if row.partial:
+            notes.append(f"{PARTIAL_MARK} {row.label}: partial coverage, not compared for best: "
+                         f"{row.coverage_note}")
     return notes
 
 
-LEGEND = ("mean [95% bootstrap CI] n=utterances scored; best per column marked "
-          "(ground truth excluded); – = not recorded; n/a = recorded but not computable")
+LEGEND = ("mean [95% bootstrap CI] n=scored/N utterances; best per column marked among rows "
+          "scored on the same utterances (ground truth excluded); † = partial coverage; "
+          "– = not recorded; n/a = recorded but not computable")
 
 
 def legend(table: ResultTable) -> str:
@@ -70,7 +77,7 @@ def legend(table: ResultTable) -> str:
 def _rich_width(table: ResultTable, col: Column | None) -> int:
     """Characters a column needs in the rich table (content, 2 padding, 1 border)."""
     if col is None:  # the tokenizer column
-        texts = [f"  {r.label}" for r in table.rows] + [_kind(r) for r in table.rows]
+        texts = [f"  {row_label(r)}" for r in table.rows] + [_kind(r) for r in table.rows]
         return max(len(t) for t in [*texts, "tokenizer"]) + 3
     texts = [col.header, col.unit]
     for row in table.rows:
@@ -123,7 +130,7 @@ def to_rich(table: ResultTable, columns: Sequence[Column] | None = None, title: 
                 t.add_section()
             t.add_row(Text(_kind(row), style="bold italic"), *[""] * (width - 1))
             previous = row.kind
-        cells: list = [Text("  " + row.label)]
+        cells: list = [Text("  " + row_label(row), style="yellow" if row.partial else "")]
         if table.has_param:
             cells.append("" if row.param is None else str(row.param))
         cells += [fmt_rate(row.kbps), fmt_rate(row.token_rate)]
@@ -182,7 +189,7 @@ def to_markdown(tables: Sequence[ResultTable]) -> str:
         align = ["---", "---"] + (["---:"] if table.has_param else []) + ["---:", "---:"]
         out.append("|" + "|".join(align + ["---:"] * len(table.columns)) + "|")
         for row in table.rows:
-            cells = [_md_escape(_kind(row)), _md_escape(row.label)]
+            cells = [_md_escape(_kind(row)), _md_escape(row_label(row))]
             if table.has_param:
                 cells.append("" if row.param is None else _md_escape(str(row.param)))
             cells += [fmt_rate(row.kbps), fmt_rate(row.token_rate)]
@@ -217,9 +224,10 @@ def to_csv(tables: Sequence[ResultTable]) -> str:
             if col.metric not in {c.metric for c in metrics}:
                 metrics.append(col)
     head = ["task", "dataset", "protocol_id", "kind", "tokenizer", "variant", "label", "param",
-            "run_id", "status", "status_reason", "kbps", "token_rate"]
+            "run_id", "status", "status_reason", "kbps", "token_rate", "partial", "coverage_note"]
     for col in metrics:
-        head += [f"{col.metric}_{s}" for s in ("mean", "ci_low", "ci_high", "n", "n_total", "best")]
+        head += [f"{col.metric}_{s}" for s in ("mean", "ci_low", "ci_high", "n", "n_total", "best",
+                                               "partial")]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(head)
@@ -231,14 +239,15 @@ def to_csv(tables: Sequence[ResultTable]) -> str:
         for row in table.rows:
             line = [table.task, table.dataset, table.protocol_id, row.kind, row.tokenizer,
                     row.variant, row.label, "" if row.param is None else row.param, row.run_id,
-                    row.status, row.status_reason or "", num(row.kbps), num(row.token_rate)]
+                    row.status, row.status_reason or "", num(row.kbps), num(row.token_rate),
+                    int(row.partial), row.coverage_note]
             for col in metrics:
                 cell = row.cells.get(col.metric)
                 if cell is None:
-                    line += [""] * 6
+                    line += [""] * 7
                 else:
                     line += [num(cell.mean), num(cell.ci_low), num(cell.ci_high), cell.n,
-                             cell.n_total, int(cell.best)]
+                             cell.n_total, int(cell.best), int(cell.partial)]
             writer.writerow(line)
     return buf.getvalue()
 
@@ -275,7 +284,7 @@ def to_latex(tables: Sequence[ResultTable]) -> str:
                 width = n_left + len(table.columns)
                 out.append(rf"\multicolumn{{{width}}}{{l}}{{\textit{{{tex_escape(_kind(row))}}}}} \\")
                 previous = row.kind
-            cells = [tex_escape(row.label)]
+            cells = [tex_escape(row.label) + (r"$^\dagger$" if row.partial else "")]
             if table.has_param:
                 cells.append("" if row.param is None else tex_escape(str(row.param)))
             cells += [fmt_rate(row.kbps), fmt_rate(row.token_rate)]
@@ -290,13 +299,13 @@ def to_latex(tables: Sequence[ResultTable]) -> str:
                     continue
                 if row.cells[col.metric].best:
                     mean = rf"\textbf{{{mean}}}"
-                small = " ".join(p for p in (ci, n) if p)
-                cells.append(mean + (rf" {{\scriptsize {tex_escape(small)}}}" if small else ""))
+                small = tex_escape(" ".join(p for p in (ci, n) if p)).replace(PARTIAL_MARK, r"$^\dagger$")
+                cells.append(mean + (rf" {{\scriptsize {small}}}" if small else ""))
             out.append(" & ".join(cells) + r" \\")
         out.append(r"\bottomrule")
         out.append(r"\end{tabular}")
         for note in _footnotes(table):
-            out.append(f"% {tex_escape(note)}")
+            out.append(f"% {tex_escape(note)}".replace(PARTIAL_MARK, "dagger:"))
         out.append("")
     return "\n".join(out)
 

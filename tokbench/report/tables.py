@@ -62,10 +62,14 @@ class Cell:
     mean: float
     ci_low: float
     ci_high: float
-    n: int
-    n_total: int
+    n: int  # utterances scored
+    n_total: int  # N: utterances of the table's set (for per-utterance metrics; else records)
     reason: str | None = None  # why nothing was scored (most common reason), when n == 0
     best: bool = False
+    # Scored on another utterance set than the rows compared for "best" (fewer, or others):
+    # flagged in every output and never marked best. ``coverage`` says how, e.g. "30 of 32".
+    partial: bool = False
+    coverage: str = ""
 
     @property
     def scored(self) -> bool:
@@ -90,6 +94,23 @@ class Row:
     status_reason: str | None = None
     cells: dict[str, Cell] = field(default_factory=dict)
     family: str = ""  # the tokenizer family (meta.family): colours and curves in charts
+    # The run scored a subset of the dataset (--limit), e.g. "8 of 32 utterances of the dataset".
+    selection_note: str | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Some cell was scored on another utterance set than the rows it is compared with, or
+        the run covers only part of the dataset: flagged in every output format."""
+        return self.selection_note is not None or any(c.partial for c in self.cells.values())
+
+    @property
+    def coverage_note(self) -> str:
+        """Why the row is flagged partial ("" when it is not)."""
+        parts = [self.selection_note] if self.selection_note else []
+        cols = [f"{m} {c.coverage}" for m, c in self.cells.items() if c.partial]
+        if cols:
+            parts.append("scored on other utterances than the rows compared: " + ", ".join(cols))
+        return "; ".join(parts)
 
     @property
     def supported(self) -> bool:
@@ -98,6 +119,10 @@ class Row:
     @property
     def is_reference(self) -> bool:
         return self.kind == "reference"
+
+    @property
+    def partial_selection(self) -> bool:
+        return self.selection_note is not None
 
 
 @dataclass
@@ -113,10 +138,20 @@ class ResultTable:
     # The long results of this (task, dataset, protocol), params included: for task-specific
     # charts and for notebooks.
     data: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    # The dataset's content fingerprint: tables are keyed by it, so two datasets of one name
+    # (e.g. a regenerated sample set) are never one table; shown when a name has several.
+    dataset_revision: str = ""
+    show_revision: bool = False
+
+    @property
+    def dataset_label(self) -> str:
+        if self.show_revision and self.dataset_revision:
+            return f"{self.dataset} (revision {self.dataset_revision[:8]})"
+        return self.dataset
 
     @property
     def title(self) -> str:
-        base = f"{self.task} on {self.dataset} (protocol {self.protocol_id})"
+        base = f"{self.task} on {self.dataset_label} (protocol {self.protocol_id})"
         return f"{base}: {self.part} by param" if self.part else base
 
     @property
@@ -124,11 +159,33 @@ class ResultTable:
         import re
 
         part = f"-{self.part.split(',')[0]}-by-param" if self.part else ""
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{self.task}-{self.dataset}-{self.protocol_id}{part}")
+        rev = f"-{self.dataset_revision[:8]}" if self.show_revision and self.dataset_revision else ""
+        return re.sub(r"[^A-Za-z0-9._-]+", "_",
+                      f"{self.task}-{self.dataset}{rev}-{self.protocol_id}{part}")
 
     @property
     def has_param(self) -> bool:
         return any(r.param is not None for r in self.rows)
+
+    @property
+    def partial_rows(self) -> list[Row]:
+        return [r for r in self.rows if r.partial]
+
+    @property
+    def scored_sets(self) -> dict[tuple[str, str, str], frozenset]:
+        """(run_id, repr(param), metric) -> the utterance ids scored (a non-null value)."""
+        if self.data is None or self.data.empty:
+            return {}
+        cached = getattr(self, "_scored_sets", None)
+        if cached is not None:
+            return cached
+        d = self.data[self.data["utterance_id"].notna() & self.data["value"].notna()]
+        out: dict[tuple[str, str, str], frozenset] = {}
+        keyed = d.assign(_p=d["param"].map(repr))
+        for (run_id, p, metric), g in keyed.groupby(["run_id", "_p", "metric"], sort=False):
+            out[(str(run_id), str(p), str(metric))] = frozenset(g["utterance_id"])
+        object.__setattr__(self, "_scored_sets", out)
+        return out
 
 
 def metric_spec(name: str) -> MetricSpec | None:
@@ -136,6 +193,11 @@ def metric_spec(name: str) -> MetricSpec | None:
         return get_metric(name)
     except UnknownNameError:
         return None
+
+
+def metric_level_utterance(name: str) -> bool:
+    spec = metric_spec(name)
+    return spec is None or spec.level == "utterance"
 
 
 def _column_order(present: Iterable[str], requested: Sequence[str] | None) -> list[str]:
@@ -171,17 +233,39 @@ def _reasons(df: pd.DataFrame) -> dict[tuple[str, str], str]:
 def _mark_best(table: ResultTable) -> None:
     """Best per column among the scored, non-reference rows (ties all marked); needs 2+ rows.
 
-    In a by-param table rows compete only with rows of the same param: the best tokenizer at
-    one vocabulary size or seed, never one seed of a run against another.
+    Rows compete only when scored on the same utterances: per column (and param) the rows are
+    grouped by the exact set of utterances they scored, and only the largest group (most rows,
+    then most utterances) competes; the other rows are flagged partial (``Cell.partial``). A
+    decoder whose failures are "not computable" drops those utterances: it is flagged, never
+    starred. In a by-param table rows compete only with rows of the same param: the best
+    tokenizer at one vocabulary size or seed, never one seed of a run against another.
     """
+    scored_sets = table.scored_sets
     for col in table.columns:
-        if col.direction not in ("higher", "lower"):
-            continue
-        groups: dict[str, list[Cell]] = {}
+        groups: dict[str, list[tuple[Row, Cell]]] = {}
         for r in table.rows:
-            if not r.is_reference and col.metric in r.cells and r.cells[col.metric].scored:
-                groups.setdefault(repr(r.param), []).append(r.cells[col.metric])
-        for cells in groups.values():
+            if col.metric in r.cells and r.cells[col.metric].scored:
+                groups.setdefault(repr(r.param), []).append((r, r.cells[col.metric]))
+        for pairs in groups.values():
+            by_set: dict[frozenset, list[tuple[Row, Cell]]] = {}
+            for r, cell in pairs:
+                key = scored_sets.get((r.run_id, repr(r.param), col.metric))
+                by_set.setdefault(key if key is not None else frozenset(), []).append((r, cell))
+            if col.per_utterance and len(by_set) > 1:
+                main = max(by_set, key=lambda k: (sum(not r.is_reference for r, _ in by_set[k]),
+                                                  len(k)))
+                for key, members in by_set.items():
+                    if key == main:
+                        continue
+                    for _, cell in members:
+                        shared = len(key & main)
+                        cell.partial = True
+                        cell.coverage = (f"{cell.n} of {cell.n_total}; {shared} shared with the "
+                                         f"{len(main)} of the rows compared")
+                pairs = by_set[main]
+            if col.direction not in ("higher", "lower"):
+                continue
+            cells = [cell for r, cell in pairs if not r.is_reference]
             if len(cells) < 2:
                 continue
             pick = max if col.direction == "higher" else min
@@ -209,38 +293,54 @@ def build_tables(
     if metrics:
         df = df[df["metric"].isin(list(metrics))]
     meta = {r["run_id"]: r for r in runs.to_dict(orient="records")}
-    keys: set[tuple[str, str, str]] = set()
+    keys: set[tuple[str, str, str, str]] = set()
     for frame in (df, runs):
         if len(frame):
-            for t, d, p in frame[["task", "dataset", "protocol_id"]].itertuples(index=False):
-                keys.add((str(t), str(d), str(p)))
+            for t, d, r, p in zip(frame["task"].astype(str), frame["dataset"].astype(str),
+                                  _revisions(frame), frame["protocol_id"].astype(str), strict=True):
+                keys.add((t, d, r, p))
+    names: dict[tuple[str, str], set[str]] = {}
+    for t, d, r, _ in keys:
+        names.setdefault((t, d), set()).add(r)
     tables = []
-    for task, dataset, protocol in sorted(keys):
+    for task, dataset, revision, protocol in sorted(keys):
         part = df[(df["task"].astype(str) == task) & (df["dataset"].astype(str) == dataset)
-                  & (df["protocol_id"].astype(str) == protocol)]
+                  & (_revisions(df) == revision) & (df["protocol_id"].astype(str) == protocol)]
         run_part = runs[(runs["task"].astype(str) == task) & (runs["dataset"].astype(str) == dataset)
+                        & (_revisions(runs) == revision)
                         & (runs["protocol_id"].astype(str) == protocol)] if len(runs) else runs
         has_param = part["param"].notna()
         group = []
         main = _build_one(task, dataset, protocol, part[~has_param], run_part, meta, metrics,
-                          recorded=set(part["run_id"]))
+                          recorded=set(part["run_id"]), data=part)
         group.append(main)
         by_param = part[has_param]
         for family in _families(by_param):
             rows = by_param[by_param["metric"].isin(family)]
             group.append(_build_one(task, dataset, protocol, rows, run_part.iloc[0:0], meta, metrics,
-                                    recorded=set(), part_label=", ".join(_column_order(family, metrics))))
+                                    recorded=set(), part_label=", ".join(_column_order(family, metrics)),
+                                    data=part))
         for table in group:
-            table.data = part
+            table.dataset_revision = revision
+            table.show_revision = len(names[(task, dataset)]) > 1
         tables += [t for t in group if t.rows]
     # Per task and dataset: the protocol with the most runs first (usually the current one),
     # and within a protocol the main table before its by-param tables.
-    n_runs: dict[tuple[str, str, str], set[str]] = {}
+    n_runs: dict[tuple[str, str, str, str], set[str]] = {}
     for t in tables:
-        n_runs.setdefault((t.task, t.dataset, t.protocol_id), set()).update(r.run_id for r in t.rows)
-    return sorted(tables, key=lambda t: (t.task, t.dataset,
-                                         -len(n_runs[(t.task, t.dataset, t.protocol_id)]),
-                                         t.protocol_id, t.part != "", t.part))
+        n_runs.setdefault((t.task, t.dataset, t.dataset_revision, t.protocol_id),
+                          set()).update(r.run_id for r in t.rows)
+    return sorted(tables, key=lambda t: (
+        t.task, t.dataset, t.dataset_revision,
+        -len(n_runs[(t.task, t.dataset, t.dataset_revision, t.protocol_id)]),
+        t.protocol_id, t.part != "", t.part))
+
+
+def _revisions(frame: pd.DataFrame) -> pd.Series:
+    """The dataset revision of each row ("" where the frame does not say)."""
+    if "dataset_revision" not in frame.columns:
+        return pd.Series("", index=frame.index, dtype=str)
+    return frame["dataset_revision"].map(lambda v: "" if v is None or v != v else str(v))
 
 
 def _families(df: pd.DataFrame) -> list[list[str]]:
@@ -269,14 +369,37 @@ def _families(df: pd.DataFrame) -> list[list[str]]:
     return sorted(families.values(), key=lambda f: _column_order(f, None))
 
 
+def _universe(part: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(repr(param), metric) -> N: the utterances any row of the table recorded the metric for."""
+    d = part[part["utterance_id"].notna()]
+    if d.empty:
+        return {}
+    keyed = d.assign(_p=d["param"].map(repr))
+    return {(str(p), str(m)): int(g["utterance_id"].nunique())
+            for (p, m), g in keyed.groupby(["_p", "metric"], sort=False)}
+
+
+def _selection_note(info: dict) -> str | None:
+    """ "8 of 32 utterances of the dataset (--limit)" when the run covered only part of it."""
+    sel, full = info.get("n_selected"), info.get("n_dataset")
+    try:
+        sel, full = int(sel), int(full)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if sel < full:
+        return f"ran on {sel} of the dataset's {full} utterances (--limit)"
+    return None
+
+
 def _build_one(task, dataset, protocol, part, run_part, meta, metrics, recorded: set,
-               part_label: str = "") -> ResultTable:
+               part_label: str = "", data: pd.DataFrame | None = None) -> ResultTable:
     summary = summarize(part) if len(part) else pd.DataFrame(
         columns=["run_id", "tokenizer", "variant", "kind", "param", "metric", "mean", "ci_low",
                  "ci_high", "n", "n_total"])
     columns = [Column(m, metric_spec(m)) for m in _column_order(summary["metric"].unique(), metrics)]
     wanted = {c.metric for c in columns}
     reasons = _reasons(part) if len(part) else {}
+    universe = _universe(part) if len(part) else {}
     rows: dict[tuple[str, str], Row] = {}
     for rec in summary.to_dict(orient="records"):
         param = rec["param"]
@@ -288,14 +411,17 @@ def _build_one(task, dataset, protocol, part, run_part, meta, metrics, recorded:
                 kind=str(rec["kind"] or ""), label=str(rec["variant"]), param=param,
                 kbps=_num(info.get("bitrate_nominal")) / 1000, token_rate=_num(info.get("token_rate")),
                 status=str(info.get("status") or "complete"),
-                family=_family(info, rec["tokenizer"]))
+                family=_family(info, rec["tokenizer"]),
+                selection_note=_selection_note(info))
             if rows[key].status != "complete":  # e.g. "running": still going, or interrupted
                 rows[key].status_reason = (f"run status is {rows[key].status!r}: the figures may "
                                            "cover only part of the data")
         if rec["metric"] in wanted:
             rows[key].cells[rec["metric"]] = Cell(
                 mean=_num(rec["mean"]), ci_low=_num(rec["ci_low"]), ci_high=_num(rec["ci_high"]),
-                n=int(rec["n"]), n_total=int(rec["n_total"]),
+                n=int(rec["n"]),
+                n_total=max(int(rec["n_total"]), universe.get((repr(param), rec["metric"]), 0))
+                if metric_level_utterance(rec["metric"]) else int(rec["n_total"]),
                 reason=reasons.get((rec["run_id"], rec["metric"])) if int(rec["n"]) == 0 else None)
     recorded = recorded | {run_id for run_id, _ in rows}
     for info in run_part.to_dict(orient="records"):
@@ -314,7 +440,7 @@ def _build_one(task, dataset, protocol, part, run_part, meta, metrics, recorded:
         _kind_rank(r.kind), r.tokenizer, r.kbps if math.isfinite(r.kbps) else math.inf,
         r.variant, r.run_id, _param_key(r.param)))
     _unique_labels(ordered, meta)
-    table = ResultTable(task, dataset, protocol, columns, ordered, part=part_label)
+    table = ResultTable(task, dataset, protocol, columns, ordered, part=part_label, data=data)
     _mark_best(table)
     return table
 
@@ -362,15 +488,27 @@ def fmt_rate(x: float) -> str:
     return fmt_number(x) if math.isfinite(x) else ""
 
 
+PARTIAL_MARK = "†"  # a cell or row scored on other utterances than the rows it is compared with
+
+
 def cell_parts(cell: Cell | None, column: Column) -> tuple[str, str, str]:
-    """(mean, CI, n) texts of a cell; a gap is ('', '', '') and 'n/a' means nothing scored."""
+    """(mean, CI, n) texts of a cell; a gap is ('', '', '') and 'n/a' means nothing scored.
+
+    n reads "n=scored/N" (N: the utterances of the table's set), with a dagger when the cell was
+    scored on another utterance set than the rows compared for "best"."""
     if cell is None:
         return "", "", ""
-    n = f"n={cell.n}" if column.per_utterance else ""
+    mark = PARTIAL_MARK if cell.partial else ""
+    n = f"n={cell.n}/{cell.n_total}{mark}" if column.per_utterance else ""
     if not cell.scored:
         return "n/a", "", f"n=0/{cell.n_total}"
     ci = f"[{fmt_number(cell.ci_low)}, {fmt_number(cell.ci_high)}]" if cell.has_ci else ""
     return fmt_number(cell.mean), ci, n
+
+
+def row_label(row: Row) -> str:
+    """The row's label, with a dagger when the row has partial coverage (see its footnote)."""
+    return f"{row.label} {PARTIAL_MARK}" if row.partial else row.label
 
 
 def cell_text(cell: Cell | None, column: Column) -> str:

@@ -39,10 +39,15 @@ from tokbench.io.files import (
 from tokbench.options import stable_hash
 from tokbench.protocol import protocol_id
 from tokbench.records import record_key
+from tokbench.results.validate import (
+    CORPUS_FILE,
+    RECORDS_GLOB,  # noqa: F401 (re-exported: where the record shards are)
+    SELECTION_FILE,
+    RecordError,
+    check_run_records,
+)
 
-RECORDS_GLOB = "utterances.rank*.jsonl"
 SUPPLEMENTS_GLOB = "supplements.rank*.jsonl"
-CORPUS_FILE = "corpus.jsonl"
 
 
 def safe_component(part: str) -> str:
@@ -73,9 +78,16 @@ class RunSpec:
     tokenizer_revision: str | None
     protocol: Mapping[str, Any]
     kind: str = ""
+    # tokbench.identity: the adapter's code version, library versions, the utterances covered.
+    code: Mapping[str, Any] = field(default_factory=dict)
+    libraries: Mapping[str, Any] = field(default_factory=dict)
+    selection: Mapping[str, Any] = field(default_factory=dict)
 
     def config(self) -> dict[str, Any]:
-        return {
+        identity = {name: dict(value) for name, value in (
+            ("code", self.code), ("libraries", self.libraries), ("selection", self.selection))
+            if value}
+        return {**identity,
             "dataset": self.dataset,
             "dataset_revision": self.dataset_revision,
             "task": self.task,
@@ -123,9 +135,19 @@ class RunStore:
     def records_path(self) -> Path:
         return self.path / f"utterances.rank{self.rank}.jsonl"
 
-    def open(self, provenance: Mapping[str, Any]) -> RunStore:
-        """Create the folder, write run.json (rank 0) and load the keys already recorded."""
+    def open(self, provenance: Mapping[str, Any],
+             utterance_ids: Iterable[str] | None = None) -> RunStore:
+        """Create the folder, write run.json (rank 0) and load the keys already recorded.
+
+        ``utterance_ids`` (the run's selection) are written to ``selection.txt`` so that records
+        of utterances outside it are refused on load. Records already there are checked
+        (:mod:`tokbench.results.validate`): a damaged one stops the resume with a
+        :class:`RecordError` naming file and line, instead of being resumed over.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0 and utterance_ids is not None:
+            text = "".join(f"{u}\n" for u in utterance_ids).encode()
+            atomic_write(self.path / SELECTION_FILE, lambda fh: fh.write(text))
         if self.rank == 0:
             run_json = self.path / "run.json"
             previous = read_run_json(self.path) if run_json.is_file() else {}
@@ -303,23 +325,26 @@ def read_run_json(run_dir: str | Path) -> dict[str, Any]:
 
 
 def iter_records(run_dir: str | Path, include_corpus: bool = False) -> Iterator[dict[str, Any]]:
-    """Every record of a run: all rank shards (deduplicated by key, supplements merged in),
-    then corpus records."""
+    """Every record of a run: all rank shards (deduplicated by key), supplements merged in,
+    then corpus records.
+
+    Records are checked (:mod:`tokbench.results.validate`); any error raises a
+    :class:`RecordError` naming file and line. (``load_results`` instead flags such a run and
+    goes on with the others.)"""
     run_dir = Path(run_dir)
-    seen: set = set()
+    checked = check_run_records(run_dir, include_corpus=include_corpus)
+    if not checked.ok:
+        more = f" (and {checked.n_errors - len(checked.errors)} more)" \
+            if checked.n_errors > len(checked.errors) else ""
+        raise RecordError(f"{checked.n_errors} damaged record(s) in {run_dir}: "
+                          + "; ".join(checked.errors[:3]) + more
+                          + ". Fix or remove those lines (or the run folder) and run again")
     supplements: dict[tuple, list[dict[str, Any]]] = {}
     for shard in sorted(run_dir.glob(SUPPLEMENTS_GLOB)):
         for record in read_jsonl(shard):
             supplements.setdefault(record_key(record), []).append(record)
-    for shard in sorted(run_dir.glob(RECORDS_GLOB)):
-        for record in read_jsonl(shard):
-            key = record_key(record)
-            if key in seen:
-                continue
-            seen.add(key)
-            yield merge_supplements(record, supplements.get(key, ()))
-    if include_corpus:
-        yield from read_jsonl(run_dir / CORPUS_FILE)
+    for record in checked.records:
+        yield merge_supplements(record, supplements.get(record_key(record), ()))
 
 
 def merge_supplements(record: dict[str, Any], supplements: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import pandas as pd
 
 import tokbench
 from tokbench.data import Dataset, open_dataset
+from tokbench.identity import code_token, identity_fields
 from tokbench.io.audio import write_audio
 from tokbench.io.cache import Cache
 from tokbench.io.files import atomic_write_json
@@ -153,7 +154,8 @@ def run(
     )
     reason = task_obj.unsupported_reason(static_meta)
     if reason:
-        spec = RunSpec(tokenizer_revision=static_meta.source.revision, **spec_kwargs)
+        spec = RunSpec(tokenizer_revision=static_meta.source.revision, **spec_kwargs,
+                       **run_identity(resolved, data))
         return _unsupported(Path(out), spec, reason, rank)
 
     started = time.time()
@@ -167,7 +169,8 @@ def run(
     # The loaded model's options can say more than the preset (e.g. the hash of the k-means
     # centroids it found): they belong to the run's identity.
     spec_kwargs["tokenizer_options"] = {**resolved.options_dict(), **dict(meta.options)}
-    spec = RunSpec(tokenizer_revision=meta.source.resolved or meta.source.revision, **spec_kwargs)
+    spec = RunSpec(tokenizer_revision=meta.source.resolved or meta.source.revision, **spec_kwargs,
+                   **run_identity(resolved, data))
     store = RunStore(Path(out), spec, rank=rank, world_size=world)
     store.path.mkdir(parents=True, exist_ok=True)
     lock = RunLock(store.path, rank).acquire(wait=wait, log=log)
@@ -199,7 +202,7 @@ def _run_locked(store: RunStore, lock: RunLock, task_obj: Task, model: Any, data
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),
-    })
+    }, utterance_ids=[u.id for u in data.utterances])
     mine = shard(list(data.utterances), rank, world)
     if rerun_failed:
         retried = store.forget_failed()
@@ -210,7 +213,8 @@ def _run_locked(store: RunStore, lock: RunLock, task_obj: Task, model: Any, data
         log(f"resuming: {done} of {len(mine)} done")
     ctx = RunContext(
         tokenizer=model, dataset=data, utterances=mine,
-        cache=Cache(cache_dir), device=device, batch_size=batch_size, workers=workers,
+        cache=Cache(cache_dir, adapter_code=code_token(spec.code)), device=device,
+        batch_size=batch_size, workers=workers,
         progress=progress_display(progress), log=log, is_done=store.is_done, rank=rank,
         recorded_metrics=store.recorded_metrics,
         world_size=world,
@@ -268,6 +272,12 @@ def write_output(store: RunStore, output: Output) -> None:
         store.supplement(output)  # metrics added to a recorded utterance (--metrics)
     else:
         store.append(output)
+
+
+def run_identity(resolved: ResolvedTokenizer, data: Dataset) -> dict[str, Any]:
+    """The RunSpec fields of :mod:`tokbench.identity`: adapter code version, library versions
+    and the utterance selection."""
+    return identity_fields(resolved.cls, [u.id for u in data.utterances])
 
 
 def _unsupported(out: Path, spec: RunSpec, reason: str, rank: int) -> RunResult:

@@ -16,15 +16,42 @@ from tokbench.options import stable_hash
 from tokbench.run.timing import timed
 from tokbench.types import Tokenizer, TokenizerMeta, Tokens
 
+# Libraries that compute tokens besides the adapter's own code: in the token cache key.
+TOKEN_LIBRARIES = ("torch", "transformers", "numpy", "soxr")
 
-def token_cache_key(meta: TokenizerMeta, dataset: Dataset, utterance_id: str) -> str:
-    """Tokens depend on the model, its revision and options, and the exact input audio."""
+
+def token_cache_key(meta: TokenizerMeta, dataset: Dataset, utterance_id: str,
+                    code: str | None = None) -> str:
+    """Tokens depend on the model, its revision, options and code version (``code``, see
+    :mod:`tokbench.identity`), the libraries running it, and the exact input audio."""
+    from tokbench.identity import library_versions
+
     return Cache.key(
         adapter=meta.name, family=meta.family,
         revision=meta.source.resolved or meta.source.revision,
         options=stable_hash(dict(meta.options)), dataset=dataset.name,
-        dataset_revision=dataset.revision, utterance=utterance_id,
+        dataset_revision=dataset.revision, utterance=utterance_id, code=code,
+        libraries=library_versions(TOKEN_LIBRARIES),
     )
+
+
+def _token_check(meta: TokenizerMeta) -> Callable[[dict[str, torch.Tensor]], None]:
+    """What a cached entry of ``meta``'s tokens must look like to be used."""
+    top = max(meta.codebook_sizes)
+
+    def check(entry: dict[str, torch.Tensor]) -> None:
+        codes, duration = entry["codes"], entry["duration"]
+        if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dim() != 2 \
+                or codes.shape[0] != meta.n_codebooks:
+            raise ValueError(f"tokens of {meta.name} are [{meta.n_codebooks}, F] integers, got "
+                             f"{codes.dtype} {tuple(codes.shape)}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= top):
+            raise ValueError(f"token values outside [0, {top})")
+        d = float(duration)
+        if not (d > 0 and d < float("inf")):
+            raise ValueError(f"duration {d} is not a positive number of seconds")
+
+    return check
 
 
 def _compact(codes: torch.Tensor) -> torch.Tensor:
@@ -43,7 +70,7 @@ def _compact(codes: torch.Tensor) -> torch.Tensor:
 def save_tokens(cache: Cache, meta: TokenizerMeta, dataset: Dataset, utterance_id: str,
                 codes: torch.Tensor, duration: float) -> None:
     """Cache the ``[Q, F]`` codes of one utterance (and its input duration in seconds)."""
-    cache.save_tensors("tokens", token_cache_key(meta, dataset, utterance_id),
+    cache.save_tensors("tokens", token_cache_key(meta, dataset, utterance_id, cache.adapter_code),
                        {"codes": _compact(codes),
                         # float64: a resumed run must see the very duration a fresh one saw
                         "duration": torch.tensor(float(duration), dtype=torch.float64)})
@@ -51,7 +78,8 @@ def save_tokens(cache: Cache, meta: TokenizerMeta, dataset: Dataset, utterance_i
 
 def load_tokens(cache: Cache, meta: TokenizerMeta, dataset: Dataset,
                 utterance_id: str) -> tuple[torch.Tensor, float] | None:
-    hit = cache.load_tensors("tokens", token_cache_key(meta, dataset, utterance_id))
+    hit = cache.load_tensors("tokens", token_cache_key(meta, dataset, utterance_id, cache.adapter_code),
+                             check=_token_check(meta))
     if hit is None:
         return None
     return hit["codes"].to(torch.long), float(hit["duration"])
