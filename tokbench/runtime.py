@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 
 def default_device() -> str:
@@ -48,3 +49,20 @@ def progress_display(enabled: bool) -> Callable[..., Iterable]:
         return tqdm(iterable, total=total, desc=desc, unit="utt", dynamic_ncols=True, leave=False)
 
     return progress
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int, device: str) -> Iterator[None]:
+    """``torch.set_num_threads(n)`` for the block on CPU (n <= 0 or a GPU: unchanged), e.g. the
+    training loops of the probe and lm tasks."""
+    import torch
+
+    if n <= 0 or not device.startswith("cpu"):
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -23,17 +23,18 @@ same context in frames).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tokbench.runtime import cpu_threads
 
 LN2 = math.log(2.0)
 
@@ -123,19 +124,6 @@ class CausalLM(nn.Module):
 def _pad(windows: Sequence[torch.Tensor]) -> torch.Tensor:
     return nn.utils.rnn.pad_sequence(list(windows), batch_first=True, padding_value=-1)
 
-
-@contextlib.contextmanager
-def cpu_threads(n: int, device: str) -> Iterator[None]:
-    """``torch.set_num_threads(n)`` for the block on CPU (n <= 0 or a GPU: unchanged)."""
-    if n <= 0 or not device.startswith("cpu"):
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass

@@ -33,7 +33,8 @@ from tokbench.options import options_dict
 from tokbench.records import make_record
 from tokbench.run.task import Artefact, Output, RecordGroup, RunContext, Task
 from tokbench.run.token_cache import encode_dataset
-from tokbench.tasks.lm.model import LMConfig, TrainConfig, cpu_threads, evaluate, train_lm
+from tokbench.runtime import cpu_threads
+from tokbench.tasks.lm.model import LMConfig, TrainConfig, evaluate, train_lm
 from tokbench.types import TokenizerMeta
 
 SPLITS_FILE = "splits.json"

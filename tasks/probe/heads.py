@@ -15,7 +15,6 @@ can probe synthetic tokens with known answers without any audio.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import math
@@ -34,6 +33,7 @@ from tokbench.io.files import finite_or_none
 from tokbench.metrics.asr import normalize, wer_cer
 from tokbench.metrics.base import NotComputable
 from tokbench.registry import suggest
+from tokbench.runtime import cpu_threads
 from tokbench.types import Tokens
 
 MIN_RATE = 50.0
@@ -478,18 +478,6 @@ class TrainConfig:
     threads: int = 1
 
 
-@contextlib.contextmanager
-def _cpu_threads(n: int, device: str):
-    if n <= 0 or not device.startswith("cpu"):
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 @dataclass
 class HeadResult:
@@ -544,7 +532,7 @@ def train_head(
 ) -> HeadResult:
     """Train ``head`` on ``split.train`` (early stopping on ``split.dev`` by the head's error,
     ties broken by dev loss; the best epoch's weights are kept) and score ``split.test``."""
-    with _cpu_threads(config.threads, config.device):
+    with cpu_threads(config.threads, config.device):
         return _train_head(head, make_frontend, items, split, plan, config, seed, log)
 
 
