@@ -78,7 +78,21 @@ def _check_embedding(value: np.ndarray) -> None:
                               f"{value.shape} with norm {norm:.4g}")
 
 
-CHECKS: dict[str, Callable[[np.ndarray], None]] = {"f0": _check_f0, "speaker": _check_embedding}
+def _check_speech(value: np.ndarray) -> None:
+    if value.shape != (1,) or not np.isfinite(value).all() or float(value[0]) < 0:
+        raise CacheEntryError(f"speech seconds are one non-negative number, got shape {value.shape}")
+
+
+def _check_mcep(value: np.ndarray) -> None:
+    if value.ndim != 2 or value.dtype.kind != "f" or not np.isfinite(value).all():
+        raise CacheEntryError(f"mel cepstra are a finite 2-D array, got shape {value.shape} "
+                              f"dtype {value.dtype}")
+
+
+# Every cached reference feature has a check of its shape and values (a foreign entry is
+# recomputed, never used).
+CHECKS: dict[str, Callable[[np.ndarray], None]] = {
+    "f0": _check_f0, "speaker": _check_embedding, "speech": _check_speech, "mcep": _check_mcep}
 
 
 def _check_failure(value: object) -> None:
