@@ -13,7 +13,7 @@ from tokbench.metrics.selection import (
     lacking,
     resolve_metrics,
 )
-from tokbench.results.store import merge_supplements
+from tokbench.records import merge_supplements
 
 
 def test_default_is_the_set_before_selection_existed():

@@ -134,7 +134,7 @@ def test_hubert_ctc_backend_transcribes_like_direct_calls_and_keys_the_cache(hub
     items = [(u.id, w) for u, w in speech]
     truth = scorer.ground_truth(cache, "sample", "r1", items)
     saved = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
-    assert {d["backend"] for d in saved} == {"hubert-ctc"} and len(saved) == 3
+    assert {d["value"]["backend"] for d in saved} == {"hubert-ctc"} and len(saved) == 3  # cache entries hold their key, checksum and value
     assert truth == dict(zip([u.id for u, _ in speech], texts, strict=True))
 
     p = asr_protocol(True, checkpoint=str(hubert_dir), backend="hubert-ctc", device="cpu")

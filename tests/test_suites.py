@@ -169,8 +169,10 @@ def test_rerun_skips_complete_and_resumes_partial(sweep):
     more = run_matrix(entries_of(["mulaw"]), {"recon": {}}, ["sample"],
                       SweepOptions(out=out, limit=3, workers=0, cache_dir=cache, device="cpu"),
                       {"asr": False})
-    assert more[0].status == "resumed"  # a larger --limit is not covered by the finished run
-    assert len(list(iter_records(recon.path))) == 3
+    # the utterance selection is part of a run's identity: a larger --limit is a run of its own
+    assert more[0].status == "done" and more[0].path != recon.path
+    assert len(list(iter_records(more[0].path))) == 3
+    assert len(list(iter_records(recon.path))) == 2
 
 
 def test_one_load_serves_every_dataset_and_a_broken_dataset_fails_only_its_runs(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ the utterance selection: changing any of them is a new run, never a resume with 
 import numpy as np
 import soundfile as sf
 
+from tokbench.data import open_dataset
 from tokbench.identity import adapter_code_version, identity_fields
 from tokbench.results import load_results
 from tokbench.results.store import iter_records, read_run_json
@@ -42,11 +43,19 @@ class Scaled(TokenizerBase):
 '''
 
 
-def _speech(freq, seconds=1.5, sr=16000, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(sr * seconds)) / sr
-    return (0.3 * np.sin(2 * np.pi * freq * t) * (1 + 0.5 * np.sin(t * 20))
-            + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+def _speech(index, seconds=1.5, sr=16000, seed=0):
+    """Real speech (the sample set's utterances from ``index`` on, at 16 kHz, repeated to
+    ``seconds``): a tone would be a reference without speech, whose metrics are null."""
+    from tokbench.io.audio import resample
+
+    ds = open_dataset("sample")
+    parts, n = [], int(sr * seconds)
+    k = index % len(ds.utterances)
+    while sum(len(x) for x in parts) < n:
+        a = ds.load(ds.utterances[k % len(ds.utterances)])
+        parts.append(resample(a.wav, a.sample_rate, sr))
+        k += 1
+    return np.concatenate(parts)[:n].astype(np.float32)
 
 
 def test_editing_an_adapter_re_runs(tmp_path):

@@ -7,7 +7,7 @@ only the runner's store writes them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tokbench.io.files import dumps, finite_or_none
@@ -41,3 +41,26 @@ def make_record(
 
 def record_key(record: Mapping[str, Any]) -> tuple[str | None, str]:
     return record.get("utterance_id"), dumps(record.get("param"))
+
+
+def merge_supplements(record: dict[str, Any], supplements: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``record`` with the metrics of ``supplements`` it lacks (first supplement wins); their
+    ``extra`` entries are added where the record has none (``ratio`` dicts merge)."""
+    supplements = list(supplements)
+    if not supplements:
+        return record
+    out = {**record, "metrics": dict(record.get("metrics", {})),
+           "reasons": dict(record.get("reasons", {})), "extra": dict(record.get("extra", {}))}
+    for sup in supplements:
+        for name, value in sup.get("metrics", {}).items():
+            if name in out["metrics"]:
+                continue
+            out["metrics"][name] = value
+            if name in sup.get("reasons", {}):
+                out["reasons"][name] = sup["reasons"][name]
+        for k, v in sup.get("extra", {}).items():
+            if k == "ratio" and isinstance(v, dict):
+                out["extra"]["ratio"] = {**v, **out["extra"].get("ratio", {})}
+            else:
+                out["extra"].setdefault(k, v)
+    return out

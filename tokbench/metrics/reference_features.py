@@ -83,6 +83,11 @@ def _check_speech(value: np.ndarray) -> None:
         raise CacheEntryError(f"speech seconds are one non-negative number, got shape {value.shape}")
 
 
+def _check_vector(value: np.ndarray) -> None:
+    if value.ndim != 1 or value.size == 0 or not np.isfinite(value).all():
+        raise CacheEntryError(f"an embedding is a finite 1-D vector, got shape {value.shape}")
+
+
 def _check_mcep(value: np.ndarray) -> None:
     if value.ndim != 2 or value.dtype.kind != "f" or not np.isfinite(value).all():
         raise CacheEntryError(f"mel cepstra are a finite 2-D array, got shape {value.shape} "
@@ -92,7 +97,8 @@ def _check_mcep(value: np.ndarray) -> None:
 # Every cached reference feature has a check of its shape and values (a foreign entry is
 # recomputed, never used).
 CHECKS: dict[str, Callable[[np.ndarray], None]] = {
-    "f0": _check_f0, "speaker": _check_embedding, "speech": _check_speech, "mcep": _check_mcep}
+    "f0": _check_f0, "speaker": _check_embedding, "speech": _check_speech, "mcep": _check_mcep,
+    "wavlm_sv": _check_vector}
 
 
 def _check_failure(value: object) -> None:
@@ -103,7 +109,7 @@ def _check_failure(value: object) -> None:
 
 def _cached(cache: Cache, feature: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
     kind = f"reference-{feature}"
-    hit = cache.load_array(kind, key, check=CHECKS[feature])
+    hit = cache.load_array(kind, key, check=CHECKS.get(feature))
     if hit is not None:
         return hit
     failed = cache.load_json(kind, key, check=_check_failure)

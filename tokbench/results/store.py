@@ -43,11 +43,10 @@ from tokbench.results.validate import (
     CORPUS_FILE,
     RECORDS_GLOB,  # noqa: F401 (re-exported: where the record shards are)
     SELECTION_FILE,
+    SUPPLEMENTS_GLOB,  # noqa: F401 (re-exported)
     RecordError,
     check_run_records,
 )
-
-SUPPLEMENTS_GLOB = "supplements.rank*.jsonl"
 
 
 def safe_component(part: str) -> str:
@@ -325,7 +324,7 @@ def read_run_json(run_dir: str | Path) -> dict[str, Any]:
 
 
 def iter_records(run_dir: str | Path, include_corpus: bool = False) -> Iterator[dict[str, Any]]:
-    """Every record of a run: all rank shards (deduplicated by key), supplements merged in,
+    """Every record of a run: all rank shards (deduplicated by key, supplements merged in),
     then corpus records.
 
     Records are checked (:mod:`tokbench.results.validate`); any error raises a
@@ -339,35 +338,7 @@ def iter_records(run_dir: str | Path, include_corpus: bool = False) -> Iterator[
         raise RecordError(f"{checked.n_errors} damaged record(s) in {run_dir}: "
                           + "; ".join(checked.errors[:3]) + more
                           + ". Fix or remove those lines (or the run folder) and run again")
-    supplements: dict[tuple, list[dict[str, Any]]] = {}
-    for shard in sorted(run_dir.glob(SUPPLEMENTS_GLOB)):
-        for record in read_jsonl(shard):
-            supplements.setdefault(record_key(record), []).append(record)
-    for record in checked.records:
-        yield merge_supplements(record, supplements.get(record_key(record), ()))
-
-
-def merge_supplements(record: dict[str, Any], supplements: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """``record`` with the metrics of ``supplements`` it lacks (first supplement wins); their
-    ``extra`` entries are added where the record has none (``ratio`` dicts merge)."""
-    supplements = list(supplements)
-    if not supplements:
-        return record
-    out = {**record, "metrics": dict(record.get("metrics", {})),
-           "reasons": dict(record.get("reasons", {})), "extra": dict(record.get("extra", {}))}
-    for sup in supplements:
-        for name, value in sup.get("metrics", {}).items():
-            if name in out["metrics"]:
-                continue
-            out["metrics"][name] = value
-            if name in sup.get("reasons", {}):
-                out["reasons"][name] = sup["reasons"][name]
-        for k, v in sup.get("extra", {}).items():
-            if k == "ratio" and isinstance(v, dict):
-                out["extra"]["ratio"] = {**v, **out["extra"].get("ratio", {})}
-            else:
-                out["extra"].setdefault(k, v)
-    return out
+    yield from checked.records  # supplements already merged in (validate.check_run_records)
 
 
 def find_runs(root: str | Path) -> list[Path]:

@@ -24,6 +24,8 @@ from typing import Any
 from tokbench.io.files import dumps
 
 RECORDS_GLOB = "utterances.rank*.jsonl"
+# metrics added to recorded utterances by a later run with more --metrics (RunStore.supplement)
+SUPPLEMENTS_GLOB = "supplements.rank*.jsonl"
 CORPUS_FILE = "corpus.jsonl"
 SELECTION_FILE = "selection.txt"  # the run's utterance ids, one per line (written at open)
 _TOL = 1e-5  # relative slack at the limits of a valid range
@@ -166,7 +168,28 @@ def check_run_records(run_dir: str | Path, include_corpus: bool = True) -> Check
                 continue
             seen[key] = (canonical, where)
             out.records.append(record)
+    _merge_supplements(run_dir, out)
     return out
+
+
+def _merge_supplements(run_dir: Path, out: CheckedRecords) -> None:
+    """Merge each utterance's supplements (metrics added by a later run) into its record."""
+    from tokbench.records import merge_supplements, record_key
+
+    supplements: dict[tuple, list[dict[str, Any]]] = {}
+    for shard in sorted(run_dir.glob(SUPPLEMENTS_GLOB)):
+        for raw in shard.read_bytes().split(b"\n"):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            except (ValueError, UnicodeDecodeError):
+                continue  # a torn supplement is a metric not added yet: the next run adds it
+            if isinstance(record, dict):
+                supplements.setdefault(record_key(record), []).append(record)
+    if supplements:
+        out.records = [merge_supplements(r, supplements.get(record_key(r), ()))
+                       if r.get("utterance_id") is not None else r for r in out.records]
 
 
 def truncation_reason(run_dir: Path, checked: CheckedRecords) -> str | None:
