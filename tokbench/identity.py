@@ -25,7 +25,7 @@ import hashlib
 import inspect
 import sys
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import metadata
 from typing import Any
@@ -97,7 +97,7 @@ def adapter_code_version(cls: type) -> dict[str, Any]:
             "source_sha256": h.hexdigest()[:16], "modules": names}
 
 
-def code_token(code: dict[str, Any]) -> str:
+def code_token(code: Mapping[str, Any]) -> str:
     """The short text of a code version that goes into cache keys."""
     return f"{code.get('declared')}:{code.get('source_sha256')}"
 

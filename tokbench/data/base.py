@@ -144,10 +144,10 @@ def _read_manifest_rows(path: Path) -> list[tuple[int, object]]:
             raise DatasetError(f"{path}:1: the CSV header must name a 'path' column "
                                f"(and optionally id, text, speaker); it has {fields}")
         reader.fieldnames = fields
-        line = 1
+        line_no = 1
         for row in reader:
-            rows.append((line + 1, row))
-            line = reader.line_num
+            rows.append((line_no + 1, row))
+            line_no = reader.line_num
     else:
         raise DatasetError(f"{path}: manifests must be .jsonl or .csv")
     return rows

@@ -36,7 +36,7 @@ def _kind(row: Row) -> str:
 
 def _footnotes(table: ResultTable) -> list[str]:
     """Why rows are not supported or partial, and why n/a cells could not be computed."""
-    notes = []
+    notes: list[str] = []
     missing: dict[tuple[str, str], list[str]] = {}
     for row in table.rows:
         for col in table.columns:
@@ -46,8 +46,8 @@ def _footnotes(table: ResultTable) -> list[str]:
     grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # same reason, same rows: one note
     for (metric, reason), labels in missing.items():
         grouped.setdefault((reason, tuple(labels)), []).append(metric)
-    for (reason, labels), metrics in grouped.items():
-        notes.append(f"{', '.join(metrics)} n/a ({', '.join(labels)}): {reason}")
+    for (reason, row_labels), metrics in grouped.items():
+        notes.append(f"{', '.join(metrics)} n/a ({', '.join(row_labels)}): {reason}")
     for row in table.rows:
         if row.status_reason:
             status = row_status_text(row)
@@ -323,7 +323,7 @@ def render(tables: Sequence[ResultTable], fmt: str) -> str:
 
         console = Console(file=io.StringIO(), width=200, force_terminal=False)
         print_tables(tables, console)
-        return console.file.getvalue()
+        return console.file.getvalue()  # type: ignore[attr-defined]  # the StringIO above
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 

@@ -128,14 +128,14 @@ def scan_runs(path: str | Path = "results",
         found = _examine(run_dir)
         by_id.setdefault(found.run_id, []).append(found)
     runs, notes = [], []
-    for run_id, found in by_id.items():
-        found.sort(key=_preference)
-        best = found[0]
-        if len(found) > 1:
-            best.copies = [str(f.path) for f in found[1:]]
+    for run_id, copies in by_id.items():
+        copies.sort(key=_preference)
+        best = copies[0]
+        if len(copies) > 1:
+            best.copies = [str(f.path) for f in copies[1:]]
             others = "; ".join(f"{f.path} ({f.status}, {len(f.checked.records)} records)"
-                               for f in found[1:])
-            notes.append(f"run {run_id} is stored at {len(found)} paths: used {best.path} "
+                               for f in copies[1:])
+            notes.append(f"run {run_id} is stored at {len(copies)} paths: used {best.path} "
                          f"({best.status}, {len(best.checked.records)} records); ignored {others}. "
                          "Copies of one run are never pooled; the used copy has the best status, "
                          "then the most records, then the shortest path")
