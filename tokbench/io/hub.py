@@ -201,3 +201,20 @@ def load_hf_model(
     model.to(device)
     model.eval()
     return model, source
+
+
+def load_hf_processor(processor_cls: Any, repo_id: str, revision: str | None,
+                      checkpoint: str | Path | None = None, what: str = "the processor") -> Any:
+    """A transformers processor / feature extractor from ``checkpoint`` (a local folder) or from
+    ``repo_id`` at the pinned ``revision`` through the shared Hub cache (offline: the cache only);
+    :class:`ModelNotAvailableError` naming the source when it cannot be had."""
+    where = str(checkpoint) if checkpoint is not None else repo_id
+    try:
+        if checkpoint is not None:
+            return processor_cls.from_pretrained(str(checkpoint), local_files_only=True)
+        return processor_cls.from_pretrained(repo_id, revision=revision,
+                                             cache_dir=str(hub_cache_dir()),
+                                             local_files_only=hub_offline())
+    except OSError as exc:
+        raise ModelNotAvailableError(f"{what} of {repo_id} is not available from {where} "
+                                     f"({exc})") from exc

@@ -70,20 +70,12 @@ def load_hubert_ctc(device: str = "cpu", checkpoint: str | None = None) -> tuple
     Raises ``ModelNotAvailableError`` offline without cached weights."""
     from transformers import HubertForCTC, Wav2Vec2Processor
 
-    from tokbench.io.hub import ModelNotAvailableError, hub_cache_dir, hub_offline, load_hf_model
+    from tokbench.io.hub import load_hf_model, load_hf_processor
 
     model, source = load_hf_model(HubertForCTC, HUBERT_CTC_REPO, HUBERT_CTC_REVISION, checkpoint,
                                   device)
-    try:
-        if checkpoint is not None:
-            processor = Wav2Vec2Processor.from_pretrained(str(checkpoint), local_files_only=True)
-        else:
-            processor = Wav2Vec2Processor.from_pretrained(
-                HUBERT_CTC_REPO, revision=HUBERT_CTC_REVISION, cache_dir=str(hub_cache_dir()),
-                local_files_only=hub_offline())
-    except OSError as exc:
-        raise ModelNotAvailableError(
-            f"the processor of {HUBERT_CTC_REPO} is not available ({exc})") from exc
+    processor = load_hf_processor(Wav2Vec2Processor, HUBERT_CTC_REPO, HUBERT_CTC_REVISION,
+                                  checkpoint, "the processor")
     return model, processor, source.resolved or str(source.revision)
 
 

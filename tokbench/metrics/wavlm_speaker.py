@@ -39,20 +39,11 @@ def load(device: str = "cpu", checkpoint: str | Path | None = None) -> tuple[Any
     if key not in _MODELS:
         from transformers import Wav2Vec2FeatureExtractor, WavLMForXVector
 
-        from tokbench.io.hub import hub_cache_dir, hub_offline, load_hf_model
+        from tokbench.io.hub import load_hf_model, load_hf_processor
 
         model, source = load_hf_model(WavLMForXVector, REPO_ID, REVISION, checkpoint, device)
-        where = str(checkpoint) if checkpoint is not None else REPO_ID
-        try:
-            if checkpoint is not None:
-                fx = Wav2Vec2FeatureExtractor.from_pretrained(where, local_files_only=True)
-            else:
-                fx = Wav2Vec2FeatureExtractor.from_pretrained(
-                    REPO_ID, revision=REVISION, cache_dir=str(hub_cache_dir()),
-                    local_files_only=hub_offline())
-        except OSError as exc:
-            raise ModelNotAvailableError(
-                f"the feature extractor of {REPO_ID} is not available from {where} ({exc})") from exc
+        fx = load_hf_processor(Wav2Vec2FeatureExtractor, REPO_ID, REVISION, checkpoint,
+                               "the feature extractor")
         _MODELS[key] = (model, fx, source.resolved or str(source.revision))
     return _MODELS[key]
 
