@@ -17,7 +17,7 @@ from tokbench.options import stable_hash
 # 3: silent/constant outputs get pystoi's STOI/ESTOI (ESTOI seeded); references without speech
 # (Silero VAD) make reference-based metrics null; PESQ null beyond PESQ_MAX_SECONDS; Harvest in
 # windows beyond PITCH_WINDOW_SECONDS; new metrics (DNSMOS, SI-SDR, SDR, STFT distance, MCD,
-# log-F0 RMSE, WavLM speaker similarity, dWER/dCER) and ASR back-ends (issue 17).
+# log-F0 RMSE, WavLM speaker similarity, dWER/dCER, UTMOS) and ASR back-ends (issue 17).
 PROTOCOL_VERSION = "3"
 SCORING_SAMPLE_RATE = 16_000
 
@@ -48,6 +48,13 @@ WAVLM_SV: dict[str, Any] = {"model": "microsoft/wavlm-base-plus-sv", "revision":
             "class": "transformers WavLMForXVector", "similarity": "cosine of x-vector embeddings",
             "input": "16 kHz, feature extractor normalisation"}
 
+UTMOS_SETTINGS: dict[str, Any] = {
+    "model": "UTMOS22 strong learner (sarulab-speech/UTMOS22, epoch=3-step=7459), no phoneme encoder",
+    "checkpoint": "https://github.com/tarepan/SpeechMOS/releases/download/v1.0.0/utmos22_strong_step7459_v1.pt",
+    "implementation": "tokbench.metrics.utmos (transformers Wav2Vec2Model + BLSTM head)",
+    "input": "16 kHz, raw waveform (no normalisation), one utterance at a time",
+    "score": "2 x mean over frames + 3", "max_seconds": 60.0, "silent_output": "not computable"}
+
 BASE_PROTOCOL: dict[str, Any] = {
     "version": PROTOCOL_VERSION,
     "scoring_sample_rate": SCORING_SAMPLE_RATE,
@@ -75,6 +82,7 @@ BASE_PROTOCOL: dict[str, Any] = {
     "mstft": MSTFT_SETTINGS,
     "mcd": MCD_SETTINGS,
     "spk_sim_wavlm": WAVLM_SV,
+    "utmos": UTMOS_SETTINGS,
     "bootstrap": {"samples": 1000, "seed": 0, "level": 0.95},
 }
 

@@ -194,6 +194,10 @@ for _spec in [
        lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
     _M("dnsmos_p808", "DNSMOS P.808 overall MOS, official ONNX model, non-intrusive", "higher",
        "MOS", lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
+    # 2 x (a mean of an unbounded projection) + 3: no hard limits, but finite
+    _M("utmos", "UTMOS22 strong naturalness MOS (official checkpoint, SpeechMOS release), "
+       "non-intrusive", "higher", "MOS", lo=1.0, hi=5.0, valid_lo=-float("inf"),
+       valid_hi=float("inf")),
 ]:
     declare(_spec)
 

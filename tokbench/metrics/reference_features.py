@@ -153,6 +153,9 @@ def cached_mcep(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
     return _cached(cache, "mcep", key, lambda: mel_cepstrum(wav16, "reference"))
 
 
-def cached_wavlm_embedding(cache: Cache, key: str, wav16: np.ndarray, embed) -> np.ndarray:
-    """The reference's WavLM x-vector (``embed(wav16, role)``, cached under ``key``)."""
-    return _cached(cache, "wavlm_sv", key, lambda: embed(wav16, "reference"))
+def cached_model_embedding(cache: Cache, feature: str, key: str, wav16: np.ndarray,
+                           embed: Callable[[np.ndarray, str], np.ndarray]) -> np.ndarray:
+    """The reference's embedding by a model (``embed(wav16, "reference")``) for ``feature`` (a
+    model-based entry of :data:`FEATURES`, e.g. ``wavlm_sv``), cached under ``key``."""
+    return _cached(cache, feature, key, lambda: embed(wav16, "reference"))
+

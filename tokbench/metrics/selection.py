@@ -25,7 +25,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "pitch": ("gpe", "vde", "ffe", "f0_corr", "f0_rmse_cents"),
     "speaker": ("secs", "spk_sim_wavlm"),
     "asr": ("wer", "cer", "dwer", "dcer"),
-    "mos": ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"),
+    "mos": ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "utmos"),
 }
 ALL: tuple[str, ...] = tuple(name for group in GROUPS.values() for name in group)
 # What every run computed before --metrics existed (and still computes without it), in ALL's order.

@@ -81,6 +81,11 @@ class WavLMSpeaker:
         self._load()
         return self._loaded[2] if self._loaded else None
 
+    @property
+    def weights(self) -> str | None:
+        """The exact weights (resolved revision): part of the reference embedding's cache key."""
+        return self.revision
+
     def embed(self, wav16: np.ndarray, role: str = "output") -> np.ndarray:
         """The L2-normalised x-vector (float32) of a 16 kHz signal; NotComputable for silence,
         a too-short signal, or a non-finite result."""
