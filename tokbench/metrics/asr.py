@@ -12,7 +12,7 @@ Utterances up to 30 s are decoded in length-sorted batches with ``whisper.decode
 go through ``model.transcribe`` with the same settings, window by window.
 
 The back-end (``tokbench.metrics.asr_backends``: ``whisper`` greedy, ``whisper-beam5``,
-``hubert-ctc``) and the precision (fp16 on CUDA, fp32 on the CPU) are part of the protocol and
+``hubert-ctc``, ``nemo-fastconformer``) and the precision (fp16 on CUDA, fp32 on the CPU) are part of the protocol and
 of the ground-truth transcript cache key. ``dwer`` / ``dcer`` compare the output's ASR text with
 the ASR text of the reference audio (as DASB does), so they need no transcripts.
 """
@@ -52,11 +52,13 @@ DECODING = "greedy, temperature 0, no fallback, no timestamps, no previous text,
 BEAM_DECODING = (f"beam {BEAM_SIZE}, temperature 0, no fallback, no timestamps, no previous text, "
                  "no silence skip, one utterance at a time")
 CTC_DECODING = "greedy CTC (argmax), one utterance at a time, 30 s chunks"
+NEMO_DECODING = (f"greedy transducer (NeMo greedy_batch, max {asr_backends.NEMO_MAX_SYMBOLS} "
+                 "symbols per frame), one utterance at a time, whole utterance")
 
 
 def decoding_of(backend: str) -> str:
     return {"whisper": DECODING, "whisper-beam5": BEAM_DECODING,
-            "hubert-ctc": CTC_DECODING}[check_backend(backend)]
+            "hubert-ctc": CTC_DECODING, "nemo-fastconformer": NEMO_DECODING}[check_backend(backend)]
 CACHE_KIND = "asr_transcripts"
 assert SAMPLE_RATE == 16_000  # the scoring rate; whisper's own constant
 
@@ -233,6 +235,8 @@ def ground_truth_transcripts(
 def _model_id(backend: str, model_name: str, checkpoint: str | Path | None) -> str:
     if is_whisper(backend):
         return asr_model_id(model_name, checkpoint)
+    if backend == "nemo-fastconformer":
+        return asr_backends.nemo_model_id(checkpoint)
     return asr_backends.hubert_model_id(checkpoint)
 
 
@@ -248,7 +252,8 @@ def asr_protocol(enabled: bool, model_name: str = DEFAULT_MODEL,
                               "decoding": decoding_of(backend),
                               "precision": precision(backend, device)}
     if not is_whisper(backend):
-        out.update(package="transformers", normaliser="whisper EnglishTextNormalizer")
+        out.update(package="nemo-toolkit" if backend == "nemo-fastconformer" else "transformers",
+                   normaliser="whisper EnglishTextNormalizer")
     return out
 
 
@@ -307,7 +312,13 @@ class AsrScorer:
 
             try:
                 ckpt = None if self.checkpoint is None else str(self.checkpoint)
-                self._model, self._processor, _ = asr_backends.load_hubert_ctc(self.device, ckpt)
+                if self.backend == "nemo-fastconformer":
+                    self._model, _ = asr_backends.load_nemo_transducer(self.device, ckpt)
+                else:
+                    self._model, self._processor, _ = asr_backends.load_hubert_ctc(self.device,
+                                                                                   ckpt)
+            except asr_backends.BackendNotInstalledError as exc:
+                self._reason = str(exc)
             except ModelNotAvailableError as exc:
                 self._reason = f"{exc} (or pass --set asr_checkpoint=DIR)"
             return
@@ -335,6 +346,8 @@ class AsrScorer:
         return self._model
 
     def transcribe(self, wavs16: Sequence[np.ndarray]) -> list[str]:
+        if self.backend == "nemo-fastconformer":
+            return asr_backends.transcribe_nemo(self.model, wavs16)
         if not is_whisper(self.backend):
             return asr_backends.transcribe_ctc(self.model, self._processor, wavs16)
         beam = BEAM_SIZE if self.backend == "whisper-beam5" else None
