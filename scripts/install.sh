@@ -9,7 +9,8 @@ VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 STAMP="$VENV/.tokbench-installed"
 # Extras the tests need besides `test`: optional tokenizer packages whose adapters are tested.
-export TOKBENCH_EXTRAS="test,classic,snac"
+# nemo (the nemo-fastconformer ASR back-end): about 20 s and 500 MB on top of the rest.
+export TOKBENCH_EXTRAS="test,classic,snac,nemo"
 
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scripts/install.sh ]; then
   exit 0
