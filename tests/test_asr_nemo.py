@@ -179,3 +179,14 @@ def test_nemo_not_installed_names_the_extra(monkeypatch):
     scorer = AsrScorer(backend=BACKEND)
     assert not scorer.available
     assert "tokbench[nemo]" in scorer.reason and "asr_checkpoint" not in scorer.reason
+
+
+def test_prefetch_lists_the_nemo_file_for_the_backend(monkeypatch, tmp_path):
+    from tokbench.suites.assets import needed_assets, prefetch
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assets = prefetch(needed_assets(None, None, "recon", None, {"asr_backend": BACKEND}),
+                      download=False)
+    [asset] = [a for a in assets if a.kind == "asr model"]
+    assert asset.source == f"https://huggingface.co/{asr_backends.NEMO_REPO}@main"
+    assert asset.state == "missing" and BACKEND in asset.needed_by

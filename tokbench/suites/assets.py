@@ -145,6 +145,14 @@ def _asr_assets(task: str, protocol: Mapping[str, Any]) -> list[Asset]:
     name = asr.get("model")
     if not name or not isinstance(name, str) or name.startswith("checkpoint-sha256:"):
         return []
+    backend = asr.get("backend")
+    if isinstance(backend, str) and not backend.startswith("whisper"):
+        # a Hub back-end (hubert-ctc, nemo-fastconformer): model is repo@revision, or the
+        # local-sha256 fingerprint of a --set asr_checkpoint (nothing to fetch)
+        if "@" not in name or name.startswith("local-sha256:"):
+            return []
+        return [Asset("asr model", f"{task} (WER/CER, {backend})", f"https://huggingface.co/{name}",
+                      checksum="Hub blob hashes", verify=_verify_hub, fetch=_fetch_hub)]
     import whisper
 
     from tokbench.metrics.whisper_model import whisper_cache_dir
