@@ -55,6 +55,21 @@ UTMOS_SETTINGS: dict[str, Any] = {
     "input": "16 kHz, raw waveform (no normalisation), one utterance at a time",
     "score": "2 x mean over frames + 3", "max_seconds": 60.0, "silent_output": "not computable"}
 
+# The speaker verifier of Seed-TTS-eval's SIM (UniSpeech downstreams/speaker_verification).
+ECAPA_SV: dict[str, Any] = {
+    "model": "WavLM-large + ECAPA-TDNN speaker verifier (microsoft/UniSpeech speaker_verification, "
+             "ECAPA_TDNN_SMALL feat_dim=1024 feat_type=wavlm_large), as Seed-TTS-eval's SIM",
+    "checkpoint": "wavlm_large_finetune.pth",
+    # the UniSpeech README's "WavLM large" row with the pre-trained model not fixed (Google Drive
+    # file id 18rekjal9NPo0VquVtali-80yy63252RX); no checksum is published
+    "source": "https://drive.google.com/file/d/18rekjal9NPo0VquVtali-80yy63252RX/view?usp=sharing",
+    "implementation": "tokbench.metrics.ecapa_speaker (transformers WavLMModel + ECAPA-TDNN head)",
+    "wavlm": {"normalize_waveform": True, "max_distance": 800},  # WavLM-Large's pre-training config
+    "features": "softmax(feature_weight)-weighted sum of all hidden states (the input of each "
+                "layer, then the layer-normed output) + 1e-6, instance norm",
+    "input": "16 kHz, one utterance at a time", "similarity": "cosine of the 256-d embeddings",
+    "min_seconds": 0.5, "max_seconds": 60.0}
+
 BASE_PROTOCOL: dict[str, Any] = {
     "version": PROTOCOL_VERSION,
     "scoring_sample_rate": SCORING_SAMPLE_RATE,
@@ -83,6 +98,7 @@ BASE_PROTOCOL: dict[str, Any] = {
     "mcd": MCD_SETTINGS,
     "spk_sim_wavlm": WAVLM_SV,
     "utmos": UTMOS_SETTINGS,
+    "spk_sim_ecapa": ECAPA_SV,
     "bootstrap": {"samples": 1000, "seed": 0, "level": 0.95},
 }
 
