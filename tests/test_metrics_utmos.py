@@ -236,3 +236,23 @@ def test_scorer_scores_output_only_with_the_checkpoint(official, speech, tmp_pat
     assert got[0].values["utmos"] == pytest.approx(expected, abs=2e-5)
     assert got[1].values["utmos"] == pytest.approx(got[0].values["utmos"], abs=1e-6)
     assert got[2].values == {"utmos": None} and got[2].reasons["utmos"] == "decode failed"
+
+
+def test_prefetch_lists_verifies_and_refuses_the_checkpoint(monkeypatch, tmp_path, official):
+    from tokbench.suites.assets import CACHED, CORRUPT, MISSING, needed_assets, prefetch
+
+    monkeypatch.setenv("TOKBENCH_CACHE", str(tmp_path))
+    [asset] = needed_assets(None, None, None, None, {}, metrics="utmos")
+    assert asset.source == utmos.CHECKPOINT_URL and asset.location == utmos.checkpoint_cache_path()
+    [checked] = prefetch([asset], download=False)
+    assert checked.state == MISSING
+    dest = utmos.checkpoint_cache_path()
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"truncated download")
+    [checked] = prefetch(needed_assets(None, None, None, None, {}, metrics="mos"), download=False)
+    assert checked.state == CORRUPT and "not loadable" in checked.detail
+    dest.write_bytes(official[1].read_bytes())
+    [checked] = prefetch(needed_assets(None, None, None, None, {}, metrics="utmos"), download=False)
+    assert checked.state == CACHED and checked.size == dest.stat().st_size
+    # a selection without model metrics needs no metric weights
+    assert needed_assets(None, None, None, None, {}, metrics="signal") == []

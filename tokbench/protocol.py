@@ -44,7 +44,9 @@ MCD_SETTINGS: dict[str, Any] = {"definition": "VERSA mcd_f0 (dtw=False)", "scale
                 "f0": "harvest 40-800 Hz, 5 ms", "envelope": "pyworld cheaptrick, fft 1024",
                 "mcep": "pysptk sp2mc, order 39, alpha 0.466", "coefficients": "c0..c39",
                 "frames": "first min(len) frames, no alignment"}
-WAVLM_SV: dict[str, Any] = {"model": "microsoft/wavlm-base-plus-sv", "revision": "main",
+# The commit as two independent public projects pin it (not verifiable from this machine: no Hub).
+WAVLM_SV: dict[str, Any] = {"model": "microsoft/wavlm-base-plus-sv",
+            "revision": "feb593a6c23c1cc3d9510425c29b0a14d2b07b1e",
             "class": "transformers WavLMForXVector", "similarity": "cosine of x-vector embeddings",
             "input": "16 kHz, feature extractor normalisation"}
 
