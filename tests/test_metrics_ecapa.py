@@ -376,3 +376,22 @@ def test_scorer_scores_the_cosine_with_the_checkpoint(official, speech, tmp_path
     assert got[1].values["spk_sim_ecapa"] == pytest.approx(1.0, abs=1e-5)
     assert got[2].values == {"spk_sim_ecapa": None} and got[2].reasons["spk_sim_ecapa"] == "decode failed"
     assert list((tmp_path / "reference-ecapa_sv").rglob("*.npz")), "the reference embedding is cached"
+
+
+def test_prefetch_lists_and_verifies_the_checkpoint_it_cannot_download(monkeypatch, tmp_path, official):
+    from tokbench.suites.assets import CACHED, CORRUPT, MISSING, needed_assets, prefetch
+
+    monkeypatch.setenv("TOKBENCH_CACHE", str(tmp_path))
+    [asset] = needed_assets(None, None, None, None, {}, metrics="spk_sim_ecapa")
+    assert asset.source == ecapa.CHECKPOINT_SOURCE and asset.location == ecapa.checkpoint_cache_path()
+    [checked] = prefetch([asset], download=True)  # nothing to download from: still missing
+    assert checked.state == MISSING and "by hand" in checked.detail
+    dest = ecapa.checkpoint_cache_path()
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"truncated download")
+    speaker = prefetch(needed_assets(None, None, None, None, {}, metrics="speaker"), download=False)
+    [checked] = [a for a in speaker if a.location == dest]
+    assert checked.state == CORRUPT and "not loadable" in checked.detail
+    dest.write_bytes(official[1].read_bytes())
+    [checked] = prefetch(needed_assets(None, None, None, None, {}, metrics="spk_sim_ecapa"), download=False)
+    assert checked.state == CACHED and checked.size == dest.stat().st_size
