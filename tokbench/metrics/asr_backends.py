@@ -42,12 +42,13 @@ BACKENDS: dict[str, str] = {
     "nemo-fastconformer": "nvidia/stt_en_fastconformer_transducer_large (NeMo), greedy transducer",
 }
 HUBERT_CTC_REPO = "facebook/hubert-large-ls960-ft"
-HUBERT_CTC_REVISION = "main"  # no full commit of this repo could be verified offline
+# The commit as public projects pin it (not verifiable from this machine: no Hub access).
+HUBERT_CTC_REVISION = "ece5fabbf034c1073acae96d5401b25be96709d8"
 CTC_CHUNK_SECONDS = 30.0
 NEMO_REPO = "nvidia/stt_en_fastconformer_transducer_large"
 NEMO_REVISION = "main"  # no full commit of this repo could be verified offline
 NEMO_FILE = "stt_en_fastconformer_transducer_large.nemo"
-NEMO_MAX_SYMBOLS = 10  # per encoder frame: NeMo's default and the model card's config
+NEMO_MAX_SYMBOLS = 10  # per encoder frame: NeMo's default and its FastConformer training config
 NEMO_EXTRA = "pip install 'tokbench[nemo]'"
 NEMO_MIN_SAMPLES = 400  # one 25 ms window at 16 kHz
 BEAM_SIZE = 5

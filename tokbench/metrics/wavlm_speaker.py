@@ -26,7 +26,7 @@ from tokbench.metrics.inputs import as_signal, require_sound
 from tokbench.protocol import SCORING_SAMPLE_RATE, WAVLM_SV
 
 REPO_ID: str = WAVLM_SV["model"]
-REVISION: str = WAVLM_SV["revision"]  # no full commit of this repo could be verified offline
+REVISION: str = WAVLM_SV["revision"]
 MIN_SECONDS = 0.5  # shorter signals give x-vectors of a few frames: not a speaker embedding
 
 _MODELS: dict[tuple[str, str], tuple[Any, Any, str]] = {}

@@ -112,10 +112,17 @@ def _utmos(device: str, checkpoint: str | None) -> ModelMetric:
     return NonIntrusive("utmos", UTMOSPredictor(device, checkpoint))
 
 
+def _ecapa(device: str, checkpoint: str | None) -> ModelMetric:
+    from tokbench.metrics.ecapa_speaker import EcapaSpeaker
+
+    return Similarity("spk_sim_ecapa", "ecapa_sv", EcapaSpeaker(device, checkpoint))
+
+
 # metric name -> its scorer on (device, checkpoint or None); models import lazily.
 MODEL_METRICS: dict[str, Callable[[str, str | None], ModelMetric]] = {
     "spk_sim_wavlm": _wavlm,
     "utmos": _utmos,
+    "spk_sim_ecapa": _ecapa,
 }
 
 

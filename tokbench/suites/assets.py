@@ -210,7 +210,34 @@ def _metric_assets(selection: str | None, needed_by: str) -> list[Asset]:
                          checksum=(f"sha256 {utmos.CHECKPOINT_SHA256[:12]}..." if utmos.CHECKPOINT_SHA256
                                    else "none published (SHA-256 printed when loaded)"),
                          verify=_verify_utmos, fetch=_fetch_utmos))
+    if "spk_sim_ecapa" in chosen:
+        from tokbench.metrics import ecapa_speaker as ecapa
+
+        # Google Drive only (no direct download): verified here, fetched by hand
+        out.append(Asset("metric model", f"{needed_by} (spk_sim_ecapa)", ecapa.CHECKPOINT_SOURCE,
+                         ecapa.checkpoint_cache_path(),
+                         checksum=(f"sha256 {ecapa.CHECKPOINT_SHA256[:12]}..." if ecapa.CHECKPOINT_SHA256
+                                   else "none published (SHA-256 printed when loaded)"),
+                         verify=_verify_ecapa))
     return out
+
+
+def _verify_ecapa(asset: Asset) -> None:
+    from tokbench.metrics import ecapa_speaker as ecapa
+
+    path = asset.location
+    if path is None or not path.is_file():
+        asset.state = MISSING
+        asset.detail = (f"no direct download: fetch {ecapa.CHECKPOINT_FILE} from {asset.source} "
+                        f"by hand and place it at {path}")
+        return
+    asset.size = path.stat().st_size
+    try:
+        ecapa.load_model(path)
+    except ValueError as exc:
+        asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
+        return
+    asset.state, asset.detail = CACHED, f"loads as WavLM-large + ECAPA-TDNN (SHA-256 {file_digest(path)[:12]}...)"
 
 
 def _verify_utmos(asset: Asset) -> None:
