@@ -66,20 +66,24 @@ def _alive(pid: int) -> bool:
 
 def _exit_with_owner(owner: int) -> None:
     """Exit when ``owner`` (the process that made the pool) dies. A spawned worker's parent is the
-    owner; a forked one's is the fork server, which outlives the owner while a worker holds its
-    "alive" pipe, so the worker lets go of that pipe and also watches the owner itself."""
+    owner; a forked one's is the fork server, which outlives the owner while any worker holds
+    its "alive" pipe: the worker closes its copy, so the server exits with the owner and the
+    worker with the server (``PR_SET_PDEATHSIG``). Where either step is not possible, a thread
+    watches the owner instead."""
     parent = os.getppid()
-    if parent != owner:
-        try:  # the fork server now exits as soon as the owner does (and PDEATHSIG follows)
+    chained = parent == owner
+    if not chained:
+        try:
             from multiprocessing import forkserver
 
-            fd = forkserver._forkserver._forkserver_alive_fd  # type: ignore[attr-defined]
+            server = forkserver._forkserver  # type: ignore[attr-defined]
+            fd = server._forkserver_alive_fd
             if fd is not None:
                 os.close(fd)
-                forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]
+                server._forkserver_alive_fd = None
+                chained = True
         except (ImportError, AttributeError, OSError):
             pass
-    watch_needed = parent != owner
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -88,7 +92,7 @@ def _exit_with_owner(owner: int) -> None:
             if libc.prctl(1, signal.SIGKILL) == 0:  # PR_SET_PDEATHSIG: when the parent dies
                 if os.getppid() != parent or not _alive(owner):  # died before prctl took effect
                     os._exit(1)
-                if not watch_needed:
+                if chained:
                     return
         except OSError:
             pass

@@ -51,12 +51,16 @@ SIGNAL_METRICS = tuple(m for m in DEFAULT if m in WORKER_METRICS)
 ASR_METRICS = ("wer", "cer")
 # What the workers of a pool computing worker metrics import, loaded once in the fork server
 # (tokbench.run.pool): the metric modules and their libraries (scipy via pystoi; librosa's numba
-# kernels via mel_l1 and Resemblyzer's preprocessing; torch via Resemblyzer and Silero VAD).
+# kernels via mel_l1 and Resemblyzer's preprocessing, including the submodules librosa loads
+# lazily on first use; torch via Resemblyzer and Silero VAD). Not onnxruntime: its import starts
+# a thread, and a process with threads is not safe to fork from (it costs only ~0.05 s).
 WORKER_PRELOAD = (
     "tokbench.run.scoring", "tokbench.metrics.reference_features", "tokbench.metrics.signal",
     "tokbench.metrics.pitch", "tokbench.metrics.mel", "tokbench.metrics.distortion",
     "tokbench.metrics.dnsmos", "tokbench.metrics.vad", "librosa.filters", "librosa.core.audio",
-    "librosa.feature", "torch", "resemblyzer", "silero_vad", "onnxruntime",
+    "librosa.core.spectrum", "librosa.core.constantq", "librosa.core.pitch", "librosa.feature",
+    "librosa.feature.spectral", "librosa.sequence", "librosa.util.utils", "torch",
+    "torch.utils.serialization", "resemblyzer", "silero_vad", "silero_vad.data",
 )
 
 
