@@ -21,9 +21,11 @@ processes:
   (mcd_f0) on the same files.
 
 For each run it prints wall time, CPU time (user + sys of the whole process tree, from
-``getrusage(RUSAGE_CHILDREN)``: every worker is waited for), the peak of the summed RSS of the
-process tree (polled every 50 ms), the load average when the run started, and the ratios to the
-loop of the same round. It checks that tokbench's values equal the loop's (max |difference| per
+``getrusage(RUSAGE_CHILDREN)``: every worker and the fork server are waited for), the peak of
+the summed RSS of the process tree (polled every 50 ms) and of its summed PSS (every 250 ms;
+pages shared with the fork server counted once), per process role the peak RSS / PSS and CPU,
+the load average when the run started, the ratios to the loop of the same round, and with
+several pool sizes (``--workers 1,2``) the scaling of throughput. It checks that tokbench's values equal the loop's (max |difference| per
 metric; 1e-9 is the bar). Not part of ``make test``.
 """
 
