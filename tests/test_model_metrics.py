@@ -82,7 +82,7 @@ def test_wavlm_similarity_equals_direct_transformers_calls(wavlm_dir, speech, tm
     hyp = ref + 0.01 * np.random.default_rng(0).standard_normal(len(ref)).astype(np.float32)
     items = [ScoreItem(utt.id, ref, hyp), ScoreItem("x", ref, ref.copy()), ScoreItem("y", ref, other)]
     with Scorer(Cache(tmp_path), ReferenceKeys("s", "r"), workers=0, metrics="spk_sim_wavlm",
-                speaker_checkpoint=str(wavlm_dir)) as scorer:
+                checkpoints={"spk_sim_wavlm": str(wavlm_dir)}) as scorer:
         got = [s for _, s in scorer.score(items)]
     assert all(set(s.values) == {"spk_sim_wavlm"} for s in got)
 

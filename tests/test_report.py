@@ -300,8 +300,8 @@ def test_shipped_reference_matches_the_shared_table_and_is_described():
     cols = {c.name: c for c in ref.columns}
     assert cols["pesq"].metric == "pesq_wb" and cols["pesq"].comparable == "caveats"
     assert cols["wer"].comparable == "no" and cols["spk_sim"].metric == "spk_sim_wavlm"
-    assert cols["spk_sim"].comparable == "caveats" and cols["utmos"].comparable == "no"
-    assert set(ref.comparable_columns()) == {"pesq_wb", "stoi", "spk_sim_wavlm"}
+    assert cols["spk_sim"].comparable == "caveats" and cols["utmos"].comparable == "caveats"
+    assert set(ref.comparable_columns()) == {"pesq_wb", "stoi", "spk_sim_wavlm", "utmos"}
     assert all(ref.kind(r["tokenizer"]) for r in ref.rows)
     shared = Path("/work/shared/reference/dates2025_speech_recon.csv")
     if shared.is_file():  # the shipped copy must be the published table, unedited
@@ -368,7 +368,7 @@ def test_site_refuses_foreign_folder_and_rebuilds_its_own(results, tmp_path):
 
 def test_reported_rows_join_tables_of_the_same_dataset(tmp_path):
     write_run(tmp_path, make_meta("mulaw", "acoustic", 16000.0, (256,)), "mulaw",
-              {"pesq_wb": [3.0, 3.2], "stoi": [0.9, 0.92], "secs": [0.8, 0.8]},
+              {"pesq_wb": [3.0, 3.2], "stoi": [0.9, 0.92], "secs": [0.8, 0.8], "utmos": [3.1, 3.3]},
               wer=[(1, 10), (0, 10)], dataset="librispeech-test-clean")
     index = build_site(tmp_path, tmp_path / "site", reference=REFERENCE, charts=False)
     data = json.loads(re.search(r'id="tokbench-data">(.*?)</script>', index.read_text(), re.S).group(1))
@@ -376,10 +376,12 @@ def test_reported_rows_join_tables_of_the_same_dataset(tmp_path):
     reported = [r for r in table["rows"] if r["reported"] is not None]
     assert len(reported) == 16 + 2  # DATES Table 4, and the X-Codec2 README's two rows
     xcodec2 = [r for r in reported if r["label"] == "xcodec2 0.8kbps"][0]
-    assert set(xcodec2["cells"]) == {"pesq_wb", "stoi"}  # the table's columns; its wer is HuBERT ASR
-    assert xcodec2["cells"]["pesq_wb"]["text"] == "2.44"
+    # the table's columns; its wer is HuBERT ASR
+    assert set(xcodec2["cells"]) == {"pesq_wb", "stoi", "utmos"}
+    assert xcodec2["cells"]["pesq_wb"]["text"] == "2.44" and xcodec2["cells"]["utmos"]["text"] == "4.13"
     mimi = [r for r in reported if r["label"] == "mimi 4.4kbps"][0]
-    assert set(mimi["cells"]) == {"pesq_wb", "stoi"}  # wer is not comparable (beam 5 vs greedy)
+    # wer is not comparable (beam 5 vs greedy); spk_sim is, but this table has no spk_sim_wavlm
+    assert set(mimi["cells"]) == {"pesq_wb", "stoi", "utmos"} and mimi["cells"]["utmos"]["text"] == "3.92"
     assert mimi["cells"]["pesq_wb"]["text"] == "3.38" and mimi["kbps"] == pytest.approx(4.4)
     assert "reported pesq" in mimi["cells"]["pesq_wb"]["note"] and mimi["kind"] == "hybrid"
     ours = [r for r in table["rows"] if r["reported"] is None]

@@ -244,5 +244,5 @@ def test_xcodec2_published_figures_load_with_their_column_map():
     row = {r["tokenizer"]: r for r in ref.rows}
     assert (row["xcodec2"]["wer"], row["xcodec2"]["pesq_wb"], row["xcodec2"]["utmos"]) == (2.47, 2.44, 4.13)
     assert (row["ground-truth"]["wer"], row["ground-truth"]["utmos"]) == (1.96, 4.09)
-    assert set(ref.comparable_columns()) == {"stoi", "pesq_nb", "pesq_wb"}
+    assert set(ref.comparable_columns()) == {"stoi", "pesq_nb", "pesq_wb", "utmos", "spk_sim_ecapa"}
     assert ref.kind("xcodec2") == "hybrid"

@@ -17,7 +17,7 @@ from tokbench.options import stable_hash
 # 3: silent/constant outputs get pystoi's STOI/ESTOI (ESTOI seeded); references without speech
 # (Silero VAD) make reference-based metrics null; PESQ null beyond PESQ_MAX_SECONDS; Harvest in
 # windows beyond PITCH_WINDOW_SECONDS; new metrics (DNSMOS, SI-SDR, SDR, STFT distance, MCD,
-# log-F0 RMSE, WavLM speaker similarity, dWER/dCER) and ASR back-ends (issue 17).
+# log-F0 RMSE, WavLM speaker similarity, dWER/dCER, UTMOS) and ASR back-ends (issue 17).
 PROTOCOL_VERSION = "3"
 SCORING_SAMPLE_RATE = 16_000
 
@@ -44,9 +44,33 @@ MCD_SETTINGS: dict[str, Any] = {"definition": "VERSA mcd_f0 (dtw=False)", "scale
                 "f0": "harvest 40-800 Hz, 5 ms", "envelope": "pyworld cheaptrick, fft 1024",
                 "mcep": "pysptk sp2mc, order 39, alpha 0.466", "coefficients": "c0..c39",
                 "frames": "first min(len) frames, no alignment"}
-WAVLM_SV: dict[str, Any] = {"model": "microsoft/wavlm-base-plus-sv", "revision": "main",
+# The commit as two independent public projects pin it (not verifiable from this machine: no Hub).
+WAVLM_SV: dict[str, Any] = {"model": "microsoft/wavlm-base-plus-sv",
+            "revision": "feb593a6c23c1cc3d9510425c29b0a14d2b07b1e",
             "class": "transformers WavLMForXVector", "similarity": "cosine of x-vector embeddings",
             "input": "16 kHz, feature extractor normalisation"}
+
+UTMOS_SETTINGS: dict[str, Any] = {
+    "model": "UTMOS22 strong learner (sarulab-speech/UTMOS22, epoch=3-step=7459), no phoneme encoder",
+    "checkpoint": "https://github.com/tarepan/SpeechMOS/releases/download/v1.0.0/utmos22_strong_step7459_v1.pt",
+    "implementation": "tokbench.metrics.utmos (transformers Wav2Vec2Model + BLSTM head)",
+    "input": "16 kHz, raw waveform (no normalisation), one utterance at a time",
+    "score": "2 x mean over frames + 3", "max_seconds": 60.0, "silent_output": "not computable"}
+
+# The speaker verifier of Seed-TTS-eval's SIM (UniSpeech downstreams/speaker_verification).
+ECAPA_SV: dict[str, Any] = {
+    "model": "WavLM-large + ECAPA-TDNN speaker verifier (microsoft/UniSpeech speaker_verification, "
+             "ECAPA_TDNN_SMALL feat_dim=1024 feat_type=wavlm_large), as Seed-TTS-eval's SIM",
+    "checkpoint": "wavlm_large_finetune.pth",
+    # the UniSpeech README's "WavLM large" row with the pre-trained model not fixed (Google Drive
+    # file id 18rekjal9NPo0VquVtali-80yy63252RX); no checksum is published
+    "source": "https://drive.google.com/file/d/18rekjal9NPo0VquVtali-80yy63252RX/view?usp=sharing",
+    "implementation": "tokbench.metrics.ecapa_speaker (transformers WavLMModel + ECAPA-TDNN head)",
+    "wavlm": {"normalize_waveform": True, "max_distance": 800},  # WavLM-Large's pre-training config
+    "features": "softmax(feature_weight)-weighted sum of all hidden states (the input of each "
+                "layer, then the layer-normed output) + 1e-6, instance norm",
+    "input": "16 kHz, one utterance at a time", "similarity": "cosine of the 256-d embeddings",
+    "min_seconds": 0.5, "max_seconds": 60.0}
 
 BASE_PROTOCOL: dict[str, Any] = {
     "version": PROTOCOL_VERSION,
@@ -75,6 +99,8 @@ BASE_PROTOCOL: dict[str, Any] = {
     "mstft": MSTFT_SETTINGS,
     "mcd": MCD_SETTINGS,
     "spk_sim_wavlm": WAVLM_SV,
+    "utmos": UTMOS_SETTINGS,
+    "spk_sim_ecapa": ECAPA_SV,
     "bootstrap": {"samples": 1000, "seed": 0, "level": 0.95},
 }
 

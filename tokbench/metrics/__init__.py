@@ -186,6 +186,9 @@ for _spec in [
        "lower", "cents", lo=0.0, hi=600.0, valid_hi=float("inf")),
     _M("spk_sim_wavlm", "cosine of WavLM x-vectors (microsoft/wavlm-base-plus-sv) of output and "
        "input", "higher", "cosine", lo=0.0, hi=1.0, valid_lo=-1.0),
+    _M("spk_sim_ecapa", "cosine of WavLM-large + ECAPA-TDNN speaker embeddings (UniSpeech "
+       "wavlm_large_finetune.pth, Seed-TTS-eval's SIM) of output and input", "higher", "cosine",
+       lo=0.0, hi=1.0, valid_lo=-1.0),
     _M("dnsmos_sig", "DNSMOS P.835 speech quality (SIG), official ONNX model, non-intrusive",
        "higher", "MOS", lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
     _M("dnsmos_bak", "DNSMOS P.835 background noise quality (BAK), non-intrusive", "higher", "MOS",
@@ -194,6 +197,10 @@ for _spec in [
        lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
     _M("dnsmos_p808", "DNSMOS P.808 overall MOS, official ONNX model, non-intrusive", "higher",
        "MOS", lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0),
+    # 2 x (a mean of an unbounded projection) + 3: no hard limits, but finite
+    _M("utmos", "UTMOS22 strong naturalness MOS (official checkpoint, SpeechMOS release), "
+       "non-intrusive", "higher", "MOS", lo=1.0, hi=5.0, valid_lo=-float("inf"),
+       valid_hi=float("inf")),
 ]:
     declare(_spec)
 

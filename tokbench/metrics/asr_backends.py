@@ -33,7 +33,8 @@ BACKENDS: dict[str, str] = {
     "hubert-ctc": "facebook/hubert-large-ls960-ft HubertForCTC, greedy CTC",
 }
 HUBERT_CTC_REPO = "facebook/hubert-large-ls960-ft"
-HUBERT_CTC_REVISION = "main"  # no full commit of this repo could be verified offline
+# The commit as public projects pin it (not verifiable from this machine: no Hub access).
+HUBERT_CTC_REVISION = "ece5fabbf034c1073acae96d5401b25be96709d8"
 CTC_CHUNK_SECONDS = 30.0
 BEAM_SIZE = 5
 

@@ -24,7 +24,7 @@ from tokbench.io.cache import Cache, CacheEntryError
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.pitch import F0_CEIL, F0_FLOOR, HOP_MS, f0_contour
 from tokbench.metrics.speaker import MODEL, speaker_embedding
-from tokbench.protocol import MCD_SETTINGS, PITCH_WINDOW_SECONDS, VAD_SETTINGS, WAVLM_SV
+from tokbench.protocol import ECAPA_SV, MCD_SETTINGS, PITCH_WINDOW_SECONDS, VAD_SETTINGS, WAVLM_SV
 
 
 def _version(package: str) -> str:
@@ -47,6 +47,8 @@ FEATURES: dict[str, Callable[[], dict]] = {
                      "f0_window_seconds": PITCH_WINDOW_SECONDS},
     # WavLM x-vector for spk_sim_wavlm; the model revision is added by the caller
     "wavlm_sv": lambda: {**WAVLM_SV, "transformers": _version("transformers")},
+    # WavLM-large + ECAPA-TDNN embedding for spk_sim_ecapa; the checkpoint's SHA-256 is added
+    "ecapa_sv": lambda: {**ECAPA_SV, "transformers": _version("transformers")},
 }
 
 
@@ -98,7 +100,7 @@ def _check_mcep(value: np.ndarray) -> None:
 # recomputed, never used).
 CHECKS: dict[str, Callable[[np.ndarray], None]] = {
     "f0": _check_f0, "speaker": _check_embedding, "speech": _check_speech, "mcep": _check_mcep,
-    "wavlm_sv": _check_vector}
+    "wavlm_sv": _check_vector, "ecapa_sv": _check_vector}
 
 
 def _check_failure(value: object) -> None:
@@ -153,6 +155,9 @@ def cached_mcep(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
     return _cached(cache, "mcep", key, lambda: mel_cepstrum(wav16, "reference"))
 
 
-def cached_wavlm_embedding(cache: Cache, key: str, wav16: np.ndarray, embed) -> np.ndarray:
-    """The reference's WavLM x-vector (``embed(wav16, role)``, cached under ``key``)."""
-    return _cached(cache, "wavlm_sv", key, lambda: embed(wav16, "reference"))
+def cached_model_embedding(cache: Cache, feature: str, key: str, wav16: np.ndarray,
+                           embed: Callable[[np.ndarray, str], np.ndarray]) -> np.ndarray:
+    """The reference's embedding by a model (``embed(wav16, "reference")``) for ``feature`` (a
+    model-based entry of :data:`FEATURES`, e.g. ``wavlm_sv``), cached under ``key``."""
+    return _cached(cache, feature, key, lambda: embed(wav16, "reference"))
+

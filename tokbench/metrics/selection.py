@@ -23,9 +23,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "signal": ("pesq_wb", "pesq_nb", "stoi", "estoi", "mel_l1", "si_sdr", "sdr", "mstft_distance",
                "mcd"),
     "pitch": ("gpe", "vde", "ffe", "f0_corr", "f0_rmse_cents"),
-    "speaker": ("secs", "spk_sim_wavlm"),
+    "speaker": ("secs", "spk_sim_wavlm", "spk_sim_ecapa"),
     "asr": ("wer", "cer", "dwer", "dcer"),
-    "mos": ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"),
+    "mos": ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808", "utmos"),
 }
 ALL: tuple[str, ...] = tuple(name for group in GROUPS.values() for name in group)
 # What every run computed before --metrics existed (and still computes without it), in ALL's order.

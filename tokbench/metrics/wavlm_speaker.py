@@ -26,7 +26,7 @@ from tokbench.metrics.inputs import as_signal, require_sound
 from tokbench.protocol import SCORING_SAMPLE_RATE, WAVLM_SV
 
 REPO_ID: str = WAVLM_SV["model"]
-REVISION: str = WAVLM_SV["revision"]  # no full commit of this repo could be verified offline
+REVISION: str = WAVLM_SV["revision"]
 MIN_SECONDS = 0.5  # shorter signals give x-vectors of a few frames: not a speaker embedding
 
 _MODELS: dict[tuple[str, str], tuple[Any, Any, str]] = {}
@@ -80,6 +80,11 @@ class WavLMSpeaker:
     def revision(self) -> str | None:
         self._load()
         return self._loaded[2] if self._loaded else None
+
+    @property
+    def weights(self) -> str | None:
+        """The exact weights (resolved revision): part of the reference embedding's cache key."""
+        return self.revision
 
     def embed(self, wav16: np.ndarray, role: str = "output") -> np.ndarray:
         """The L2-normalised x-vector (float32) of a 16 kHz signal; NotComputable for silence,

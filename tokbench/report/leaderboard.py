@@ -58,8 +58,8 @@ DEFAULT_TASK = "recon"
 # The columns a paper reports, shown in the compact view when a table has them (metric names
 # are contract; what each means, its direction and unit come from its declaration). The
 # bitrate is always shown. Any other recorded metric is one click away.
-PAPER_METRICS = ("wer", "pesq_wb", "stoi", "secs", "spk_sim_wavlm", "secs_target", "utmos",
-                 "dnsmos_ovrl")
+PAPER_METRICS = ("wer", "pesq_wb", "stoi", "secs", "spk_sim_wavlm", "spk_sim_ecapa", "secs_target",
+                 "utmos", "dnsmos_ovrl")
 
 
 class SiteError(RuntimeError):

@@ -3,21 +3,22 @@
 ``recon`` and ``tokbench score`` both go through :class:`Scorer`: CPU metrics (PESQ, STOI, pitch,
 Resemblyzer SECS, mel and STFT distances, SI-SDR/SDR, MCD, DNSMOS) run in a pool of spawned
 worker processes, one torch thread each, while the caller keeps the model busy; the metrics of
-large models (ASR for WER/CER/dWER/dCER, WavLM speaker similarity) run in the calling process on
-its device, each model loaded once per process. Reference-side features (F0, speaker
+large models (ASR for WER/CER/dWER/dCER, WavLM speaker similarity, UTMOS;
+``tokbench.run.model_metrics``) run in the calling process on its device, each model loaded
+once per process. Reference-side features (F0, speaker
 embeddings, mel cepstra, the reference VAD) come from the reference cache, so they are computed
 once per dataset and reused for every tokenizer.
 
 Which metrics are computed is the scorer's ``metrics`` (``tokbench.metrics.selection``; default:
 the set of every run before selection existed); an item may ask for fewer (``ScoreItem.metrics``:
 the ones a resumed run lacks). A reference without speech (Silero VAD) makes the metrics that
-compare with the reference audio null with that reason; the non-intrusive ones (DNSMOS) and
+compare with the reference audio null with that reason; the non-intrusive ones (DNSMOS, UTMOS) and
 WER/CER against the transcript are still computed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ from tokbench.metrics.selection import (
     REFERENCE_AUDIO_METRICS,
     resolve_metrics,
 )
+from tokbench.run.model_metrics import MODEL_METRICS as _MODEL_SCORERS
+from tokbench.run.model_metrics import ModelMetrics
 from tokbench.run.pool import (
     Call,
     Deferred,
@@ -43,7 +46,7 @@ from tokbench.run.pool import (
 
 # Metrics computed in the calling process (model-based, on the run's device).
 ASR_ALL = GROUPS["asr"]
-MODEL_METRICS = ("spk_sim_wavlm",)
+MODEL_METRICS = tuple(_MODEL_SCORERS)
 # Metrics computed in the worker pool: everything else.
 WORKER_METRICS = tuple(m for m in ALL if m not in ASR_ALL and m not in MODEL_METRICS)
 # The default selection's parts (what every run computed before --metrics), kept for callers.
@@ -183,21 +186,22 @@ class Scorer:
     """Scores items in a worker pool (``workers`` processes; 0 = in this process).
 
     ``metrics``: a selection (``tokbench.metrics.selection.resolve_metrics`` input; None: the
-    default set). ``device``: where the calling process's models run (WavLM speaker similarity;
-    the ASR scorer has its own). Public methods: :meth:`start`, :meth:`finish`, :meth:`score`,
-    :meth:`call`, :meth:`close`, and use as a context manager.
+    default set). ``device``: where the calling process's models run (the model metrics of
+    ``tokbench.run.model_metrics``; the ASR scorer has its own). ``checkpoints``: local weights
+    for model metrics by metric name (e.g. ``{"utmos": "/path/utmos22_strong_step7459_v1.pt"}``)
+    instead of the pinned download. Public methods: :meth:`start`, :meth:`finish`,
+    :meth:`score`, :meth:`call`, :meth:`close`, and use as a context manager.
     """
 
     def __init__(self, cache: Cache, refkeys: ReferenceKeys, workers: int | None = None,
                  asr=None, metrics: str | Sequence[str] | None = None, device: str = "cpu",
-                 speaker_checkpoint: str | None = None):
+                 checkpoints: Mapping[str, str] | None = None):
         self.cache = cache
         self.refkeys = refkeys
         self.asr = asr  # an AsrScorer or None (then wer/cer are not computed, with a reason)
         self.metrics: tuple[str, ...] = resolve_metrics(metrics)
         self.device = device
-        self.speaker_checkpoint = speaker_checkpoint
-        self._wavlm: Any = None
+        self._models = ModelMetrics(device, checkpoints)
         self.workers = workers_per_rank(workers)
         self._pool: MetricPool | None = (
             MetricPool(self.workers, preload_for(self.metrics)) if self.workers > 0 else None)
@@ -299,37 +303,8 @@ class Scorer:
         return out
 
     def model_scores(self, items: Sequence[ScoreItem]) -> list[Scores]:
-        """WavLM speaker similarity of ``items`` in this process, on ``self.device``."""
-        out = [Scores() for _ in items]
-        wanted = ["spk_sim_wavlm" in self.wanted(it) for it in items]
-        if not any(wanted):
-            return out
-        from tokbench.metrics import reference_features as reference
-        from tokbench.metrics.speaker import cosine
-        from tokbench.metrics.wavlm_speaker import WavLMSpeaker
-
-        if self._wavlm is None:
-            self._wavlm = WavLMSpeaker(self.device, self.speaker_checkpoint)
-        model = self._wavlm
-        for k, it in enumerate(items):
-            if not wanted[k]:
-                continue
-            if it.hyp16 is None:
-                out[k].put("spk_sim_wavlm", None, it.reason or "no output")
-                continue
-            if not model.available:  # never cached: the weights may be there next time
-                out[k].put("spk_sim_wavlm", None, model.reason)
-                out[k].extra["transient"] = ["spk_sim_wavlm"]  # computed on the next run
-                continue
-            key = reference.reference_key(self.refkeys.dataset, self.refkeys.revision,
-                                          it.utterance_id, "wavlm_sv", model=model.revision)
-
-            def sim(it: ScoreItem = it, key: str = key) -> float:
-                ref = reference.cached_wavlm_embedding(self.cache, key, it.ref16, model.embed)
-                return cosine(ref, model.embed(it.hyp16, "output"))
-
-            out[k].compute("spk_sim_wavlm", sim)
-        return out
+        """The model metrics of ``items`` (WavLM similarity, UTMOS, ...) in this process."""
+        return self._models.scores(items, self.wanted, self.cache, self.refkeys)
 
     def start(self, items: Sequence[ScoreItem]) -> Pending:
         """Submit the worker metrics of ``items`` to the pool and return at once."""

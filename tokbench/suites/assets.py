@@ -179,6 +179,85 @@ def _fetch_whisper(asset: Asset, log: Callable[[str], None]) -> None:
     whisper._download(asset.source, str(asset.location.parent), in_memory=False)
 
 
+# ---------------------------------------------------------------------------- metric models
+def _metric_assets(selection: str | None, needed_by: str) -> list[Asset]:
+    """The weights of the model-based metrics a ``--metrics`` selection names."""
+    from tokbench.metrics.selection import resolve_metrics
+
+    if not selection:
+        return []
+    chosen = resolve_metrics(selection)
+    out: list[Asset] = []
+    if "spk_sim_wavlm" in chosen:
+        from tokbench.protocol import WAVLM_SV
+
+        out.append(Asset("metric model", f"{needed_by} (spk_sim_wavlm)",
+                         f"https://huggingface.co/{WAVLM_SV['model']}@{WAVLM_SV['revision']}",
+                         checksum="Hub blob hashes", verify=_verify_hub, fetch=_fetch_hub))
+    if "utmos" in chosen:
+        from tokbench.metrics import utmos
+
+        out.append(Asset("metric model", f"{needed_by} (utmos)", utmos.CHECKPOINT_URL,
+                         utmos.checkpoint_cache_path(),
+                         checksum=(f"sha256 {utmos.CHECKPOINT_SHA256[:12]}..." if utmos.CHECKPOINT_SHA256
+                                   else "none published (SHA-256 printed when loaded)"),
+                         verify=_verify_utmos, fetch=_fetch_utmos))
+    if "spk_sim_ecapa" in chosen:
+        from tokbench.metrics import ecapa_speaker as ecapa
+
+        # Google Drive only (no direct download): verified here, fetched by hand
+        out.append(Asset("metric model", f"{needed_by} (spk_sim_ecapa)", ecapa.CHECKPOINT_SOURCE,
+                         ecapa.checkpoint_cache_path(),
+                         checksum=(f"sha256 {ecapa.CHECKPOINT_SHA256[:12]}..." if ecapa.CHECKPOINT_SHA256
+                                   else "none published (SHA-256 printed when loaded)"),
+                         verify=_verify_ecapa))
+    return out
+
+
+def _verify_ecapa(asset: Asset) -> None:
+    from tokbench.metrics import ecapa_speaker as ecapa
+
+    path = asset.location
+    if path is None or not path.is_file():
+        asset.state = MISSING
+        asset.detail = (f"no direct download: fetch {ecapa.CHECKPOINT_FILE} from {asset.source} "
+                        f"by hand and place it at {path}")
+        return
+    asset.size = path.stat().st_size
+    try:
+        ecapa.load_model(path)
+    except ValueError as exc:
+        asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
+        return
+    asset.state, asset.detail = CACHED, f"loads as WavLM-large + ECAPA-TDNN (SHA-256 {file_digest(path)[:12]}...)"
+
+
+def _verify_utmos(asset: Asset) -> None:
+    from tokbench.metrics import utmos
+
+    path = asset.location
+    if path is None or not path.is_file():
+        asset.state, asset.detail = MISSING, "not downloaded yet (size not recorded offline)"
+        return
+    asset.size = path.stat().st_size
+    if utmos.CHECKPOINT_SHA256 and file_digest(path, "sha256") != utmos.CHECKPOINT_SHA256:
+        asset.state, asset.detail = CORRUPT, "its SHA-256 is not the release's: delete it and fetch again"
+        return
+    try:
+        utmos.load_model(path)
+    except ValueError as exc:
+        asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
+        return
+    asset.state, asset.detail = CACHED, f"loads as UTMOS22 strong (SHA-256 {file_digest(path)[:12]}...)"
+
+
+def _fetch_utmos(asset: Asset, log: Callable[[str], None]) -> None:
+    from tokbench.metrics import utmos
+
+    log(f"fetching {asset.source}")
+    utmos.fetch_checkpoint(asset.source)
+
+
 # ---------------------------------------------------------------------------- datasets
 def _dataset_assets(name: str, data_dir: Path | None) -> list[Asset]:
     import os
@@ -235,8 +314,9 @@ def _dataset_assets(name: str, data_dir: Path | None) -> list[Asset]:
 # ---------------------------------------------------------------------------- what and how
 def needed_assets(suite_ref: str | None, tokenizer_csv: str | None, task_csv: str | None,
                   dataset: str | None, overrides: Mapping[str, Any],
-                  data_dir: Path | None = None) -> list[Asset]:
-    """The assets of a suite and/or of ``--tokenizer a,b --task t --dataset d`` (deduplicated)."""
+                  data_dir: Path | None = None, metrics: str | None = None) -> list[Asset]:
+    """The assets of a suite and/or of ``--tokenizer a,b --task t --dataset d`` (deduplicated);
+    ``metrics`` (or a task's ``metrics`` option) adds the weights of model-based metrics."""
     from tokbench.options import build_options, option_fields
     from tokbench.protocol import protocol_settings
     from tokbench.registry import tasks
@@ -269,6 +349,9 @@ def needed_assets(suite_ref: str | None, tokenizer_csv: str | None, task_csv: st
         task_obj = cls(build_options(cls.Options, entry.options,
                                      {**{k: v for k, v in overrides.items() if k in known}, **options}))
         out += _asr_assets(name, protocol_settings(**task_obj.protocol()))
+        selection = options.get("metrics") or overrides.get("metrics")
+        out += _metric_assets(str(selection) if selection else None, name)
+    out += _metric_assets(metrics, "--metrics")
     for name in datasets:
         out += _dataset_assets(name, data_dir)
     unique: dict[tuple[str, str], Asset] = {}

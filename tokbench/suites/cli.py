@@ -35,6 +35,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from tokbench.io.download import DownloadError
+    from tokbench.metrics.selection import MetricSelectionError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
     from tokbench.suites.schema import SuiteError
@@ -42,7 +43,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     # DatasetError is a DownloadError
     return (SuiteError, DownloadError, OptionError, UnknownNameError, FileNotFoundError,
-            TokenizerSetupError)
+            TokenizerSetupError, MetricSelectionError)
 
 
 STATUS_STYLE = {"done": "green", "resumed": "green", "skipped": "cyan", "unsupported": "yellow",
@@ -274,6 +275,7 @@ def prefetch_cmd(
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="a registered dataset"),
     set_: list[str] = typer.Option([], "--set", help="option overrides, as for tokbench run"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="an extracted copy of the dataset"),
+    metrics: str | None = typer.Option(None, "--metrics", help="also the weights of these model-based metrics (e.g. utmos, spk_sim_wavlm, mos, all)"),
     download: bool | None = typer.Option(None, "--download/--verify-only",
                                          help="fetch what is missing (default: unless HF_HUB_OFFLINE is set)"),
 ) -> None:
@@ -282,9 +284,10 @@ def prefetch_cmd(
     from tokbench.suites.assets import needed_assets, prefetch, render_assets
 
     try:
-        assets = needed_assets(suite_ref, tokenizer, task, dataset, _parse_set(set_), data_dir)
+        assets = needed_assets(suite_ref, tokenizer, task, dataset, _parse_set(set_), data_dir,
+                               metrics=metrics)
         if not assets:
-            _fail("name a SUITE, or --tokenizer/--task/--dataset")
+            _fail("name a SUITE, or --tokenizer/--task/--dataset/--metrics")
         checked = prefetch(assets, download=download, log=lambda m: err.print(m, highlight=False))
     except _user_errors() as exc:
         _fail(str(exc))
