@@ -26,8 +26,9 @@ def blas_threads() -> tuple[str | None, list[int]]:
     return os.environ.get("OPENBLAS_NUM_THREADS"), [i["num_threads"] for i in threadpool_info()]
 
 
-def test_a_crash_fails_only_the_call_that_crashes():
-    pool = MetricPool(2)
+@pytest.mark.parametrize("preload", [(), ("json",)], ids=["spawned", "forked"])
+def test_a_crash_fails_only_the_call_that_crashes(preload):
+    pool = MetricPool(2, preload=preload)
     try:
         calls = [pool.submit(square_or_crash, x) for x in range(6)]
         results = []

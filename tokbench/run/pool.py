@@ -77,10 +77,10 @@ def _exit_with_owner(owner: int) -> None:
             from multiprocessing import forkserver
 
             server = forkserver._forkserver  # type: ignore[attr-defined]
-            fd = server._forkserver_alive_fd
+            fd = getattr(server, "_forkserver_alive_fd", None)  # private: absent, we watch
             if fd is not None:
                 os.close(fd)
-                server._forkserver_alive_fd = None
+                setattr(server, "_forkserver_alive_fd", None)  # noqa: B010
                 chained = True
         except (ImportError, AttributeError, OSError):
             pass
