@@ -18,7 +18,9 @@ processes:
 - ``warm``: the same with the reference side (F0 contours, speaker embeddings) cached by the
   cold run before it, into a fresh results folder (the "second tokenizer" case);
 - ``versa`` (with ``--versa-python``): VERSA's scorer with PESQ, STOI/ESTOI and WORLD F0
-  (mcd_f0) on the same files.
+  (mcd_f0) on the same files, then ``cold versa-set`` / ``warm versa-set``: ``tokbench score``
+  with the metrics VERSA computes too (PESQ WB, STOI, ESTOI, the WORLD F0 pitch metrics), at
+  the largest pool size, for the same-metric-set comparison.
 
 For each run it prints wall time, CPU time (user + sys of the whole process tree, from
 ``getrusage(RUSAGE_CHILDREN)``: every worker and the fork server are waited for), the peak of
@@ -184,7 +186,9 @@ def measure(side: str, round_: int, cmd: list[str], env: dict[str, str] | None =
                         rss = p.memory_info().rss
                         pss = p.memory_full_info().pss if full else 0
                         times = p.cpu_times()
-                        entry = each.setdefault(p.pid, [role(p, root), 0, 0, 0.0])
+                        entry = each.setdefault(p.pid, ["other", 0, 0, 0.0])
+                        if entry[0] == "other":  # seen between fork and exec: look again
+                            entry[0] = role(p, root)
                     except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
                         continue
                     entry[1], entry[2] = max(entry[1], rss), max(entry[2], pss)
@@ -227,12 +231,12 @@ def tokbench_values(out: Path) -> dict[str, dict[str, float | None]]:
     return values
 
 
-def compare(a: dict, b: dict) -> dict[str, float]:
+def compare(a: dict, b: dict, metrics: tuple[str, ...] = METRICS) -> dict[str, float]:
     """Max |a - b| per metric over the pairs (inf where one side has a value the other lacks)."""
     worst: dict[str, float] = {}
     for utt, va in a.items():
         vb = b.get(utt, {})
-        for m in METRICS:
+        for m in metrics:
             x, y = va.get(m), vb.get(m)
             d = 0.0 if x is None and y is None else (
                 float("inf") if x is None or y is None else abs(x - y))
@@ -260,6 +264,12 @@ VERSA_CONFIG = """\
   power_threshold: -20
   dtw: false
 """
+
+
+# tokbench's metrics that VERSA's config computes too (PESQ WB, STOI, ESTOI, WORLD F0 pitch
+# metrics): the "same metric set" comparison of issue 21.
+VERSA_SET = ("pesq_wb", "stoi", "estoi", "gpe", "vde", "ffe", "f0_corr")
+VERSA_SET_LABEL = " versa-set"
 
 
 def versa_command(python: str, ref_dir: Path, hyp_dir: Path, work: Path) -> list[str]:
@@ -329,29 +339,35 @@ def main() -> None:
         results.append(m)
         _print(m, None)
         loop = m
-        for w in workers:
-            cache = work / f"cache{r}w{w}"
+        def tokbench_pair(label: str, w: int, metrics: tuple[str, ...], r: int = r,
+                          loop: Measured = loop) -> None:
+            """A cold run (empty cache) then a warm one (the reference side cached)."""
+            cache = work / f"cache{r}{label}w{w}"
             shutil.rmtree(cache, ignore_errors=True)
             for side in ("cold", "warm"):
-                out = work / f"out-{side}{r}w{w}"
+                out = work / f"out-{side}{label}{r}w{w}"
                 shutil.rmtree(out, ignore_errors=True)
                 cmd = [py, "-m", "tokbench.cli", "score", "--ref", str(ref_dir), "--hyp",
                        str(hyp_dir), "--no-asr", "--workers", str(w), "--out", str(out),
-                       "--device", "cpu", "--metrics", ",".join(METRICS)]
-                m = measure(f"{side} w={w}", r, cmd, env={"TOKBENCH_CACHE": str(cache)})
+                       "--device", "cpu", "--metrics", ",".join(metrics)]
+                m = measure(f"{side}{label} w={w}", r, cmd, env={"TOKBENCH_CACHE": str(cache)})
                 m.values = tokbench_values(out)
-                diff = compare(loop.values or {}, m.values)
+                diff = compare(loop.values or {}, m.values, metrics)
                 bad = {k: v for k, v in diff.items() if v > TOLERANCE}
                 m.note = ("values equal the loop's within 1e-9" if not bad else
                           "VALUES DIFFER from the loop's: " + ", ".join(f"{k} {v:.3g}" for k, v in bad.items()))
                 results.append(m)
                 _print(m, loop)
+
+        for w in workers:
+            tokbench_pair("", w, METRICS)
         if args.versa_python:
             vwork = work / f"versa{r}"
             m = measure("versa", r, versa_command(args.versa_python, ref_dir, hyp_dir, vwork))
             m.note = versa_check(vwork, args.pairs)
             results.append(m)
             _print(m, loop)
+            tokbench_pair(VERSA_SET_LABEL, max(workers), VERSA_SET)
     _summary(results)
 
 
@@ -359,7 +375,7 @@ def _print(m: Measured, loop: Measured | None) -> None:
     ratio = ""
     if loop is not None:
         ratio = f"  speed-up {loop.wall / m.wall:5.2f}x  CPU {m.cpu / loop.cpu:5.3f}x of loop"
-    print(f"[round {m.round}] {m.side:10s} wall {m.wall:8.1f} s  CPU {m.cpu:8.1f} s  "
+    print(f"[round {m.round}] {m.side:20s} wall {m.wall:8.1f} s  CPU {m.cpu:8.1f} s  "
           f"peak {m.peak_rss / 2**30:5.2f} GiB (PSS {m.peak_pss / 2**30:4.2f})  "
           f"load {m.load:5.2f}{ratio}", flush=True)
     if m.per_process:
@@ -375,13 +391,13 @@ def _summary(results: list[Measured]) -> None:
     sides = list(dict.fromkeys(m.side for m in results))
     loops = {m.round: m for m in results if m.side == "loop"}
     print("\nsummary (median over rounds; ratios within each round, then median)")
-    print(f"{'side':10s} {'wall s':>8s} {'CPU s':>8s} {'peak GiB':>8s} {'PSS GiB':>8s} "
+    print(f"{'side':20s} {'wall s':>8s} {'CPU s':>8s} {'peak GiB':>8s} {'PSS GiB':>8s} "
           f"{'speed-up':>8s} {'CPU/loop':>8s} {'load':>6s}")
     for side in sides:
         ms = [m for m in results if m.side == side]
         speed = np.median([loops[m.round].wall / m.wall for m in ms])
         cpu = np.median([m.cpu / loops[m.round].cpu for m in ms])
-        print(f"{side:10s} {np.median([m.wall for m in ms]):8.1f} {np.median([m.cpu for m in ms]):8.1f} "
+        print(f"{side:20s} {np.median([m.wall for m in ms]):8.1f} {np.median([m.cpu for m in ms]):8.1f} "
               f"{max(m.peak_rss for m in ms) / 2**30:8.2f} {max(m.peak_pss for m in ms) / 2**30:8.2f} "
               f"{speed:7.2f}x {cpu:7.3f}x "
               f"{np.median([m.load for m in ms]):6.2f}")
@@ -396,7 +412,11 @@ def _summary(results: list[Measured]) -> None:
     for side in sides:
         if versa and side.startswith(("cold", "warm")):
             ms = [m for m in results if m.side == side and m.round in versa]
-            print(f"{side} vs VERSA: {np.median([versa[m.round].wall / m.wall for m in ms]):.2f}x faster")
+            what = ("the same metric set as VERSA" if VERSA_SET_LABEL in side
+                    else "more metrics than VERSA (SECS, PESQ NB, mel)")
+            print(f"{side} vs VERSA: {np.median([versa[m.round].wall / m.wall for m in ms]):.2f}x "
+                  f"faster, CPU {np.median([m.cpu / versa[m.round].cpu for m in ms]):.3f}x of "
+                  f"VERSA's ({what})")
 
 
 if __name__ == "__main__":
