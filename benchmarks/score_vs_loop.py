@@ -18,12 +18,16 @@ processes:
 - ``warm``: the same with the reference side (F0 contours, speaker embeddings) cached by the
   cold run before it, into a fresh results folder (the "second tokenizer" case);
 - ``versa`` (with ``--versa-python``): VERSA's scorer with PESQ, STOI/ESTOI and WORLD F0
-  (mcd_f0) on the same files.
+  (mcd_f0) on the same files, then ``cold versa-set`` / ``warm versa-set``: ``tokbench score``
+  with the metrics VERSA computes too (PESQ WB, STOI, ESTOI, the WORLD F0 pitch metrics), at
+  the largest pool size, for the same-metric-set comparison.
 
 For each run it prints wall time, CPU time (user + sys of the whole process tree, from
-``getrusage(RUSAGE_CHILDREN)``: every worker is waited for), the peak of the summed RSS of the
-process tree (polled every 50 ms), the load average when the run started, and the ratios to the
-loop of the same round. It checks that tokbench's values equal the loop's (max |difference| per
+``getrusage(RUSAGE_CHILDREN)``: every worker and the fork server are waited for), the peak of
+the summed RSS of the process tree (polled every 50 ms) and of its summed PSS (every 250 ms;
+pages shared with the fork server counted once), per process role the peak RSS / PSS and CPU,
+the load average when the run started, the ratios to the loop of the same round, and with
+several pool sizes (``--workers 1,2``) the scaling of throughput. It checks that tokbench's values equal the loop's (max |difference| per
 metric; 1e-9 is the bar). Not part of ``make test``.
 """
 
@@ -40,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +140,9 @@ class Measured:
     cpu: float
     peak_rss: int  # bytes, summed over the process tree
     load: float  # 1-minute load average at the start
+    peak_pss: int = 0  # bytes, summed proportional set size (shared pages counted once)
+    # role: (peak RSS, peak PSS, CPU s last seen summed over the processes of that role)
+    per_process: dict[str, tuple[int, int, float]] = field(default_factory=dict)
     values: dict[str, dict[str, float | None]] | None = None
     note: str = ""
 
@@ -149,26 +156,50 @@ def measure(side: str, round_: int, cmd: list[str], env: dict[str, str] | None =
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0
+    peak = peak_pss = 0
+    each: dict[int, list] = {}  # pid: [role, peak RSS, peak PSS, CPU s]
     stop = threading.Event()
 
+    def role(p, root) -> str:
+        cmd = " ".join(p.cmdline())
+        if p.pid == root.pid:
+            return "main"
+        if "resource_tracker" in cmd:
+            return "resource tracker"
+        if "forkserver" in cmd:
+            return "fork server" if p.ppid() == root.pid else "worker"
+        return "worker" if "multiprocessing" in cmd else "other"
+
     def poll() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
         try:
             root = psutil.Process(proc.pid)
         except psutil.NoSuchProcess:
             return
+        tick = 0
         while not stop.is_set():
-            total = 0
+            total = total_pss = 0
+            full = tick % 5 == 0  # PSS (reads smaps_rollup) every 250 ms
             try:
                 for p in [root, *root.children(recursive=True)]:
                     try:
-                        total += p.memory_info().rss
-                    except psutil.NoSuchProcess:
-                        pass
+                        rss = p.memory_info().rss
+                        pss = p.memory_full_info().pss if full else 0
+                        times = p.cpu_times()
+                        entry = each.setdefault(p.pid, ["other", 0, 0, 0.0])
+                        if entry[0] == "other":  # seen between fork and exec: look again
+                            entry[0] = role(p, root)
+                    except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
+                        continue
+                    entry[1], entry[2] = max(entry[1], rss), max(entry[2], pss)
+                    entry[3] = times.user + times.system
+                    total += rss
+                    total_pss += pss
             except psutil.NoSuchProcess:
                 break
             peak = max(peak, total)
+            peak_pss = max(peak_pss, total_pss)
+            tick += 1
             stop.wait(0.05)
 
     watcher = threading.Thread(target=poll, daemon=True)
@@ -181,7 +212,12 @@ def measure(side: str, round_: int, cmd: list[str], env: dict[str, str] | None =
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{side} failed (exit {proc.returncode}):\n{output[-4000:]}")
-    return Measured(side, round_, wall, cpu, peak, load, note=output[-2000:])
+    per_process: dict[str, tuple[int, int, float]] = {}
+    for r, rss, pss, cpu_s in each.values():  # the largest process of each role; CPU summed
+        old = per_process.get(r, (0, 0, 0.0))
+        per_process[r] = (max(old[0], rss), max(old[1], pss), old[2] + cpu_s)
+    return Measured(side, round_, wall, cpu, peak, load, peak_pss, per_process,
+                    note=output[-2000:])
 
 
 def tokbench_values(out: Path) -> dict[str, dict[str, float | None]]:
@@ -195,12 +231,12 @@ def tokbench_values(out: Path) -> dict[str, dict[str, float | None]]:
     return values
 
 
-def compare(a: dict, b: dict) -> dict[str, float]:
+def compare(a: dict, b: dict, metrics: tuple[str, ...] = METRICS) -> dict[str, float]:
     """Max |a - b| per metric over the pairs (inf where one side has a value the other lacks)."""
     worst: dict[str, float] = {}
     for utt, va in a.items():
         vb = b.get(utt, {})
-        for m in METRICS:
+        for m in metrics:
             x, y = va.get(m), vb.get(m)
             d = 0.0 if x is None and y is None else (
                 float("inf") if x is None or y is None else abs(x - y))
@@ -228,6 +264,12 @@ VERSA_CONFIG = """\
   power_threshold: -20
   dtw: false
 """
+
+
+# tokbench's metrics that VERSA's config computes too (PESQ WB, STOI, ESTOI, WORLD F0 pitch
+# metrics): the "same metric set" comparison of issue 21.
+VERSA_SET = ("pesq_wb", "stoi", "estoi", "gpe", "vde", "ffe", "f0_corr")
+VERSA_SET_LABEL = " versa-set"
 
 
 def versa_command(python: str, ref_dir: Path, hyp_dir: Path, work: Path) -> list[str]:
@@ -285,7 +327,8 @@ def main() -> None:
     ref_dir, hyp_dir = make_pairs(work / "pairs", args.pairs, args.seconds, args.seed)
     workers = [int(w) for w in args.workers.split(",")]
     print(f"{args.pairs} pairs of {args.seconds} s at 16 kHz in {work}; {os.cpu_count()} CPUs; "
-          f"pool sizes {workers}; {args.rounds} round(s)", flush=True)
+          f"pool sizes {workers}; {args.rounds} round(s); load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     py = sys.executable
     results: list[Measured] = []
     for r in range(args.rounds):
@@ -296,29 +339,35 @@ def main() -> None:
         results.append(m)
         _print(m, None)
         loop = m
-        for w in workers:
-            cache = work / f"cache{r}w{w}"
+        def tokbench_pair(label: str, w: int, metrics: tuple[str, ...], r: int = r,
+                          loop: Measured = loop) -> None:
+            """A cold run (empty cache) then a warm one (the reference side cached)."""
+            cache = work / f"cache{r}{label}w{w}"
             shutil.rmtree(cache, ignore_errors=True)
             for side in ("cold", "warm"):
-                out = work / f"out-{side}{r}w{w}"
+                out = work / f"out-{side}{label}{r}w{w}"
                 shutil.rmtree(out, ignore_errors=True)
                 cmd = [py, "-m", "tokbench.cli", "score", "--ref", str(ref_dir), "--hyp",
                        str(hyp_dir), "--no-asr", "--workers", str(w), "--out", str(out),
-                       "--device", "cpu", "--metrics", ",".join(METRICS)]
-                m = measure(f"{side} w={w}", r, cmd, env={"TOKBENCH_CACHE": str(cache)})
+                       "--device", "cpu", "--metrics", ",".join(metrics)]
+                m = measure(f"{side}{label} w={w}", r, cmd, env={"TOKBENCH_CACHE": str(cache)})
                 m.values = tokbench_values(out)
-                diff = compare(loop.values or {}, m.values)
+                diff = compare(loop.values or {}, m.values, metrics)
                 bad = {k: v for k, v in diff.items() if v > TOLERANCE}
                 m.note = ("values equal the loop's within 1e-9" if not bad else
                           "VALUES DIFFER from the loop's: " + ", ".join(f"{k} {v:.3g}" for k, v in bad.items()))
                 results.append(m)
                 _print(m, loop)
+
+        for w in workers:
+            tokbench_pair("", w, METRICS)
         if args.versa_python:
             vwork = work / f"versa{r}"
             m = measure("versa", r, versa_command(args.versa_python, ref_dir, hyp_dir, vwork))
             m.note = versa_check(vwork, args.pairs)
             results.append(m)
             _print(m, loop)
+            tokbench_pair(VERSA_SET_LABEL, max(workers), VERSA_SET)
     _summary(results)
 
 
@@ -326,8 +375,14 @@ def _print(m: Measured, loop: Measured | None) -> None:
     ratio = ""
     if loop is not None:
         ratio = f"  speed-up {loop.wall / m.wall:5.2f}x  CPU {m.cpu / loop.cpu:5.3f}x of loop"
-    print(f"[round {m.round}] {m.side:10s} wall {m.wall:8.1f} s  CPU {m.cpu:8.1f} s  "
-          f"peak {m.peak_rss / 2**30:5.2f} GiB  load {m.load:5.2f}{ratio}", flush=True)
+    print(f"[round {m.round}] {m.side:20s} wall {m.wall:8.1f} s  CPU {m.cpu:8.1f} s  "
+          f"peak {m.peak_rss / 2**30:5.2f} GiB (PSS {m.peak_pss / 2**30:4.2f})  "
+          f"load {m.load:5.2f}{ratio}", flush=True)
+    if m.per_process:
+        print("           peak per process (RSS / PSS MiB; CPU s of all of that role, to 50 ms "
+              "before each ended): " + ", ".join(
+                  f"{r} {rss / 2**20:.0f} / {pss / 2**20:.0f}; {c:.1f} s"
+                  for r, (rss, pss, c) in m.per_process.items()), flush=True)
     if m.side != "loop":
         print(f"           {m.note.strip().splitlines()[-1] if m.note.strip() else ''}", flush=True)
 
@@ -336,20 +391,32 @@ def _summary(results: list[Measured]) -> None:
     sides = list(dict.fromkeys(m.side for m in results))
     loops = {m.round: m for m in results if m.side == "loop"}
     print("\nsummary (median over rounds; ratios within each round, then median)")
-    print(f"{'side':10s} {'wall s':>8s} {'CPU s':>8s} {'peak GiB':>8s} {'speed-up':>8s} "
-          f"{'CPU/loop':>8s} {'load':>6s}")
+    print(f"{'side':20s} {'wall s':>8s} {'CPU s':>8s} {'peak GiB':>8s} {'PSS GiB':>8s} "
+          f"{'speed-up':>8s} {'CPU/loop':>8s} {'load':>6s}")
     for side in sides:
         ms = [m for m in results if m.side == side]
         speed = np.median([loops[m.round].wall / m.wall for m in ms])
         cpu = np.median([m.cpu / loops[m.round].cpu for m in ms])
-        print(f"{side:10s} {np.median([m.wall for m in ms]):8.1f} {np.median([m.cpu for m in ms]):8.1f} "
-              f"{max(m.peak_rss for m in ms) / 2**30:8.2f} {speed:7.2f}x {cpu:7.3f}x "
+        print(f"{side:20s} {np.median([m.wall for m in ms]):8.1f} {np.median([m.cpu for m in ms]):8.1f} "
+              f"{max(m.peak_rss for m in ms) / 2**30:8.2f} {max(m.peak_pss for m in ms) / 2**30:8.2f} "
+              f"{speed:7.2f}x {cpu:7.3f}x "
               f"{np.median([m.load for m in ms]):6.2f}")
+    for kind in ("cold", "warm"):
+        by_w = {int(m.side.split("=")[1]): m for m in results if m.side.startswith(kind + " w=")}
+        if len(by_w) > 1:
+            w0 = min(by_w)
+            print(f"{kind} scaling (throughput vs w={w0}, median over rounds): " + ", ".join(
+                f"w={w} {np.median([a.wall / b.wall for a in results for b in results if a.side == f'{kind} w={w0}' and b.side == f'{kind} w={w}' and a.round == b.round]):.2f}x"
+                for w in sorted(by_w)))
     versa = {m.round: m for m in results if m.side == "versa"}
     for side in sides:
         if versa and side.startswith(("cold", "warm")):
             ms = [m for m in results if m.side == side and m.round in versa]
-            print(f"{side} vs VERSA: {np.median([versa[m.round].wall / m.wall for m in ms]):.2f}x faster")
+            what = ("the same metric set as VERSA" if VERSA_SET_LABEL in side
+                    else "more metrics than VERSA (SECS, PESQ NB, mel)")
+            print(f"{side} vs VERSA: {np.median([versa[m.round].wall / m.wall for m in ms]):.2f}x "
+                  f"faster, CPU {np.median([m.cpu / versa[m.round].cpu for m in ms]):.3f}x of "
+                  f"VERSA's ({what})")
 
 
 if __name__ == "__main__":

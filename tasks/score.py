@@ -12,29 +12,20 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
-import tokbench
 from tokbench.console import Device, console, fail, print_summary
-from tokbench.data import read_folder
-from tokbench.data.base import content_revision
-from tokbench.identity import identity_fields
-from tokbench.io.audio import AudioError, load_audio, resample
-from tokbench.io.cache import Cache
-from tokbench.metrics.asr import asr_protocol, task_scorer
-from tokbench.protocol import SCORING_SAMPLE_RATE, protocol_settings
-from tokbench.results.store import RunSpec, RunStore
-from tokbench.run.decode_score import (
-    Produced,
-    as_supplements,
-    fit_output,
-    length_fields,
-    score_stream,
-)
-from tokbench.run.runner import finish_run, write_output
-from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer, check_output
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tokbench.run.decode_score import Produced
+
+# The rest (torch, pandas, the store, the runner) is imported by score_folders after it has
+# started the metric workers' fork server, so that the two start-ups overlap; the CLI imports
+# this module for every command.
 
 TASK = "score"
 TASK_VERSION = "2"  # 2: output lengths follow the decode-and-score rule
@@ -74,10 +65,26 @@ def score_folders(
     ``metrics``: a selection (``tokbench.metrics.selection``; None: the default set). It is
     recorded in run.json but is not part of the run's identity: scoring the same folders again
     with more metrics adds only those the records lack."""
-    from tokbench.metrics.asr_backends import check_backend
-    from tokbench.metrics.selection import lacking, resolve_metrics
+    from tokbench.metrics.selection import resolve_metrics
+    from tokbench.run.scoring import start_workers_early
 
     selected = resolve_metrics(metrics)
+    start_workers_early(selected, workers)  # first: it imports while this process does below
+
+    import tokbench
+    from tokbench.data import read_folder
+    from tokbench.data.base import content_revision
+    from tokbench.identity import identity_fields
+    from tokbench.io.cache import Cache
+    from tokbench.metrics.asr import asr_protocol, task_scorer
+    from tokbench.metrics.asr_backends import check_backend
+    from tokbench.metrics.selection import lacking
+    from tokbench.protocol import protocol_settings
+    from tokbench.results.store import RunSpec, RunStore
+    from tokbench.run.decode_score import Produced, as_supplements, score_stream
+    from tokbench.run.runner import finish_run, write_output
+    from tokbench.run.scoring import ReferenceKeys, Scorer
+
     check_backend(asr_backend)
     refs = read_folder(ref, transcript=text)
     hyp_set = read_folder(hyp)
@@ -148,6 +155,11 @@ def score_folders(
 def _load_pair(utt_id: str, ref_path: str, hyp_path: str, text: str | None) -> Produced:
     """One reference/output pair ready to score (lengths as in :mod:`tokbench.run.decode_score`,
     with a tolerance of ``SCORE_LENGTH_TOLERANCE_S``)."""
+    from tokbench.io.audio import AudioError, load_audio, resample
+    from tokbench.protocol import SCORING_SAMPLE_RATE
+    from tokbench.run.decode_score import Produced, fit_output, length_fields
+    from tokbench.run.scoring import ScoreItem, check_output
+
     try:
         r = load_audio(ref_path)
     except AudioError as exc:

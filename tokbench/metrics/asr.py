@@ -22,14 +22,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jiwer
 import numpy as np
-import torch
-import whisper
-from whisper.audio import N_SAMPLES, SAMPLE_RATE
-from whisper.normalizers import EnglishTextNormalizer
 
 from tokbench.io.cache import Cache
 from tokbench.metrics import asr_backends
@@ -41,6 +37,15 @@ from tokbench.metrics.whisper_model import (
     load_asr_model,
 )
 from tokbench.metrics.whisper_model import model_id as asr_model_id
+
+if TYPE_CHECKING:
+    import torch
+    import whisper
+    from whisper.normalizers import EnglishTextNormalizer
+
+# torch and whisper (which pulls in numba) are imported where a function needs them: importing
+# this module (every task and `tokbench score` do, for asr_protocol/task_scorer) must not cost
+# their ~1 s of CPU and ~300 MB when ASR is off.
 
 __all__ = ["AsrScorer", "AsrUnavailable", "DECODING", "asr_protocol", "ground_truth_transcripts",
            "normalize", "transcribe", "wer_cer"]
@@ -60,18 +65,21 @@ def decoding_of(backend: str) -> str:
     return {"whisper": DECODING, "whisper-beam5": BEAM_DECODING,
             "hubert-ctc": CTC_DECODING, "nemo-fastconformer": NEMO_DECODING}[check_backend(backend)]
 CACHE_KIND = "asr_transcripts"
-assert SAMPLE_RATE == 16_000  # the scoring rate; whisper's own constant
 
 
 def decoding_options(fp16: bool, sample_len: int | None = None) -> whisper.DecodingOptions:
     """The protocol's decoding settings. ``sample_len`` caps the tokens per 30 s window
     (``None``: Whisper's default, half the text context); tests lower it for speed."""
+    import whisper
+
     return whisper.DecodingOptions(
         language="en", task="transcribe", temperature=0.0, without_timestamps=True,
         fp16=fp16, beam_size=None, best_of=None, sample_len=sample_len)
 
 
 def _as_audio(wav: np.ndarray) -> torch.Tensor:
+    import torch
+
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim != 1:
         raise ValueError(f"expected mono 16 kHz audio of shape [T], got shape {wav.shape}")
@@ -92,6 +100,11 @@ def transcribe(
     ``beam_size`` (the ``whisper-beam5`` back-end): every utterance through ``model.transcribe``
     with beam search, one at a time.
     """
+    import torch
+    import whisper
+    from whisper.audio import N_SAMPLES, SAMPLE_RATE
+
+    assert SAMPLE_RATE == 16_000  # the scoring rate; whisper's own constant
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     audios = [_as_audio(w) for w in wavs16]
@@ -129,6 +142,8 @@ def transcribe(
 
 @functools.cache
 def _normalizer() -> EnglishTextNormalizer:
+    from whisper.normalizers import EnglishTextNormalizer
+
     return EnglishTextNormalizer()
 
 

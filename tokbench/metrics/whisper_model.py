@@ -15,11 +15,15 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import whisper
-
 from tokbench.io.files import file_digest
+
+if TYPE_CHECKING:
+    import whisper
+
+# whisper (torch, numba) is imported by the functions that use it, not with this module.
 
 DEFAULT_MODEL = "large-v3"
 # Bound on the reachability check made before a download: whisper's own urlopen has no timeout,
@@ -41,6 +45,8 @@ def whisper_cache_dir() -> Path:
 
 
 def _model_url(name: str) -> str:
+    import whisper
+
     urls = whisper._MODELS  # the official name -> URL table (the URL carries the SHA256)
     if name not in urls:
         close = difflib.get_close_matches(name, list(urls), n=3)
@@ -85,6 +91,8 @@ def _probe(url: str) -> None:
 
 
 def _load_named(name: str, device: str, root: Path) -> whisper.Whisper:
+    import whisper
+
     url = _model_url(name)
     target = root / os.path.basename(urlparse(url).path)
     cached = target.is_file()
@@ -124,6 +132,8 @@ def load_asr_model(
     :class:`AsrUnavailable` when a named model is neither cached nor downloadable, ``ValueError``
     for an unknown name and ``FileNotFoundError`` for a checkpoint path that does not exist.
     """
+    import whisper
+
     root = Path(download_root).expanduser() if download_root else whisper_cache_dir()
     if checkpoint is not None:
         path = Path(checkpoint).expanduser().resolve()
