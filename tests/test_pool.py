@@ -56,6 +56,28 @@ def test_workers_run_one_blas_thread():
     assert os.environ.get("OPENBLAS_NUM_THREADS") == before  # the parent's setting is restored
 
 
+def malloc_settings() -> dict[str, str | None]:
+    return {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+
+
+@pytest.mark.parametrize("preload", [(), ("json",)], ids=["spawned", "forked"])
+def test_workers_start_with_the_malloc_settings_unless_the_user_chose(monkeypatch, preload):
+    from tokbench.run.pool import MALLOC_VARIABLES
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")  # the user's value wins
+    pool = MetricPool(1, preload=preload)
+    try:
+        got = pool.result(pool.submit(malloc_settings))
+    finally:
+        pool.close()
+    assert got["MALLOC_MMAP_THRESHOLD_"] == MALLOC_VARIABLES["MALLOC_MMAP_THRESHOLD_"]
+    if not preload:  # (the fork server, shared by every pool of the process, keeps the
+        # environment it started with: a user's value counts when it is set before the run)
+        assert got["MALLOC_TRIM_THRESHOLD_"] == "12345"
+    assert "MALLOC_MMAP_THRESHOLD_" not in os.environ  # the parent's environment is restored
+
+
 def test_workers_exit_when_the_parent_is_killed(tmp_path):
     script = textwrap.dedent("""
         import os, sys, time
