@@ -48,6 +48,7 @@ import numpy as np
 
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.inputs import as_signal, require_sound
+from tokbench.metrics.lazy_model import CheckpointModel
 from tokbench.protocol import ECAPA_SV, SCORING_SAMPLE_RATE
 
 METRIC = "spk_sim_ecapa"
@@ -413,44 +414,14 @@ def load(device: str = "cpu", checkpoint: str | Path | None = None) -> tuple[Any
     return _MODELS[key]
 
 
-class EcapaSpeaker:
+class EcapaSpeaker(CheckpointModel):
     """Embeddings for ``spk_sim_ecapa``; degrades to null-with-reason without the checkpoint."""
 
-    def __init__(self, device: str = "cpu", checkpoint: str | Path | None = None):
-        self.device = device
-        self.checkpoint = checkpoint
-        self._loaded: tuple[Any, dict[str, Any]] | None = None
-        self._reason = ""
-        self._tried = False
+    label = "WavLM-large + ECAPA-TDNN speaker model"
+    unavailable = (EcapaUnavailableError, ValueError)
 
-    def _load(self) -> None:
-        if not self._tried:
-            self._tried = True
-            try:
-                self._loaded = load(self.device, self.checkpoint)
-            except (EcapaUnavailableError, ValueError) as exc:
-                self._reason = f"WavLM-large + ECAPA-TDNN speaker model unavailable: {exc}"
-
-    @property
-    def available(self) -> bool:
-        self._load()
-        return self._loaded is not None
-
-    @property
-    def reason(self) -> str:
-        self._load()
-        return self._reason
-
-    @property
-    def provenance(self) -> dict[str, Any] | None:
-        self._load()
-        return self._loaded[1] if self._loaded else None
-
-    @property
-    def weights(self) -> str | None:
-        """The SHA-256 of the loaded checkpoint: part of the reference embedding's cache key."""
-        info = self.provenance
-        return None if info is None else str(info["sha256"])
+    def _fetch(self) -> tuple[Any, dict[str, Any]]:
+        return load(self.device, self.checkpoint)
 
     def embed(self, wav16: np.ndarray, role: str = "output") -> np.ndarray:
         """The L2-normalised embedding (float32) of a 16 kHz signal; NotComputable for silence,
@@ -470,8 +441,7 @@ class EcapaSpeaker:
                                 "bias grow with the square of the length)")
         if not self.available:
             raise NotComputable(self.reason)
-        assert self._loaded is not None
-        model = self._loaded[0]
+        model = self.loaded[0]
         device = next(model.parameters()).device
         with torch.inference_mode():
             emb = model(torch.from_numpy(x)[None].to(device))[0].float()

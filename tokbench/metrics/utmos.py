@@ -41,6 +41,7 @@ import numpy as np
 
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.inputs import as_signal, require_sound
+from tokbench.metrics.lazy_model import CheckpointModel
 from tokbench.protocol import SCORING_SAMPLE_RATE, UTMOS_SETTINGS
 
 METRIC = "utmos"
@@ -279,44 +280,14 @@ def load(device: str = "cpu", checkpoint: str | Path | None = None) -> tuple[Any
     return _MODELS[key]
 
 
-class UTMOSPredictor:
+class UTMOSPredictor(CheckpointModel):
     """``utmos`` of 16 kHz signals; degrades to null-with-reason without the checkpoint."""
 
-    def __init__(self, device: str = "cpu", checkpoint: str | Path | None = None):
-        self.device = device
-        self.checkpoint = checkpoint
-        self._loaded: tuple[Any, dict[str, Any]] | None = None
-        self._reason = ""
-        self._tried = False
+    label = "UTMOS model"
+    unavailable = (UTMOSUnavailableError, ValueError)
 
-    def _load(self) -> None:
-        if not self._tried:
-            self._tried = True
-            try:
-                self._loaded = load(self.device, self.checkpoint)
-            except (UTMOSUnavailableError, ValueError) as exc:
-                self._reason = f"UTMOS model unavailable: {exc}"
-
-    @property
-    def available(self) -> bool:
-        self._load()
-        return self._loaded is not None
-
-    @property
-    def reason(self) -> str:
-        self._load()
-        return self._reason
-
-    @property
-    def provenance(self) -> dict[str, Any] | None:
-        self._load()
-        return self._loaded[1] if self._loaded else None
-
-    @property
-    def weights(self) -> str | None:
-        """The SHA-256 of the loaded checkpoint."""
-        info = self.provenance
-        return None if info is None else str(info["sha256"])
+    def _fetch(self) -> tuple[Any, dict[str, Any]]:
+        return load(self.device, self.checkpoint)
 
     def predict(self, wav16: np.ndarray, role: str = "output") -> float:
         """The MOS of a 16 kHz signal in [-1, 1]; NotComputable for silence, a signal shorter
@@ -334,8 +305,7 @@ class UTMOSPredictor:
                                 "square of the length, and it was trained on short clips)")
         if not self.available:
             raise NotComputable(self.reason)
-        assert self._loaded is not None
-        model = self._loaded[0]
+        model = self.loaded[0]
         with torch.inference_mode():
             score = float(model(torch.from_numpy(x)[None].to(next(model.parameters()).device))[0])
         if not np.isfinite(score):

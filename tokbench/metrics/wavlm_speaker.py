@@ -23,6 +23,7 @@ import numpy as np
 from tokbench.io.hub import ModelNotAvailableError
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.inputs import as_signal, require_sound
+from tokbench.metrics.lazy_model import LazyModel
 from tokbench.protocol import SCORING_SAMPLE_RATE, WAVLM_SV
 
 REPO_ID: str = WAVLM_SV["model"]
@@ -48,38 +49,19 @@ def load(device: str = "cpu", checkpoint: str | Path | None = None) -> tuple[Any
     return _MODELS[key]
 
 
-class WavLMSpeaker:
+class WavLMSpeaker(LazyModel):
     """x-vector embeddings for ``spk_sim_wavlm``; degrades to null-with-reason without weights."""
 
-    def __init__(self, device: str = "cpu", checkpoint: str | Path | None = None):
-        self.device = device
-        self.checkpoint = checkpoint
-        self._loaded: tuple[Any, Any, str] | None = None
-        self._reason: str | None = None
-        self._tried = False
+    label = "WavLM speaker model"
+    unavailable = (ModelNotAvailableError,)
 
-    def _load(self) -> None:
-        if not self._tried:
-            self._tried = True
-            try:
-                self._loaded = load(self.device, self.checkpoint)
-            except ModelNotAvailableError as exc:
-                self._reason = f"WavLM speaker model unavailable: {exc}"
-
-    @property
-    def available(self) -> bool:
-        self._load()
-        return self._loaded is not None
-
-    @property
-    def reason(self) -> str:
-        self._load()
-        return self._reason or ""
+    def _fetch(self) -> tuple[Any, Any, str]:
+        return load(self.device, self.checkpoint)
 
     @property
     def revision(self) -> str | None:
         self._load()
-        return self._loaded[2] if self._loaded else None
+        return self.loaded[2] if self.available else None
 
     @property
     def weights(self) -> str | None:
@@ -98,8 +80,7 @@ class WavLMSpeaker:
                                 f"speaker similarity needs at least {MIN_SECONDS} s")
         if not self.available:
             raise NotComputable(self.reason)
-        assert self._loaded is not None
-        model, fx, _ = self._loaded
+        model, fx, _ = self.loaded
         inputs = fx(x, sampling_rate=SCORING_SAMPLE_RATE, return_tensors="pt")
         inputs = {k: v.to(model.device) for k, v in inputs.items()}
         with torch.inference_mode():

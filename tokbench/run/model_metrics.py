@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from tokbench.metrics.base import Scores
 
 if TYPE_CHECKING:
@@ -34,70 +32,60 @@ class ModelMetric(Protocol):
                refkeys: ReferenceKeys) -> list[Scores]: ...
 
 
-def _unavailable(model: Any, name: str, scores: Scores) -> bool:
-    """Null ``name`` with the model's reason (transient) if the model cannot be loaded."""
-    if model.available:
-        return False
-    scores.put(name, None, model.reason)
-    scores.extra["transient"] = [name]
-    return True
+class _PerItem:
+    """The loop every model metric shares: per wanted item, the output's own failure first,
+    then the model's unavailability (null, transient), then :meth:`value` computed."""
+
+    name: str
+    model: Any
+
+    def value(self, item: ScoreItem, cache: Cache, refkeys: ReferenceKeys) -> float:
+        raise NotImplementedError
+
+    def scores(self, items: Sequence[ScoreItem], wanted: Sequence[bool], cache: Cache,
+               refkeys: ReferenceKeys) -> list[Scores]:
+        out = [Scores() for _ in items]
+        for k, it in enumerate(items):
+            if not wanted[k]:
+                continue
+            if it.hyp16 is None:
+                out[k].put(self.name, None, it.reason or "no output")
+            elif not self.model.available:  # never cached: the weights may be there next time
+                out[k].put(self.name, None, self.model.reason)
+                out[k].extra["transient"] = [self.name]
+            else:
+                def compute(it: ScoreItem = it) -> float:
+                    return self.value(it, cache, refkeys)
+
+                out[k].compute(self.name, compute)
+        return out
 
 
-class Similarity:
+class Similarity(_PerItem):
     """Cosine of ``model.embed`` of output and reference; the reference side cached as
     ``feature`` under the model's exact weights."""
 
     def __init__(self, name: str, feature: str, model: Any):
         self.name, self.feature, self.model = name, feature, model
 
-    def scores(self, items: Sequence[ScoreItem], wanted: Sequence[bool], cache: Cache,
-               refkeys: ReferenceKeys) -> list[Scores]:
+    def value(self, item: ScoreItem, cache: Cache, refkeys: ReferenceKeys) -> float:
         from tokbench.metrics import reference_features as reference
         from tokbench.metrics.speaker import cosine
 
-        out = [Scores() for _ in items]
-        for k, it in enumerate(items):
-            if not wanted[k]:
-                continue
-            if it.hyp16 is None:
-                out[k].put(self.name, None, it.reason or "no output")
-                continue
-            if _unavailable(self.model, self.name, out[k]):
-                continue
-            key = reference.reference_key(refkeys.dataset, refkeys.revision, it.utterance_id,
-                                          self.feature, model=self.model.weights)
-
-            def sim(it: ScoreItem = it, key: str = key) -> float:
-                ref = reference.cached_model_embedding(cache, self.feature, key, it.ref16,
-                                                       self.model.embed)
-                return cosine(ref, self.model.embed(it.hyp16, "output"))
-
-            out[k].compute(self.name, sim)
-        return out
+        key = reference.reference_key(refkeys.dataset, refkeys.revision, item.utterance_id,
+                                      self.feature, model=self.model.weights)
+        ref = reference.cached_model_embedding(cache, self.feature, key, item.ref16, self.model.embed)
+        return cosine(ref, self.model.embed(item.hyp16, "output"))
 
 
-class NonIntrusive:
+class NonIntrusive(_PerItem):
     """``model.predict`` of the output alone (the reference plays no part)."""
 
     def __init__(self, name: str, model: Any):
         self.name, self.model = name, model
 
-    def scores(self, items: Sequence[ScoreItem], wanted: Sequence[bool], cache: Cache,
-               refkeys: ReferenceKeys) -> list[Scores]:
-        out = [Scores() for _ in items]
-        for k, it in enumerate(items):
-            if not wanted[k]:
-                continue
-            if it.hyp16 is None:
-                out[k].put(self.name, None, it.reason or "no output")
-                continue
-            if _unavailable(self.model, self.name, out[k]):
-                continue
-            def predict(hyp: np.ndarray = it.hyp16) -> float:
-                return float(self.model.predict(hyp, "output"))
-
-            out[k].compute(self.name, predict)
-        return out
+    def value(self, item: ScoreItem, cache: Cache, refkeys: ReferenceKeys) -> float:
+        return float(self.model.predict(item.hyp16, "output"))
 
 
 def _wavlm(device: str, checkpoint: str | None) -> ModelMetric:
