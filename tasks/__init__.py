@@ -4,18 +4,18 @@ from tokbench.registry import commands, register, tasks
 
 register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
          "encode, decode and score against the original (WER, PESQ, STOI, SECS, pitch, mel, bitrate)")
-register(tasks, "bpe", "tokbench.tasks.bpe:BPEStudy",
+register(tasks, "bpe", "tokbench.tasks.bpe.task:BPEStudy",
          "acoustic BPE and deduplication: length reduction vs vocabulary size; token entropy, "
          "codebook utilisation, perplexity")
-register(tasks, "probe", "tokbench.tasks.probe:Probe",
+register(tasks, "probe", "tokbench.tasks.probe.task:Probe",
          "train lightweight heads on frozen tokens: speaker ID accuracy, CTC content CER/WER")
-register(tasks, "vc", "tokbench.tasks.vc:VoiceConversion",
+register(tasks, "vc", "tokbench.tasks.vc.task:VoiceConversion",
          "voice conversion: decode each utterance with another speaker's prompt (WER, SECS to "
          "target and source, F0 correlation)")
-register(tasks, "invariance", "tokbench.tasks.invariance:Invariance",
+register(tasks, "invariance", "tokbench.tasks.invariance.task:Invariance",
          "token stability under meaning-preserving perturbations (noise, babble, gain, sub-frame "
          "shift, speed, pitch, reverb): unit edit distance, code change rate")
-register(tasks, "lm", "tokbench.tasks.lm:TokenLM",
+register(tasks, "lm", "tokbench.tasks.lm.task:TokenLM",
          "a small causal transformer LM trained on the tokens: held-out cross-entropy in bits per "
          "token and per second, perplexity, gap to the unigram entropy")
 

@@ -21,7 +21,7 @@ from tokbench.results.store import iter_records
 from tokbench.run.runner import run
 from tokbench.run.scoring import ReferenceKeys
 from tokbench.tasks.recon import ReconOptions, Reconstruction
-from tokbench.tasks.vc import prompt_key, score_conversion
+from tokbench.tasks.vc.task import prompt_key, score_conversion
 from tokbench.testing import save_whisper_checkpoint, tiny_random_whisper
 
 TOKENIZER = "wavlm-large-l6-km1000"
