@@ -25,7 +25,7 @@ CHILD = textwrap.dedent("""
     from tokbench.io.audio import resample
     from tokbench.io.cache import Cache
     from tokbench.metrics.selection import resolve_metrics
-    from tokbench.run.scoring import ReferenceKeys, WORKER_METRICS, score_signals
+    from tokbench.run.scoring import ReferenceKeys, score_signals, worker_metrics
 
     seconds, metrics, cache_dir = float(sys.argv[1]), sys.argv[2], sys.argv[3]
     ds = open_dataset("sample")
@@ -40,7 +40,7 @@ CHILD = textwrap.dedent("""
     noise = rng.standard_normal(n).astype(np.float32)
     hyp = ref + noise * np.sqrt(np.mean(ref ** 2) / 100 / np.mean(noise ** 2))
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    wanted = [m for m in resolve_metrics(metrics) if m in WORKER_METRICS]
+    wanted = [m for m in resolve_metrics(metrics) if m in worker_metrics()]
     t = time.time()
     s = score_signals(ref, hyp, Cache(cache_dir), ReferenceKeys("bench", "r"), "long", wanted)
     print(json.dumps({"seconds": seconds, "metrics": wanted, "wall_s": round(time.time() - t, 1),

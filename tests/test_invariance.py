@@ -9,7 +9,7 @@ import pytest
 
 from tokbench.data import open_dataset
 from tokbench.io.cache import Cache
-from tokbench.metrics.unit_edit import change, dedup, edit_distance, frame_ids
+from tokbench.tasks.invariance.unit_edit import change, dedup, edit_distance, frame_ids
 from tokbench.run.runner import run
 from tokbench.run.task import Artefact, RunContext
 from tokbench.tasks.invariance.perturbations import (

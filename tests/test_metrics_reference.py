@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tokbench.io.cache import Cache
-from tokbench.metrics import reference_features as reference
+from tokbench.metrics import pitch, speaker
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.reference_features import cached_embedding, cached_f0, reference_key
 
@@ -14,13 +14,18 @@ from .synth import harmonic
 
 
 def _counting(monkeypatch, name, fn):
+    """Count the calls of the function that computes a feature, in the metric module that owns
+    it (the cache helpers import it from there at call time)."""
+    from tokbench.metrics import pitch, speaker
+
+    owner = pitch if name == "f0_contour" else speaker
     calls = []
 
     def wrapped(wav, **kwargs):
         calls.append(len(wav))
         return fn(wav, **kwargs)
 
-    monkeypatch.setattr(reference, name, wrapped)
+    monkeypatch.setattr(owner, name, wrapped)
     return calls
 
 
@@ -35,7 +40,7 @@ def test_keys_separate_datasets_revisions_utterances_and_features():
 
 
 def test_f0_is_computed_once(tmp_path, monkeypatch):
-    calls = _counting(monkeypatch, "f0_contour", reference.f0_contour)
+    calls = _counting(monkeypatch, "f0_contour", pitch.f0_contour)
     cache = Cache(tmp_path)
     wav = harmonic(150.0, 0.5)
     key = reference_key("sample", "r1", "u1", "f0")
@@ -63,7 +68,7 @@ def test_embedding_is_computed_once(tmp_path, monkeypatch):
 
 
 def test_not_computable_reference_is_cached_with_its_reason(tmp_path, monkeypatch):
-    calls = _counting(monkeypatch, "speaker_embedding", reference.speaker_embedding)
+    calls = _counting(monkeypatch, "speaker_embedding", speaker.speaker_embedding)
     cache = Cache(tmp_path)
     key = reference_key("sample", "r1", "silent", "speaker")
     silence = np.zeros(16000, np.float32)

@@ -27,23 +27,43 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 
 @app.command("list")
-def list_cmd(what: Listable = typer.Argument(..., help="what to list")) -> None:
+def list_cmd(
+    what: Listable = typer.Argument(..., help="what to list"),
+    describe: str | None = typer.Option(None, "--describe", help="metrics: everything one metric's declaration says"),
+    metric_module: list[str] = typer.Option([], "--metric-module", help="also a metric module of your own: path/to/file.py or a module name (repeatable)"),
+) -> None:
     """List the registered tokenizers (presets), tasks, metrics or datasets."""
     from tokbench import registry
 
+    if describe is not None and what is not Listable.metrics:
+        fail("--describe NAME works with `tokbench list metrics`")
     if what is Listable.metrics:
-        from tokbench.metrics import all_metrics
-        from tokbench.metrics.selection import DEFAULT, group_of
+        _use_metric_modules(metric_module)
+        from tokbench.metrics.listing import broken_modules, metric_rows
+        from tokbench.metrics.listing import describe as describe_metric
+        from tokbench.registry import UnknownNameError
 
-        table = Table("metric", "better", "range", "unit", "level", "aggregation", "group",
-                      "description")
-        for spec in all_metrics():
-            rng = "" if spec.lo is None else f"[{spec.lo:g}, {spec.hi:g}]"
-            group = group_of(spec.name) or ""
-            if spec.name in DEFAULT:
-                group += " (default)"
-            table.add_row(spec.name, f"{spec.direction} {spec.arrow}", rng, spec.unit, spec.level,
-                          spec.aggregation, group, spec.description)
+        if describe is not None:
+            try:
+                rows = describe_metric(describe)
+            except UnknownNameError as exc:
+                fail(str(exc))
+                return
+            table = Table(show_header=False, box=None)
+            table.add_column(style="bold", no_wrap=True)
+            table.add_column(overflow="fold")
+            for key, value in rows:
+                table.add_row(key, value)
+            console.print(table)
+            return
+        listed = metric_rows()
+        table = Table(*listed[0].keys()) if listed else Table("metric")
+        for row in listed:
+            table.add_row(*row.values())
+        console.print(table)
+        for module, why in broken_modules().items():
+            err.print(f"[yellow]metric module {module} failed to import:[/] {why}", highlight=False)
+        return
     elif what is Listable.tokenizers:
         from tokbench.resolve import resolve_tokenizer
 
@@ -100,8 +120,10 @@ def run_cmd(
     rerun_failed: bool = typer.Option(False, "--rerun-failed", help="run the failed utterances of a finished run again"),
     strict: bool = typer.Option(False, "--strict", help="exit 1 if any utterance failed or any metric was not computed"),
     metrics: str | None = typer.Option(None, "--metrics", help="metrics to compute: names and/or groups signal, pitch, speaker, asr, mos, all (default: the standard set; a larger set resumes a run and adds only what it lacks)"),
+    metric_module: list[str] = typer.Option([], "--metric-module", help="a metric module of your own: path/to/file.py or a module name (repeatable); its metrics can then be selected with --metrics"),
 ) -> None:
     """Run a task for one tokenizer preset and store the results (comma lists: every pair)."""
+    _use_metric_modules(metric_module)
     from tokbench.io.download import DownloadError
     from tokbench.options import OptionError
     from tokbench.registry import UnknownNameError
@@ -233,6 +255,22 @@ def leaderboard_cmd(
         fail(str(exc))
         return
     console.print(f"leaderboard: {index}")
+
+
+def _use_metric_modules(modules: list[str]) -> None:
+    """Metric modules of the user's (``--metric-module``): declared in this process and in every
+    metric worker it starts (they inherit the variable)."""
+    import os
+
+    from tokbench.metrics.kit import MODULES_VARIABLE
+
+    missing = [m for m in modules if m.endswith(".py") and not Path(m).is_file()]
+    if missing:
+        fail(f"--metric-module: {', '.join(missing)} does not exist")
+    if modules:
+        paths = [str(Path(m).resolve()) if m.endswith(".py") else m for m in modules]
+        old = os.environ.get(MODULES_VARIABLE)
+        os.environ[MODULES_VARIABLE] = os.pathsep.join([*filter(None, [old]), *paths])
 
 
 def attach_commands(target: typer.Typer) -> None:

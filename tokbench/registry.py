@@ -1,4 +1,4 @@
-"""Lazy registries: tokenizers, tasks, datasets (name -> "module:Class") and metric declarations.
+"""Lazy registries: tokenizers, tasks, datasets (name -> "module:Class"), CLI sub-commands.
 
 Nothing heavy is imported until an entry is loaded, so ``tokbench list`` is fast and a broken
 optional dependency only breaks the adapter that needs it. Built-in entries are registered by
@@ -59,6 +59,28 @@ def import_target(target: str) -> Any:
     return obj
 
 
+def import_file_target_module(path_text: str) -> Any:
+    """Import the Python file ``path_text`` as a module (once per file: a second call returns
+    the module the first one made), e.g. a plug-in adapter or metric outside any package."""
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    module_name = f"tokbench_plugin_{path.stem}_{abs(hash(str(path))) & 0xFFFFFF:x}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
 def import_file_target(spec: str) -> Any:
     """Import ``"path/to/file.py:Class"``, e.g. a plug-in adapter outside any package."""
     path_text, sep, attr = spec.rpartition(":")
@@ -67,13 +89,7 @@ def import_file_target(spec: str) -> Any:
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"adapter file {path} does not exist")
-    module_name = f"tokbench_plugin_{path.stem}_{abs(hash(str(path))) & 0xFFFFFF:x}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
-    module_spec.loader.exec_module(module)
+    module = import_file_target_module(str(path))
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -216,7 +232,7 @@ tokenizers: Registry[Entry] = Registry("tokenizer", "tokbench.adapters", "tokben
                                        discover=True)
 tasks: Registry[Entry] = Registry("task", "tokbench.tasks", "tokbench.tasks")
 datasets: Registry[Entry] = Registry("dataset", "tokbench.data", "tokbench.datasets")
-metrics: Registry[Any] = Registry("metric", "tokbench.metrics")
+# Metrics have their own registry, of declarations: tokbench.metrics.kit.registry.
 # Sub-commands that adapter families and tasks add to the CLI ("module:function", a typer
 # command function); the CLI attaches them without importing any family or task itself.
 commands: Registry[Entry] = Registry("command", ("tokbench.adapters", "tokbench.tasks"),

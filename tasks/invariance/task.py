@@ -26,7 +26,6 @@ import torch
 from tokbench.data import Utterance
 from tokbench.data.batches import load_item
 from tokbench.data.splits import stable_order
-from tokbench.metrics.unit_edit import Change, change, frame_ids
 from tokbench.records import make_record
 from tokbench.run.task import Artefact, Output, RunContext, Task
 from tokbench.run.token_cache import encode_dataset
@@ -37,6 +36,7 @@ from tokbench.tasks.invariance.perturbations import (
     parse_perturbation,
     seed_for,
 )
+from tokbench.tasks.invariance.unit_edit import Change, change, frame_ids
 from tokbench.types import Audio, TokenizerMeta
 
 INVARIANCE_METRICS = ("ued", "ued_dedup", "code_change_rate")

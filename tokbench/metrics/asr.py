@@ -31,6 +31,7 @@ from tokbench.io.cache import Cache
 from tokbench.metrics import asr_backends
 from tokbench.metrics.asr_backends import BEAM_SIZE, check_backend, is_whisper, precision
 from tokbench.metrics.base import Scores
+from tokbench.metrics.kit import MetricSpec, Needs, declare
 from tokbench.metrics.whisper_model import (
     DEFAULT_MODEL,
     AsrUnavailable,
@@ -394,3 +395,96 @@ class AsrScorer:
                 out.append(s)
             return out
         return self.score_texts(refs, self.transcribe(wavs16))
+
+
+class AsrMetrics:
+    """The kit's scorer of ``wer``/``cer`` (the output's ASR text vs the transcript) and
+    ``dwer``/``dcer`` (vs the ASR text of the reference audio) for a batch of items: one batched
+    ASR pass over the outputs, the reference side cached per dataset and ASR model. Without an
+    ASR scorer (``--set asr=false``) or without its model, the metrics are null with the reason
+    (marked transient when the model may be there next time)."""
+
+    def __init__(self, asr: AsrScorer | None):
+        self.asr = asr
+
+    def scores(self, items: Sequence[Any], wanted: Sequence[tuple[str, ...]], cache: Cache,
+               refkeys: Any) -> list[Scores]:
+        out = [Scores() for _ in items]
+        for k, it in enumerate(items):  # a failed output's own reason comes first
+            if it.hyp16 is None and wanted[k]:
+                out[k].fail(list(wanted[k]), it.reason or "no output")
+        scorable = [k for k, it in enumerate(items) if it.hyp16 is not None and wanted[k]]
+        asr = self.asr
+        if asr is None or not asr.available:
+            reason = "ASR disabled (--set asr=false)" if asr is None else asr.reason
+            for k in scorable:
+                out[k].fail(list(wanted[k]), reason or "ASR unavailable")
+                if asr is not None:  # not available yet: computed on the next run
+                    out[k].extra["transient"] = list(wanted[k])
+            return out
+        if not scorable:
+            return out
+        # ASR of the original audio: computed once per dataset and ASR model, then cached. Output
+        # identical to its reference (the identity row) reuses it instead of a second ASR pass.
+        gt = asr.ground_truth(cache, refkeys.dataset, refkeys.revision,
+                              [(items[k].utterance_id, items[k].ref16) for k in scorable])
+        same = [k for k in scorable if np.array_equal(np.asarray(items[k].hyp16), items[k].ref16)]
+        todo = sorted(set(scorable) - set(same))
+        texts: dict[int, str] = {k: gt[items[k].utterance_id] for k in same}
+        if todo:
+            for k, text in zip(todo, asr.transcribe([items[k].hyp16 for k in todo]), strict=True):
+                texts[k] = text
+        for k in scorable:
+            out[k] = _scores_of(items[k].text, gt[items[k].utterance_id], texts[k], wanted[k])
+        return out
+
+
+def _scores_of(reference_text: str | None, reference_asr: str, output_asr: str,
+               wanted: tuple[str, ...]) -> Scores:
+    """The wanted ASR metrics of one output, its ratio counts and both ASR texts."""
+    s = wer_cer(reference_text, output_asr)
+    result = Scores(extra=dict(s.extra))
+    ratio = {n: v for n, v in s.extra.get("ratio", {}).items() if n in wanted}
+    for name in METRICS:
+        if name in wanted:
+            result.put(name, s.values.get(name), s.reasons.get(name))
+    if any(n in wanted for n in D_METRICS):
+        d = dwer_dcer(reference_asr, output_asr)
+        for name in D_METRICS:
+            if name in wanted:
+                result.put(name, d.values.get(name), d.reasons.get(name))
+        ratio.update({n: v for n, v in d.extra.get("ratio", {}).items() if n in wanted})
+    result.extra.pop("ratio", None)
+    if ratio:
+        result.extra["ratio"] = ratio
+    result.extra["asr_text_original"] = reference_asr
+    return result
+
+
+def _error_rate(name: str, description: str) -> MetricSpec:
+    # insertions can take an error rate past 100 %
+    return MetricSpec(name, description, "lower", "%", aggregation="ratio", lo=0.0, hi=100.0,
+                      scale=100.0, valid_hi=float("inf"), groups=("asr",),
+                      default=name in METRICS)
+
+
+declare(
+    _error_rate("wer", "word error rate of the protocol's ASR (Whisper unless asr.backend says "
+                "otherwise) vs the reference text (EnglishTextNormalizer)"),
+    _error_rate("cer", "character error rate (spaces included) of the protocol's ASR vs the "
+                "reference text"),
+    _error_rate("dwer", "WER of the output's ASR text vs the ASR text of the reference audio "
+                "(DASB dWER)"),
+    _error_rate("dcer", "CER of the output's ASR text vs the ASR text of the reference audio"),
+    where="model", compute=lambda ctx: AsrMetrics(ctx.asr),
+    needs=Needs(transcript=True, speech=True, sample_rate=16_000),
+    needs_of={name: Needs(reference=True, speech=True, sample_rate=16_000) for name in D_METRICS},
+    # model and decoding come from asr_protocol (the task's options), merged over these
+    protocol={"asr": {"package": "openai-whisper", "language": "en",
+                      "normaliser": "whisper EnglishTextNormalizer"}},
+    packages=("openai-whisper", "jiwer"),
+    citation="Radford et al., ICML 2023 (Whisper); dWER as in DASB (Mousavi et al. 2024)",
+    implementation="openai-whisper greedy decoding (or the asr.backend), jiwer edit counts, "
+                   "Whisper's EnglishTextNormalizer on both sides",
+    license="MIT (openai-whisper, its weights)",
+)

@@ -54,15 +54,21 @@ class Scores:
         except Exception as exc:  # noqa: BLE001 - recorded, with its type, never a score
             self.fail(list(keys), f"the metric raised {type(exc).__name__}: {exc}")
             return
-        if isinstance(names, str):
-            self.put(names, result)
+        if isinstance(result, Scores):  # a computation that gives each name its own reason
+            for k in keys:
+                if k in result.values:
+                    self.put(k, result.values[k], result.reasons.get(k))
+                else:
+                    self.put(k, None, "not computed")
+            self.update(Scores(extra=result.extra))
+        elif isinstance(names, str) or (len(keys) == 1 and not isinstance(result, (dict, tuple, list))):
+            self.put(keys[0], result)
+        elif isinstance(result, dict):
+            for k in keys:
+                self.put(k, result.get(k), None if result.get(k) is not None else "not computed")
         else:
-            if isinstance(result, dict):
-                for k in keys:
-                    self.put(k, result.get(k), None if result.get(k) is not None else "not computed")
-            else:
-                for k, v in zip(keys, result, strict=True):
-                    self.put(k, v)
+            for k, v in zip(keys, result, strict=True):
+                self.put(k, v)
 
     def update(self, other: Scores) -> None:
         for name, value in other.values.items():

@@ -24,13 +24,30 @@ an input they are undefined on raises :class:`NotComputable`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from tokbench.metrics.base import NotComputable
+from tokbench.io.cache import CacheEntryError
+from tokbench.metrics.base import NotComputable, Scores
 from tokbench.metrics.inputs import as_pair, as_signal, require_sound
-from tokbench.protocol import MSTFT_SETTINGS, SCORING_SAMPLE_RATE
+from tokbench.metrics.kit import MetricSpec, Needs, SignalInput, declare
+from tokbench.metrics.reference_features import package_version, register_feature
+from tokbench.protocol import SCORING_SAMPLE_RATE
 
+SDR_SETTINGS: dict[str, Any] = {
+    "package": "fast-bss-eval", "si_sdr": "zero_mean=False (Le Roux et al. 2019)",
+    "sdr": "BSS Eval v4 SDR, filter_length 512 (as mir_eval bss_eval_sources)"}
+MSTFT_SETTINGS: dict[str, Any] = {
+    "window_lengths": [2048, 512], "hop": "window/4", "window": "hann (periodic)",
+    "center": "reflect", "mag_weight": 1.0, "log_weight": 1.0, "power": 2.0, "clamp": 1e-5,
+    "log": "log10", "definition": "audiotools MultiScaleSTFTLoss"}
+MCD_SETTINGS: dict[str, Any] = {
+    "definition": "VERSA mcd_f0 (dtw=False)", "scale": "int16", "low_cut_hz": 70,
+    "f0": "harvest 40-800 Hz, 5 ms", "envelope": "pyworld cheaptrick, fft 1024",
+    "mcep": "pysptk sp2mc, order 39, alpha 0.466", "coefficients": "c0..c39",
+    "frames": "first min(len) frames, no alignment"}
 MSTFT_WINDOWS: tuple[int, ...] = tuple(MSTFT_SETTINGS["window_lengths"])
 MSTFT_CLAMP: float = MSTFT_SETTINGS["clamp"]
 MCD_ORDER = 39
@@ -132,3 +149,86 @@ def mcd(ref16: np.ndarray, hyp16: np.ndarray) -> float:
     """Mel cepstral distortion in dB (see the module docstring)."""
     ref, hyp = as_pair(ref16, hyp16)
     return mcd_from_cepstra(mel_cepstrum(ref, "reference"), mel_cepstrum(hyp, "output"))
+
+
+# --- declarations -------------------------------------------------------------------------
+_REFERENCE = Needs(reference=True, sample_rate=SCORING_SAMPLE_RATE)
+
+
+def _sdr_of(x: SignalInput) -> Scores:
+    scores = Scores()
+    if x.wants("si_sdr"):
+        scores.compute("si_sdr", lambda: si_sdr(x.reference, x.output))
+    if x.wants("sdr"):
+        scores.compute("sdr", lambda: sdr(x.reference, x.output))
+    return scores
+
+
+def _sdr_direct(ref16: np.ndarray, hyp16: np.ndarray) -> Mapping[str, float]:
+    import fast_bss_eval
+
+    r, h = ref16.astype(np.float64)[None], hyp16.astype(np.float64)[None]
+    return {"si_sdr": float(fast_bss_eval.si_sdr(r, h, zero_mean=False)[0])}
+
+
+declare(
+    MetricSpec("si_sdr", "scale-invariant SDR (Le Roux et al. 2019, no mean removal; "
+               "fast-bss-eval)", "higher", "dB", lo=-10.0, hi=30.0, valid_lo=-float("inf"),
+               valid_hi=float("inf"), groups=("signal",)),
+    MetricSpec("sdr", "BSS Eval SDR, 512-tap distortion filter (fast-bss-eval = mir_eval)",
+               "higher", "dB", lo=-10.0, hi=30.0, valid_lo=-float("inf"),
+               valid_hi=float("inf"), groups=("signal",)),
+    where="worker", compute=_sdr_of, needs=_REFERENCE, protocol={"sdr": SDR_SETTINGS},
+    preload=("fast_bss_eval",), packages=("fast-bss-eval",),
+    citation="Le Roux et al., ICASSP 2019 (SI-SDR); Vincent et al., IEEE TASLP 2006 (BSS Eval)",
+    implementation="fast-bss-eval (equal to mir_eval.separation.bss_eval_sources for one source)",
+    agreement=_sdr_direct, agreement_tolerance=1e-6,
+)
+
+declare(
+    MetricSpec("mstft_distance", "multi-resolution STFT distance: L1 of magnitudes + L1 of "
+               "log10 power, windows 2048 and 512 (DAC / Codec-SUPERB)", "lower", "", lo=0.0,
+               hi=10.0, valid_hi=float("inf"), groups=("signal",)),
+    where="worker", compute=lambda x: mstft_distance(x.reference, x.output), needs=_REFERENCE,
+    protocol={"mstft": MSTFT_SETTINGS}, packages=("scipy",),
+    citation="Kumar et al., NeurIPS 2023 (DAC); Codec-SUPERB (Wu et al. 2024)",
+    implementation="audiotools MultiScaleSTFTLoss defaults, re-implemented with scipy",
+)
+
+
+def _check_mcep(value: np.ndarray) -> None:
+    if value.ndim != 2 or value.dtype.kind != "f" or not np.isfinite(value).all():
+        raise CacheEntryError(f"mel cepstra are a finite 2-D array, got shape {value.shape} "
+                              f"dtype {value.dtype}")
+
+
+register_feature("mcep", lambda: {**MCD_SETTINGS, "pyworld": package_version("pyworld"),
+                                  "pysptk": package_version("pysptk"),
+                                  "f0_window_seconds": _pitch_window()}, _check_mcep)
+
+
+def _pitch_window() -> float:
+    from tokbench.metrics.pitch import PITCH_WINDOW_SECONDS
+
+    return PITCH_WINDOW_SECONDS
+
+
+def _mcd_of(x: SignalInput) -> float:
+    if x.reference is x.reference_raw:  # the reference's own cepstra: cached per dataset
+        ref_mc = x.cached("mcep", lambda: mel_cepstrum(x.reference_raw, "reference"))
+    else:  # the reference zero-padded to a longer output
+        ref_mc = mel_cepstrum(x.reference, "reference")
+    return mcd_from_cepstra(ref_mc, mel_cepstrum(x.output, "output"))
+
+
+declare(
+    MetricSpec("mcd", "mel cepstral distortion as VERSA mcd_f0 (sp2mc order 39, c0 included, "
+               "no DTW)", "lower", "dB", lo=0.0, hi=20.0, valid_hi=float("inf"),
+               groups=("signal",)),
+    where="worker", compute=_mcd_of, needs=Needs(reference=True, speech=True,
+                                                 sample_rate=SCORING_SAMPLE_RATE),
+    protocol={"mcd": MCD_SETTINGS}, preload=("pysptk", "pyworld"),
+    packages=("pysptk", "pyworld"),
+    citation="Kubichek, IEEE PACRIM 1993 (MCD); VERSA (Shi et al., NAACL 2025 demo)",
+    implementation="VERSA mcd_f0 with dtw=False (pyworld + pysptk)",
+)

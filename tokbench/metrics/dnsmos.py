@@ -28,7 +28,14 @@ import numpy as np
 
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.metrics.inputs import as_signal, require_sound
-from tokbench.protocol import DNSMOS_SETTINGS, SCORING_SAMPLE_RATE
+from tokbench.metrics.kit import MetricSpec, Needs, declare
+from tokbench.protocol import SCORING_SAMPLE_RATE
+
+DNSMOS_SETTINGS: dict[str, Any] = {
+    "package": "speechmos (official ONNX models) + onnxruntime",
+    "p835": "dnsmos_models/sig_bak_ovr.onnx", "p808": "dnsmos_models/model_v8.onnx",
+    "personalized": False, "input_seconds": 9.01, "hop_seconds": 1.0,
+    "short_input": "repeated to 9.01 s", "aggregation": "mean over windows"}
 
 METRICS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
 INPUT_SECONDS: float = DNSMOS_SETTINGS["input_seconds"]
@@ -113,3 +120,25 @@ def dnsmos_scores(wav16: np.ndarray, names: tuple[str, ...] = METRICS) -> Scores
     scores = Scores()
     scores.compute(tuple(names), lambda: dnsmos(wav16))
     return scores
+
+
+def _mos(name: str, what: str) -> MetricSpec:
+    return MetricSpec(name, what, "higher", "MOS", lo=1.0, hi=5.0, valid_lo=0.0, valid_hi=6.0,
+                      groups=("mos",))
+
+
+declare(
+    _mos("dnsmos_sig", "DNSMOS P.835 speech quality (SIG), official ONNX model, non-intrusive"),
+    _mos("dnsmos_bak", "DNSMOS P.835 background noise quality (BAK), non-intrusive"),
+    _mos("dnsmos_ovrl", "DNSMOS P.835 overall quality (OVRL), non-intrusive"),
+    _mos("dnsmos_p808", "DNSMOS P.808 overall MOS, official ONNX model, non-intrusive"),
+    where="worker",
+    compute=lambda x: dnsmos_scores(x.output, tuple(m for m in METRICS if x.wants(m))),
+    needs=Needs(speech=True, sample_rate=SCORING_SAMPLE_RATE), protocol={"dnsmos": DNSMOS_SETTINGS},
+    # not onnxruntime: its import starts a thread, and a process with threads is not safe to
+    # fork from (it costs only ~0.05 s in each worker)
+    preload=("tokbench.metrics.dnsmos",), packages=("speechmos", "onnxruntime"),
+    citation="Reddy et al., ICASSP 2022 (DNSMOS P.835); Reddy et al., ICASSP 2021 (P.808)",
+    implementation="Microsoft's dnsmos_local.py as speechmos.dnsmos.run computes it, with the "
+                   "official ONNX models", license="MIT (speechmos, the ONNX models)",
+)

@@ -48,8 +48,25 @@ import numpy as np
 
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.inputs import as_signal, require_sound
+from tokbench.metrics.kit import MetricSpec, ModelContext, Needs, declare
 from tokbench.metrics.lazy_model import CheckpointModel
-from tokbench.protocol import ECAPA_SV, SCORING_SAMPLE_RATE
+from tokbench.metrics.reference_features import check_vector, package_version, register_feature
+from tokbench.protocol import SCORING_SAMPLE_RATE
+
+# The speaker verifier of Seed-TTS-eval's SIM (UniSpeech downstreams/speaker_verification).
+ECAPA_SV: dict[str, Any] = {
+    "model": "WavLM-large + ECAPA-TDNN speaker verifier (microsoft/UniSpeech speaker_verification, "
+             "ECAPA_TDNN_SMALL feat_dim=1024 feat_type=wavlm_large), as Seed-TTS-eval's SIM",
+    "checkpoint": "wavlm_large_finetune.pth",
+    # the UniSpeech README's "WavLM large" row with the pre-trained model not fixed (Google Drive
+    # file id 18rekjal9NPo0VquVtali-80yy63252RX); no checksum is published
+    "source": "https://drive.google.com/file/d/18rekjal9NPo0VquVtali-80yy63252RX/view?usp=sharing",
+    "implementation": "tokbench.metrics.ecapa_speaker (transformers WavLMModel + ECAPA-TDNN head)",
+    "wavlm": {"normalize_waveform": True, "max_distance": 800},  # WavLM-Large's pre-training config
+    "features": "softmax(feature_weight)-weighted sum of all hidden states (the input of each "
+                "layer, then the layer-normed output) + 1e-6, instance norm",
+    "input": "16 kHz, one utterance at a time", "similarity": "cosine of the 256-d embeddings",
+    "min_seconds": 0.5, "max_seconds": 60.0}
 
 METRIC = "spk_sim_ecapa"
 CHECKPOINT_FILE: str = ECAPA_SV["checkpoint"]
@@ -449,3 +466,57 @@ class EcapaSpeaker(CheckpointModel):
         if not np.all(np.isfinite(emb)):
             raise NotComputable(f"the ECAPA speaker embedding of the {role} is not finite")
         return emb.astype(np.float32)
+
+
+# WavLM-large + ECAPA-TDNN embedding of the reference; the checkpoint's SHA-256 is added
+register_feature("ecapa_sv", lambda: {**ECAPA_SV, "transformers": package_version("transformers")},
+                 check_vector)
+
+
+def _assets(needed_by: str) -> list[Any]:
+    """The checkpoint, for ``tokbench prefetch``: Google Drive only (no direct download), so it
+    is verified here and fetched by hand."""
+    from tokbench.io.files import file_digest
+    from tokbench.suites.assets import CACHED, CORRUPT, MISSING, Asset
+
+    def verify(asset: Asset) -> None:
+        path = asset.location
+        if path is None or not path.is_file():
+            asset.state = MISSING
+            asset.detail = (f"no direct download: fetch {CHECKPOINT_FILE} from {asset.source} "
+                            f"by hand and place it at {path}")
+            return
+        asset.size = path.stat().st_size
+        try:
+            load_model(path)
+        except ValueError as exc:
+            asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
+            return
+        asset.state = CACHED
+        asset.detail = f"loads as WavLM-large + ECAPA-TDNN (SHA-256 {file_digest(path)[:12]}...)"
+
+    checksum = (f"sha256 {CHECKPOINT_SHA256[:12]}..." if CHECKPOINT_SHA256
+                else "none published (SHA-256 printed when loaded)")
+    return [Asset("metric model", f"{needed_by} ({METRIC})", CHECKPOINT_SOURCE,
+                  checkpoint_cache_path(), checksum=checksum, verify=verify)]
+
+
+def _scorer(ctx: ModelContext) -> Any:
+    from tokbench.metrics.model_scoring import Similarity
+
+    return Similarity(METRIC, "ecapa_sv", EcapaSpeaker(ctx.device, ctx.checkpoint))
+
+
+declare(
+    MetricSpec(METRIC, "cosine of WavLM-large + ECAPA-TDNN speaker embeddings (UniSpeech "
+               "wavlm_large_finetune.pth, Seed-TTS-eval's SIM) of output and input", "higher",
+               "cosine", lo=0.0, hi=1.0, valid_lo=-1.0, groups=("speaker",)),
+    where="model", compute=_scorer,
+    needs=Needs(reference=True, speech=True, sample_rate=SCORING_SAMPLE_RATE),
+    protocol={"spk_sim_ecapa": ECAPA_SV}, packages=("transformers",), weights=_assets,
+    citation="Chen et al., IEEE JSTSP 2022 (WavLM); Desplanques et al., Interspeech 2020 "
+             "(ECAPA-TDNN); Anastassiou et al. 2024 (Seed-TTS-eval SIM)",
+    implementation="microsoft/UniSpeech downstreams/speaker_verification ECAPA_TDNN_SMALL on "
+                   "transformers WavLMModel",
+    license="the checkpoint: UniSpeech's licence (MIT)",
+)

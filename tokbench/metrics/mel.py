@@ -13,9 +13,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.fft
 
 from tokbench.metrics.inputs import as_pair, as_signal
+from tokbench.metrics.kit import MetricSpec, Needs, declare
 from tokbench.protocol import SCORING_SAMPLE_RATE
 
 N_FFT = 1024
@@ -59,6 +59,8 @@ def log_mel(wav16: np.ndarray) -> np.ndarray:
 
 
 def _log_mel(x: np.ndarray) -> np.ndarray:
+    import scipy.fft
+
     pad = N_FFT // 2
     xp = np.pad(x, pad, mode="constant")
     frames = np.lib.stride_tricks.sliding_window_view(xp, N_FFT)[::HOP]
@@ -71,3 +73,17 @@ def mel_l1(ref16: np.ndarray, hyp16: np.ndarray) -> float:
     NotComputable for an empty or non-finite signal."""
     ref, hyp = as_pair(ref16, hyp16, np.float32)
     return float(np.mean(np.abs(_log_mel(hyp) - _log_mel(ref)), dtype=np.float64))
+
+
+declare(
+    MetricSpec("mel_l1", "mean |log mel(out) - log mel(in)| (80 Slaney mels, n_fft 1024, hop 256)",
+               "lower", "log-mel", lo=0.0, hi=3.0, valid_hi=float("inf"), groups=("signal",),
+               default=True),
+    where="worker", compute=lambda x: mel_l1(x.reference, x.output),
+    needs=Needs(reference=True, sample_rate=SCORING_SAMPLE_RATE),
+    protocol={"mel": {"n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "fmax": int(FMAX),
+                      "power": 1.0, "log": "natural", "floor": FLOOR, "filters": "slaney"}},
+    preload=("scipy.fft", "librosa.filters"), packages=("librosa", "scipy"),
+    citation="the mel distance of HiFi-GAN / DAC-style codec evaluations",
+    implementation="librosa.filters.mel (Slaney) on a scipy.fft STFT framed as librosa.stft",
+)

@@ -22,11 +22,13 @@ memory is bounded by one window whatever the length.
 from __future__ import annotations
 
 import numpy as np
-import pyworld
 
+from tokbench.io.cache import CacheEntryError
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.metrics.inputs import as_signal
-from tokbench.protocol import PITCH_CONTEXT_SECONDS, PITCH_WINDOW_SECONDS, SCORING_SAMPLE_RATE
+from tokbench.metrics.kit import MetricSpec, Needs, SignalInput, declare
+from tokbench.metrics.reference_features import package_version, register_feature
+from tokbench.protocol import SCORING_SAMPLE_RATE
 
 HOP_MS = 5.0
 F0_FLOOR = 40.0
@@ -34,6 +36,10 @@ F0_CEIL = 800.0
 GROSS_ERROR = 0.2  # relative deviation that makes a pitch error "gross"
 PITCH_METRICS = ("gpe", "vde", "ffe", "f0_corr", "f0_rmse_cents")
 HOP_SAMPLES = int(SCORING_SAMPLE_RATE * HOP_MS / 1000)  # 80
+# WORLD Harvest's memory grows superlinearly with length: contours of longer signals are computed
+# over windows of this length with PITCH_CONTEXT_SECONDS of context each side, and joined.
+PITCH_WINDOW_SECONDS = 20.0
+PITCH_CONTEXT_SECONDS = 1.0
 
 
 def f0_contour(wav16: np.ndarray) -> np.ndarray:
@@ -50,6 +56,8 @@ def f0_contour(wav16: np.ndarray) -> np.ndarray:
 
 
 def _harvest(x: np.ndarray, sample_rate: int, f0_floor: float, f0_ceil: float) -> np.ndarray:
+    import pyworld
+
     f0, _ = pyworld.harvest(np.ascontiguousarray(x, dtype=np.float64), sample_rate,
                             f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=HOP_MS)
     return np.asarray(f0, dtype=np.float64)
@@ -140,3 +148,48 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     if not den > 0.0:
         raise NotComputable("F0 variance over the frames voiced in both is zero")
     return float(np.clip(np.dot(a, b) / den, -1.0, 1.0))
+
+
+def _check_f0(value: np.ndarray) -> None:
+    if value.ndim != 1 or value.dtype.kind != "f" or not np.isfinite(value).all() \
+            or (value < 0).any() or (value > F0_CEIL * 1.01).any():
+        raise CacheEntryError(f"an F0 contour is a 1-D array of Hz in [0, {F0_CEIL:g}], got "
+                              f"shape {value.shape} dtype {value.dtype}")
+
+
+register_feature("f0", lambda: {"method": "harvest", "hop_ms": HOP_MS, "f0_floor": F0_FLOOR,
+                                "f0_ceil": F0_CEIL, "pyworld": package_version("pyworld")},
+                 _check_f0)
+
+
+def _pitch_of(x: SignalInput) -> Scores:
+    f0_ref = x.cached("f0", lambda: f0_contour(x.reference_raw))
+    return pitch_scores(f0_ref, f0_contour(x.output))
+
+
+_UNIT = "ratio"
+declare(
+    MetricSpec("gpe", "gross pitch error: share of mutually voiced frames with |f0 ratio - 1| > "
+               "0.2 (WORLD Harvest)", "lower", _UNIT, lo=0.0, hi=1.0, groups=("pitch",),
+               default=True),
+    MetricSpec("vde", "voicing decision error: share of frames whose voicing differs", "lower",
+               _UNIT, lo=0.0, hi=1.0, groups=("pitch",), default=True),
+    MetricSpec("ffe", "F0 frame error: share of frames with a voicing or gross pitch error",
+               "lower", _UNIT, lo=0.0, hi=1.0, groups=("pitch",), default=True),
+    MetricSpec("f0_corr", "Pearson correlation of F0 over mutually voiced frames (P.Corr)",
+               "higher", "r", lo=-1.0, hi=1.0, groups=("pitch",), default=True),
+    MetricSpec("f0_rmse_cents", "RMS of 1200 log2(f0_out / f0_in) over frames voiced in both "
+               "(Harvest)", "lower", "cents", lo=0.0, hi=600.0, valid_hi=float("inf"),
+               groups=("pitch",)),
+    where="worker", compute=_pitch_of,
+    needs=Needs(reference=True, speech=True, sample_rate=SCORING_SAMPLE_RATE),
+    protocol={"pitch": {"method": "WORLD harvest (pyworld)", "hop_ms": HOP_MS,
+                        "f0_floor": F0_FLOOR, "f0_ceil": F0_CEIL, "gross_error": GROSS_ERROR,
+                        "window_seconds": PITCH_WINDOW_SECONDS,
+                        "context_seconds": PITCH_CONTEXT_SECONDS,
+                        "rmse": "cents over frames voiced in both"}},
+    preload=("pyworld",), packages=("pyworld",),
+    citation="Morise et al., IEICE 2016 (WORLD); Morise, Interspeech 2017 (Harvest); GPE/VDE/FFE "
+             "as in Chu & Alwan, ICASSP 2009",
+    implementation="pyworld.harvest; the error rates and correlation computed here",
+)

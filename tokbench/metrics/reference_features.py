@@ -11,6 +11,9 @@ Usage::
 
     key = reference_key(dataset.name, dataset.revision, utt.id, "f0")
     f0_ref = cached_f0(cache, key, ref16)          # raises NotComputable (cached) on failure
+
+Metric modules register the features they cache (:func:`register_feature`); a worker
+computation reads them through :meth:`tokbench.metrics.kit.SignalInput.cached`.
 """
 
 from __future__ import annotations
@@ -22,40 +25,40 @@ import numpy as np
 
 from tokbench.io.cache import Cache, CacheEntryError
 from tokbench.metrics.base import NotComputable
-from tokbench.metrics.pitch import F0_CEIL, F0_FLOOR, HOP_MS, f0_contour
-from tokbench.metrics.speaker import MODEL, speaker_embedding
-from tokbench.protocol import ECAPA_SV, MCD_SETTINGS, PITCH_WINDOW_SECONDS, VAD_SETTINGS, WAVLM_SV
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of ``package`` ("unknown" if it is not installed): part of the
+    settings of a feature computed with it."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
 
 
-# What determines each feature besides the audio: part of the cache key.
-FEATURES: dict[str, Callable[[], dict]] = {
-    "f0": lambda: {"method": "harvest", "hop_ms": HOP_MS, "f0_floor": F0_FLOOR,
-                   "f0_ceil": F0_CEIL, "pyworld": _version("pyworld")},
-    "speaker": lambda: {"model": MODEL, "resemblyzer": _version("resemblyzer"),
-                        "preprocess": "preprocess_wav"},
-    # seconds of speech found by the reference VAD (tokbench.metrics.vad)
-    "speech": lambda: {**VAD_SETTINGS, "silero_vad": _version("silero-vad")},
-    # VERSA-style mel cepstra for mcd (tokbench.metrics.distortion)
-    "mcep": lambda: {**MCD_SETTINGS, "pyworld": _version("pyworld"), "pysptk": _version("pysptk"),
-                     "f0_window_seconds": PITCH_WINDOW_SECONDS},
-    # WavLM x-vector for spk_sim_wavlm; the model revision is added by the caller
-    "wavlm_sv": lambda: {**WAVLM_SV, "transformers": _version("transformers")},
-    # WavLM-large + ECAPA-TDNN embedding for spk_sim_ecapa; the checkpoint's SHA-256 is added
-    "ecapa_sv": lambda: {**ECAPA_SV, "transformers": _version("transformers")},
-}
+# feature -> what determines it besides the audio (part of the cache key), and a check of a
+# cached value's shape and values (a foreign entry is recomputed, never used). Each metric
+# module registers the features it caches (register_feature).
+FEATURES: dict[str, Callable[[], dict]] = {}
+CHECKS: dict[str, Callable[[np.ndarray], None]] = {}
+
+
+def register_feature(name: str, settings: Callable[[], dict],
+                     check: Callable[[np.ndarray], None]) -> None:
+    """Declare reference feature ``name``: ``settings()`` goes into every key, ``check``
+    validates cached values. Called at import by the metric module that computes it."""
+    FEATURES[name] = settings
+    CHECKS[name] = check
 
 
 def reference_key(dataset_name: str, dataset_revision: str, utterance_id: str, feature: str,
                   model: str | None = None) -> str:
     """Cache key of reference ``feature`` (one of :data:`FEATURES`) of one utterance;
     ``model`` names the exact weights of a model-based feature (e.g. their resolved commit)."""
+    if feature not in FEATURES:  # its module may not be imported yet in this process
+        from tokbench.metrics.kit import registry
+
+        registry.names()
     if feature not in FEATURES:
         raise ValueError(f"unknown reference feature {feature!r}; known: {sorted(FEATURES)}")
     extra = {} if model is None else {"model_weights": model}
@@ -64,43 +67,10 @@ def reference_key(dataset_name: str, dataset_revision: str, utterance_id: str, f
                      **extra)
 
 
-def _check_f0(value: np.ndarray) -> None:
-    if value.ndim != 1 or value.dtype.kind != "f" or not np.isfinite(value).all() \
-            or (value < 0).any() or (value > F0_CEIL * 1.01).any():
-        raise CacheEntryError(f"an F0 contour is a 1-D array of Hz in [0, {F0_CEIL:g}], got "
-                              f"shape {value.shape} dtype {value.dtype}")
-
-
-def _check_embedding(value: np.ndarray) -> None:
-    # Resemblyzer's embeddings are L2-normalised 256-d vectors.
-    if value.shape != (256,) or not np.isfinite(value).all() \
-            or abs(float(np.linalg.norm(value)) - 1.0) > 1e-3:
-        norm = float(np.linalg.norm(value)) if value.size else 0.0
-        raise CacheEntryError(f"a speaker embedding is a unit-norm 256-d vector, got shape "
-                              f"{value.shape} with norm {norm:.4g}")
-
-
-def _check_speech(value: np.ndarray) -> None:
-    if value.shape != (1,) or not np.isfinite(value).all() or float(value[0]) < 0:
-        raise CacheEntryError(f"speech seconds are one non-negative number, got shape {value.shape}")
-
-
-def _check_vector(value: np.ndarray) -> None:
+def check_vector(value: np.ndarray) -> None:
+    """A cached model embedding: a finite 1-D vector."""
     if value.ndim != 1 or value.size == 0 or not np.isfinite(value).all():
         raise CacheEntryError(f"an embedding is a finite 1-D vector, got shape {value.shape}")
-
-
-def _check_mcep(value: np.ndarray) -> None:
-    if value.ndim != 2 or value.dtype.kind != "f" or not np.isfinite(value).all():
-        raise CacheEntryError(f"mel cepstra are a finite 2-D array, got shape {value.shape} "
-                              f"dtype {value.dtype}")
-
-
-# Every cached reference feature has a check of its shape and values (a foreign entry is
-# recomputed, never used).
-CHECKS: dict[str, Callable[[np.ndarray], None]] = {
-    "f0": _check_f0, "speaker": _check_embedding, "speech": _check_speech, "mcep": _check_mcep,
-    "wavlm_sv": _check_vector, "ecapa_sv": _check_vector}
 
 
 def _check_failure(value: object) -> None:
@@ -109,9 +79,12 @@ def _check_failure(value: object) -> None:
         raise CacheEntryError("not a 'not computable' record")
 
 
-def _cached(cache: Cache, feature: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+def cached_feature(cache: Cache, feature: str, key: str, compute: Callable[[], np.ndarray],
+                   check: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+    """Reference ``feature`` stored under ``key``: from the cache, or ``compute()``d and saved
+    on a miss. A NotComputable reference is cached as such and raised again."""
     kind = f"reference-{feature}"
-    hit = cache.load_array(kind, key, check=CHECKS.get(feature))
+    hit = cache.load_array(kind, key, check=check or CHECKS.get(feature))
     if hit is not None:
         return hit
     failed = cache.load_json(kind, key, check=_check_failure)
@@ -127,37 +100,33 @@ def _cached(cache: Cache, feature: str, key: str, compute: Callable[[], np.ndarr
 
 
 def cached_f0(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
-    """The reference F0 contour (see :func:`tokbench.metrics.pitch.f0_contour`) stored under
+    """The reference F0 contour (:func:`tokbench.metrics.pitch.f0_contour`) stored under
     ``key``, computed from ``wav16`` and saved on a miss."""
-    return _cached(cache, "f0", key, lambda: f0_contour(wav16))
+    from tokbench.metrics.pitch import f0_contour
+
+    return cached_feature(cache, "f0", key, lambda: f0_contour(wav16))
 
 
 def cached_embedding(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
-    """The reference speaker embedding (see :func:`tokbench.metrics.speaker.speaker_embedding`)
-    stored under ``key``, computed from ``wav16`` and saved on a miss; raises NotComputable
-    (also from the cache) when the reference has no usable speech."""
-    return _cached(cache, "speaker", key, lambda: speaker_embedding(wav16, role="reference"))
+    """The reference speaker embedding (:func:`tokbench.metrics.speaker.speaker_embedding`)
+    stored under ``key``; raises NotComputable (also from the cache) when the reference has no
+    usable speech."""
+    from tokbench.metrics.speaker import speaker_embedding
+
+    return cached_feature(cache, "speaker", key, lambda: speaker_embedding(wav16, role="reference"))
 
 
 def cached_speech_seconds(cache: Cache, key: str, wav16: np.ndarray) -> float:
     """Seconds of speech the reference VAD finds in the reference (cached under ``key``)."""
     from tokbench.metrics.vad import speech_seconds
 
-    value = _cached(cache, "speech", key,
-                    lambda: np.asarray([speech_seconds(wav16)], dtype=np.float64))
+    value = cached_feature(cache, "speech", key,
+                           lambda: np.asarray([speech_seconds(wav16)], dtype=np.float64))
     return float(np.asarray(value).ravel()[0])
-
-
-def cached_mcep(cache: Cache, key: str, wav16: np.ndarray) -> np.ndarray:
-    """The reference's mel cepstra for ``mcd`` (cached under ``key``)."""
-    from tokbench.metrics.distortion import mel_cepstrum
-
-    return _cached(cache, "mcep", key, lambda: mel_cepstrum(wav16, "reference"))
 
 
 def cached_model_embedding(cache: Cache, feature: str, key: str, wav16: np.ndarray,
                            embed: Callable[[np.ndarray, str], np.ndarray]) -> np.ndarray:
     """The reference's embedding by a model (``embed(wav16, "reference")``) for ``feature`` (a
-    model-based entry of :data:`FEATURES`, e.g. ``wavlm_sv``), cached under ``key``."""
-    return _cached(cache, feature, key, lambda: embed(wav16, "reference"))
-
+    model-based feature, e.g. ``wavlm_sv``), cached under ``key``."""
+    return cached_feature(cache, feature, key, lambda: embed(wav16, "reference"))

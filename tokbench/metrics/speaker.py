@@ -12,8 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from tokbench.io.cache import CacheEntryError
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.inputs import as_signal, require_sound
+from tokbench.metrics.kit import MetricSpec, Needs, SignalInput, declare
+from tokbench.metrics.reference_features import package_version, register_feature
 from tokbench.protocol import SCORING_SAMPLE_RATE
 
 MODEL = "resemblyzer VoiceEncoder"
@@ -64,3 +67,41 @@ def secs(ref_emb: np.ndarray, hyp16: np.ndarray) -> float:
     """SECS: cosine of the reference embedding (see ``tokbench.metrics.reference_features.cached_embedding``)
     and the embedding of the 16 kHz output. NotComputable as :func:`speaker_embedding`."""
     return cosine(ref_emb, speaker_embedding(hyp16, role="output"))
+
+
+def _check_embedding(value: np.ndarray) -> None:
+    # Resemblyzer's embeddings are L2-normalised 256-d vectors.
+    if value.shape != (256,) or not np.isfinite(value).all() \
+            or abs(float(np.linalg.norm(value)) - 1.0) > 1e-3:
+        norm = float(np.linalg.norm(value)) if value.size else 0.0
+        raise CacheEntryError(f"a speaker embedding is a unit-norm 256-d vector, got shape "
+                              f"{value.shape} with norm {norm:.4g}")
+
+
+register_feature("speaker", lambda: {"model": MODEL, "resemblyzer": package_version("resemblyzer"),
+                                     "preprocess": "preprocess_wav"}, _check_embedding)
+
+
+def _secs_of(x: SignalInput) -> float:
+    ref_emb = x.cached("speaker", lambda: speaker_embedding(x.reference_raw, role="reference"))
+    return secs(ref_emb, x.output)
+
+
+declare(
+    MetricSpec("secs", "speaker embedding cosine similarity (Resemblyzer) of output vs input",
+               "higher", "cosine", lo=0.0, hi=1.0, valid_lo=-1.0, groups=("speaker",),
+               default=True),
+    where="worker", compute=_secs_of,
+    needs=Needs(reference=True, speech=True, sample_rate=SCORING_SAMPLE_RATE),
+    protocol={"secs": {"model": "resemblyzer VoiceEncoder", "preprocess": "preprocess_wav",
+                       "similarity": "cosine"}},
+    # Resemblyzer and the librosa submodules its preprocessing loads lazily on first use
+    preload=("torch", "torch.utils.serialization", "resemblyzer", "librosa.filters",
+             "librosa.core.audio", "librosa.core.spectrum", "librosa.core.constantq",
+             "librosa.core.pitch", "librosa.feature", "librosa.feature.spectral",
+             "librosa.sequence", "librosa.util.utils"),
+    packages=("resemblyzer",),
+    citation="Wan et al., ICASSP 2018 (GE2E); the Guo et al. 2025 review's SECS",
+    implementation="resemblyzer VoiceEncoder (weights ship with the package), preprocess_wav on "
+                   "both sides", license="Apache-2.0 (resemblyzer, its weights)",
+)

@@ -21,13 +21,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from tokbench.metrics.base import NotComputable
+from tokbench.metrics.kit import MetricSpec, declare
 from tokbench.records import make_record
+
+if TYPE_CHECKING:
+    import torch
 
 STAT_METRICS = ("token_entropy", "token_cond_entropy", "codebook_utilisation", "token_perplexity")
 
@@ -60,6 +63,8 @@ def bitrate_entropy_of_counts(frame_rate: float, counts_per_codebook: Sequence[n
 
 
 def _as_int_array(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    import torch
+
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.int64)
@@ -200,3 +205,25 @@ def stat_records(
         records.append(make_record(None, {"bitrate_entropy": value}, reasons=reasons,
                                    extra={**(extra or {}), "frame_rate": frame_rate}))
     return records
+
+
+# All corpus level, one value per run, recorded by the tasks that read tokens (recon, bpe); the
+# record's `param` is the codebook index (0-based).
+def _stat(name: str, description: str, direction: Any = "none", unit: str = "bit/token",
+          **limits: Any) -> MetricSpec:
+    return MetricSpec(name, description + " (param = codebook index)", direction, unit,
+                      level="corpus", aggregation="value", category="statistic", **limits)
+
+
+declare(
+    _stat("token_entropy", "unigram entropy of one codebook's tokens over the corpus",
+          valid_lo=0.0),
+    _stat("token_cond_entropy", "H(X_t | X_t-1) of one codebook's tokens from corpus bigram "
+          "counts, pairs within utterances", valid_lo=0.0),
+    _stat("codebook_utilisation", "share of one codebook's codes used at least once in the "
+          "corpus", "higher", "ratio", lo=0.0, hi=1.0),
+    _stat("token_perplexity", "2 ** token_entropy", unit="tokens", valid_lo=1.0),
+    where="recorded",
+    citation="entropy and utilisation as in the DASB and Codec-SUPERB token analyses",
+    implementation="tokbench.metrics.tokens (corpus counts per codebook)",
+)

@@ -41,8 +41,16 @@ import numpy as np
 
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.inputs import as_signal, require_sound
+from tokbench.metrics.kit import MetricSpec, ModelContext, Needs, declare
 from tokbench.metrics.lazy_model import CheckpointModel
-from tokbench.protocol import SCORING_SAMPLE_RATE, UTMOS_SETTINGS
+from tokbench.protocol import SCORING_SAMPLE_RATE
+
+UTMOS_SETTINGS: dict[str, Any] = {
+    "model": "UTMOS22 strong learner (sarulab-speech/UTMOS22, epoch=3-step=7459), no phoneme encoder",
+    "checkpoint": "https://github.com/tarepan/SpeechMOS/releases/download/v1.0.0/utmos22_strong_step7459_v1.pt",
+    "implementation": "tokbench.metrics.utmos (transformers Wav2Vec2Model + BLSTM head)",
+    "input": "16 kHz, raw waveform (no normalisation), one utterance at a time",
+    "score": "2 x mean over frames + 3", "max_seconds": 60.0, "silent_output": "not computable"}
 
 METRIC = "utmos"
 CHECKPOINT_URL: str = UTMOS_SETTINGS["checkpoint"]
@@ -311,3 +319,58 @@ class UTMOSPredictor(CheckpointModel):
         if not np.isfinite(score):
             raise NotComputable(f"UTMOS of the {role} is not finite")
         return score
+
+
+def _assets(needed_by: str) -> list[Any]:
+    """The release checkpoint, for ``tokbench prefetch``: verified by loading it (and by its
+    SHA-256 once one is recorded), fetched from the release URL."""
+    from tokbench.io.files import file_digest
+    from tokbench.suites.assets import CACHED, CORRUPT, MISSING, Asset
+
+    def verify(asset: Asset) -> None:
+        path = asset.location
+        if path is None or not path.is_file():
+            asset.state, asset.detail = MISSING, "not downloaded yet (size not recorded offline)"
+            return
+        asset.size = path.stat().st_size
+        if CHECKPOINT_SHA256 and file_digest(path, "sha256") != CHECKPOINT_SHA256:
+            asset.state = CORRUPT
+            asset.detail = "its SHA-256 is not the release's: delete it and fetch again"
+            return
+        try:
+            load_model(path)
+        except ValueError as exc:
+            asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
+            return
+        asset.state = CACHED
+        asset.detail = f"loads as UTMOS22 strong (SHA-256 {file_digest(path)[:12]}...)"
+
+    def fetch(asset: Asset, log: Any) -> None:
+        log(f"fetching {asset.source}")
+        fetch_checkpoint(asset.source)
+
+    checksum = (f"sha256 {CHECKPOINT_SHA256[:12]}..." if CHECKPOINT_SHA256
+                else "none published (SHA-256 printed when loaded)")
+    return [Asset("metric model", f"{needed_by} (utmos)", CHECKPOINT_URL, checkpoint_cache_path(),
+                  checksum=checksum, verify=verify, fetch=fetch)]
+
+
+def _scorer(ctx: ModelContext) -> Any:
+    from tokbench.metrics.model_scoring import NonIntrusive
+
+    return NonIntrusive(METRIC, UTMOSPredictor(ctx.device, ctx.checkpoint))
+
+
+declare(
+    # 2 x (a mean of an unbounded projection) + 3: no hard limits, but finite
+    MetricSpec(METRIC, "UTMOS22 strong naturalness MOS (official checkpoint, SpeechMOS release), "
+               "non-intrusive", "higher", "MOS", lo=1.0, hi=5.0, valid_lo=-float("inf"),
+               valid_hi=float("inf"), groups=("mos",)),
+    where="model", compute=_scorer,
+    needs=Needs(speech=True, sample_rate=SCORING_SAMPLE_RATE),
+    protocol={"utmos": UTMOS_SETTINGS}, packages=("transformers",), weights=_assets,
+    citation="Saeki et al., Interspeech 2022 (UTMOS, VoiceMOS Challenge 2022)",
+    implementation="sarulab-speech/UTMOS22 strong learner as the SpeechMOS release ships it, "
+                   "loaded onto transformers Wav2Vec2Model + the BLSTM head",
+    license="MIT (SpeechMOS release)",
+)

@@ -18,8 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from tokbench.io.cache import CacheEntryError
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.inputs import as_signal
+from tokbench.metrics.reference_features import package_version as _version
+from tokbench.metrics.reference_features import register_feature
 from tokbench.protocol import SCORING_SAMPLE_RATE, VAD_SETTINGS
 
 MIN_SPEECH_SECONDS: float = VAD_SETTINGS["min_speech_seconds"]
@@ -64,3 +67,13 @@ def require_speech(seconds: float) -> None:
         raise NotComputable(
             f"the reference holds no speech (Silero VAD found {seconds:.2f} s, fewer than "
             f"{MIN_SPEECH_SECONDS} s): metrics against it would score noise or silence")
+
+
+def _check_speech(value: np.ndarray) -> None:
+    if value.shape != (1,) or not np.isfinite(value).all() or float(value[0]) < 0:
+        raise CacheEntryError(f"speech seconds are one non-negative number, got shape {value.shape}")
+
+
+# seconds of speech found in the reference (the scorer's gate for metrics that need speech)
+register_feature("speech", lambda: {**VAD_SETTINGS, "silero_vad": _version("silero-vad")},
+                 _check_speech)

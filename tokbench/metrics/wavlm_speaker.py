@@ -23,8 +23,16 @@ import numpy as np
 from tokbench.io.hub import ModelNotAvailableError
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.inputs import as_signal, require_sound
+from tokbench.metrics.kit import MetricSpec, ModelContext, Needs, declare
 from tokbench.metrics.lazy_model import LazyModel
-from tokbench.protocol import SCORING_SAMPLE_RATE, WAVLM_SV
+from tokbench.metrics.reference_features import check_vector, package_version, register_feature
+from tokbench.protocol import SCORING_SAMPLE_RATE
+
+# The commit as two independent public projects pin it (not verifiable from this machine: no Hub).
+WAVLM_SV: dict[str, Any] = {"model": "microsoft/wavlm-base-plus-sv",
+            "revision": "feb593a6c23c1cc3d9510425c29b0a14d2b07b1e",
+            "class": "transformers WavLMForXVector", "similarity": "cosine of x-vector embeddings",
+            "input": "16 kHz, feature extractor normalisation"}
 
 REPO_ID: str = WAVLM_SV["model"]
 REVISION: str = WAVLM_SV["revision"]
@@ -89,3 +97,33 @@ class WavLMSpeaker(LazyModel):
         if not np.all(np.isfinite(emb)):
             raise NotComputable(f"the WavLM speaker embedding of the {role} is not finite")
         return emb.astype(np.float32)
+
+
+# WavLM x-vector of the reference; the model revision is added by the caller
+register_feature("wavlm_sv", lambda: {**WAVLM_SV, "transformers": package_version("transformers")},
+                 check_vector)
+
+
+def _assets(needed_by: str) -> list[Any]:
+    from tokbench.suites.assets import hub_asset
+
+    return [hub_asset("metric model", f"{needed_by} (spk_sim_wavlm)", REPO_ID, REVISION)]
+
+
+def _scorer(ctx: ModelContext) -> Any:
+    from tokbench.metrics.model_scoring import Similarity
+
+    return Similarity("spk_sim_wavlm", "wavlm_sv", WavLMSpeaker(ctx.device, ctx.checkpoint))
+
+
+declare(
+    MetricSpec("spk_sim_wavlm", "cosine of WavLM x-vectors (microsoft/wavlm-base-plus-sv) of "
+               "output and input", "higher", "cosine", lo=0.0, hi=1.0, valid_lo=-1.0,
+               groups=("speaker",)),
+    where="model", compute=_scorer,
+    needs=Needs(reference=True, speech=True, sample_rate=SCORING_SAMPLE_RATE),
+    protocol={"spk_sim_wavlm": WAVLM_SV}, packages=("transformers",), weights=_assets,
+    citation="Chen et al., IEEE JSTSP 2022 (WavLM); the DASB and DATES speaker similarity",
+    implementation="transformers WavLMForXVector with the repository's feature extractor",
+    license="microsoft/wavlm-base-plus-sv: the model card's licence",
+)

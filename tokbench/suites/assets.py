@@ -131,8 +131,7 @@ def _tokenizer_assets(entry: Any, overrides: Mapping[str, Any]) -> list[Asset]:
                       detail="local model folder" if ok else "no config.json in the --checkpoint folder")]
     src = meta.source
     if src.repo_id:
-        return [Asset("weights", entry.label, f"https://huggingface.co/{src.repo_id}@{src.revision or 'main'}",
-                      checksum="Hub blob hashes", verify=_verify_hub, fetch=_fetch_hub)]
+        return [hub_asset("weights", entry.label, src.repo_id, src.revision)]
     if src.url:
         return [Asset("weights", entry.label, src.url, state=MISSING,
                       detail="fetched by the adapter on first use (no checksum published here)")]
@@ -188,82 +187,26 @@ def _fetch_whisper(asset: Asset, log: Callable[[str], None]) -> None:
 
 
 # ---------------------------------------------------------------------------- metric models
+def hub_asset(kind: str, needed_by: str, repo_id: str, revision: str | None) -> Asset:
+    """A Hub repository pinned to ``revision``, verified against its blob hashes."""
+    return Asset(kind, needed_by, f"https://huggingface.co/{repo_id}@{revision or 'main'}",
+                 checksum="Hub blob hashes", verify=_verify_hub, fetch=_fetch_hub)
+
+
 def _metric_assets(selection: str | None, needed_by: str) -> list[Asset]:
-    """The weights of the model-based metrics a ``--metrics`` selection names."""
+    """The weights of the metrics a ``--metrics`` selection names, as their declarations list
+    them (``declare(..., weights=...)``)."""
+    from tokbench.metrics.kit import declarations
     from tokbench.metrics.selection import resolve_metrics
 
     if not selection:
         return []
-    chosen = resolve_metrics(selection)
+    chosen = set(resolve_metrics(selection))
     out: list[Asset] = []
-    if "spk_sim_wavlm" in chosen:
-        from tokbench.protocol import WAVLM_SV
-
-        out.append(Asset("metric model", f"{needed_by} (spk_sim_wavlm)",
-                         f"https://huggingface.co/{WAVLM_SV['model']}@{WAVLM_SV['revision']}",
-                         checksum="Hub blob hashes", verify=_verify_hub, fetch=_fetch_hub))
-    if "utmos" in chosen:
-        from tokbench.metrics import utmos
-
-        out.append(Asset("metric model", f"{needed_by} (utmos)", utmos.CHECKPOINT_URL,
-                         utmos.checkpoint_cache_path(),
-                         checksum=(f"sha256 {utmos.CHECKPOINT_SHA256[:12]}..." if utmos.CHECKPOINT_SHA256
-                                   else "none published (SHA-256 printed when loaded)"),
-                         verify=_verify_utmos, fetch=_fetch_utmos))
-    if "spk_sim_ecapa" in chosen:
-        from tokbench.metrics import ecapa_speaker as ecapa
-
-        # Google Drive only (no direct download): verified here, fetched by hand
-        out.append(Asset("metric model", f"{needed_by} (spk_sim_ecapa)", ecapa.CHECKPOINT_SOURCE,
-                         ecapa.checkpoint_cache_path(),
-                         checksum=(f"sha256 {ecapa.CHECKPOINT_SHA256[:12]}..." if ecapa.CHECKPOINT_SHA256
-                                   else "none published (SHA-256 printed when loaded)"),
-                         verify=_verify_ecapa))
+    for metric in declarations():
+        if metric.weights is not None and chosen & set(metric.names):
+            out += metric.weights(needed_by)
     return out
-
-
-def _verify_ecapa(asset: Asset) -> None:
-    from tokbench.metrics import ecapa_speaker as ecapa
-
-    path = asset.location
-    if path is None or not path.is_file():
-        asset.state = MISSING
-        asset.detail = (f"no direct download: fetch {ecapa.CHECKPOINT_FILE} from {asset.source} "
-                        f"by hand and place it at {path}")
-        return
-    asset.size = path.stat().st_size
-    try:
-        ecapa.load_model(path)
-    except ValueError as exc:
-        asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
-        return
-    asset.state, asset.detail = CACHED, f"loads as WavLM-large + ECAPA-TDNN (SHA-256 {file_digest(path)[:12]}...)"
-
-
-def _verify_utmos(asset: Asset) -> None:
-    from tokbench.metrics import utmos
-
-    path = asset.location
-    if path is None or not path.is_file():
-        asset.state, asset.detail = MISSING, "not downloaded yet (size not recorded offline)"
-        return
-    asset.size = path.stat().st_size
-    if utmos.CHECKPOINT_SHA256 and file_digest(path, "sha256") != utmos.CHECKPOINT_SHA256:
-        asset.state, asset.detail = CORRUPT, "its SHA-256 is not the release's: delete it and fetch again"
-        return
-    try:
-        utmos.load_model(path)
-    except ValueError as exc:
-        asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
-        return
-    asset.state, asset.detail = CACHED, f"loads as UTMOS22 strong (SHA-256 {file_digest(path)[:12]}...)"
-
-
-def _fetch_utmos(asset: Asset, log: Callable[[str], None]) -> None:
-    from tokbench.metrics import utmos
-
-    log(f"fetching {asset.source}")
-    utmos.fetch_checkpoint(asset.source)
 
 
 # ---------------------------------------------------------------------------- datasets

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from rapidfuzz.distance import Levenshtein
 
 
 def dedup(seq: np.ndarray) -> np.ndarray:
@@ -33,6 +32,8 @@ def dedup(seq: np.ndarray) -> np.ndarray:
 
 def edit_distance(a: np.ndarray, b: np.ndarray) -> int:
     """Levenshtein distance between two integer sequences (unit costs)."""
+    from rapidfuzz.distance import Levenshtein
+
     return int(Levenshtein.distance(np.asarray(a).tolist(), np.asarray(b).tolist()))
 
 
