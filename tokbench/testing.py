@@ -17,6 +17,11 @@ import numpy as np
 import torch
 
 from tokbench.meta import TokenizerMeta
+from tokbench.metrics.conformance import (  # noqa: F401 - the metric checks, re-exported
+    MetricCheck,
+    MetricContractError,
+    check_metric,
+)
 from tokbench.types import Audio, BatchTolerance, Tokens
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ a new definition gets a new name. ``tokbench list metrics [--describe NAME]`` li
 
 from __future__ import annotations
 
+from tokbench.metrics.base import NotComputable
 from tokbench.metrics.kit import (
     Aggregation,
     Category,
@@ -27,6 +28,6 @@ from tokbench.metrics.kit import (
     valid_range,
 )
 
-__all__ = ["Aggregation", "Category", "Direction", "Level", "Metric", "MetricSpec",
+__all__ = ["NotComputable", "Aggregation", "Category", "Direction", "Level", "Metric", "MetricSpec",
            "ModelContext", "Needs", "SignalInput", "all_metrics", "declaration_of",
            "declarations", "declare", "get_metric", "registry", "valid_range"]

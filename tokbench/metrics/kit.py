@@ -352,26 +352,31 @@ def _module_order(metrics: Any) -> list[Metric]:
 registry = MetricRegistry()
 
 
-def declare(*specs: MetricSpec, where: Where, compute: Callable[..., Any] | None = None,
+def declare(*specs: MetricSpec, where: Where, **kwargs: Any) -> Metric:
+    """Declare the metrics of the calling module (call it at module level): registers
+    :func:`make_metric`'s declaration. See the module docstring for ``where`` and ``compute``."""
+    import inspect
+
+    if kwargs.get("module") is None:
+        frame = inspect.currentframe()
+        caller = frame.f_back if frame is not None else None
+        kwargs["module"] = caller.f_globals.get("__name__", "") if caller is not None else ""
+    return registry.declare(make_metric(*specs, where=where, **kwargs))
+
+
+def make_metric(*specs: MetricSpec, where: Where, compute: Callable[..., Any] | None = None,
             needs: Needs | None = None, needs_of: Mapping[str, Needs] | None = None,
             protocol: Mapping[str, Any] | None = None,
             preload: Sequence[str] = (), packages: Sequence[str] = (),
             weights: Callable[[str], list[Asset]] | None = None, citation: str = "",
             implementation: str = "", license: str = "",
             agreement: Callable[[np.ndarray, np.ndarray], Mapping[str, float]] | None = None,
-            agreement_tolerance: float = 1e-6, module: str | None = None) -> Metric:
-    """Declare the metrics of the calling module (call it at module level). See the module
-    docstring for ``where`` and the shape of ``compute``."""
-    import inspect
-
+            agreement_tolerance: float = 1e-6, module: str = "") -> Metric:
+    """A declaration of ``specs`` (checked, not registered: :func:`declare` registers)."""
     if not specs:
         raise ValueError("declare() needs at least one MetricSpec")
     if where in ("worker", "model") and compute is None:
         raise ValueError(f"{specs[0].name}: a {where} metric needs its compute function")
-    if module is None:
-        frame = inspect.currentframe()
-        caller = frame.f_back if frame is not None else None
-        module = caller.f_globals.get("__name__", "") if caller is not None else ""
     origin = ("builtin" if module.startswith(("tokbench.metrics.", "tokbench.tasks."))
               else "plug-in")
     unknown = sorted(set(needs_of or {}) - {s.name for s in specs})
@@ -381,7 +386,7 @@ def declare(*specs: MetricSpec, where: Where, compute: Callable[..., Any] | None
                     dict(protocol or {}),
                     tuple(preload), tuple(packages), weights, citation, implementation, license,
                     agreement, agreement_tolerance, module, origin)
-    return registry.declare(metric)
+    return metric
 
 
 def get_metric(name: str) -> MetricSpec:
