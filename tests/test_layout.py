@@ -55,3 +55,26 @@ def test_family_commands_come_from_the_registry():
     result = CliRunner().invoke(app, ["fit-kmeans", "--help"])
     assert result.exit_code == 0 and "--layer" in result.output
     assert "fit-kmeans" not in (ROOT / "tokbench" / "cli.py").read_text()
+
+
+def test_the_engine_names_no_metric_it_computes():
+    """The scorer, the runner, the protocol, prefetch and the store read the metric declarations
+    (tokbench/metrics/kit.py): outside the metric modules no engine code names a computed metric
+    or imports a metric module. The reporter's presentation preferences (which recorded columns
+    a compact view shows first) are the one exception: what each column means still comes from
+    its declaration."""
+    from tokbench.metrics import declarations
+
+    computed = {n for d in declarations() if d.where != "recorded" for n in d.names}
+    modules = {d.module for d in declarations()}
+    bad = []
+    for path in sorted((ROOT / "tokbench").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[1] in ("metrics", "report") or rel.name == "testing.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in computed:
+                bad.append(f"{rel}:{node.lineno} names metric {node.value!r}")
+        bad += [f"{rel} imports {name}" for name in _imports(path) if name in modules]
+    assert bad == []
