@@ -9,7 +9,6 @@ import pytest
 
 from tokbench.data import open_dataset
 from tokbench.io.cache import Cache
-from tokbench.tasks.invariance.unit_edit import change, dedup, edit_distance, frame_ids
 from tokbench.run.runner import run
 from tokbench.run.task import Artefact, RunContext
 from tokbench.tasks.invariance.perturbations import (
@@ -20,6 +19,7 @@ from tokbench.tasks.invariance.perturbations import (
     room_impulse_response,
 )
 from tokbench.tasks.invariance.task import Invariance, InvarianceOptions
+from tokbench.tasks.invariance.unit_edit import change, dedup, edit_distance, frame_ids
 
 PLUGINS = Path(__file__).parent / "plugins"
 SIGN_BITS = f"{PLUGINS / 'toy_tokens.py'}:SignBits"

@@ -108,13 +108,13 @@ def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache | None,
     # length, so the extra part counts (tokbench.run.decode_score); reference-side features
     # (F0, speaker embedding, mel cepstra, VAD) stay those of the reference itself.
     ref_sig = ref16 if len(hyp16) <= len(ref16) else np.pad(ref16, (0, len(hyp16) - len(ref16)))
-    x = SignalInput(ref_sig, hyp16, ref16, cache, refkeys, utterance_id, wanted)
+    refs = SignalInput(ref_sig, hyp16, ref16, cache, refkeys, utterance_id, wanted)
     needs_reference = [n for d in todo for n in d.names if n in wanted and d.needs_for(n).reference]
     no_speech: str | None = None
     if needs_reference:
         try:
             seconds = (vad.speech_seconds(ref16) if cache is None or refkeys is None else
-                       reference.cached_speech_seconds(cache, x.key("speech") or "", ref16))
+                       reference.cached_speech_seconds(cache, refs.key("speech") or "", ref16))
             scores.extra["reference_speech_seconds"] = round(seconds, 3)
             vad.require_speech(seconds)
         except NotComputable as exc:
@@ -127,11 +127,16 @@ def score_signals(ref16: np.ndarray, hyp16: np.ndarray, cache: Cache | None,
             scores.fail(blocked, no_speech or "")
         rest = tuple(n for n in names if n not in blocked)
         if rest:
-            compute = d.compute
-            assert compute is not None
-            scores.compute(rest, lambda compute=compute, rest=rest: compute(
-                SignalInput(ref_sig, hyp16, ref16, cache, refkeys, utterance_id, rest)))
+            scores.compute(rest, _bound(d, SignalInput(ref_sig, hyp16, ref16, cache, refkeys,
+                                                       utterance_id, rest)))
     return scores
+
+
+def _bound(metric: Metric, x: SignalInput) -> Callable[[], Any]:
+    """``metric``'s computation on ``x``, ready for :meth:`Scores.compute`."""
+    compute = metric.compute
+    assert compute is not None
+    return lambda: compute(x)
 
 
 @dataclass
