@@ -173,3 +173,43 @@ def test_a_metric_of_ones_own_is_one_module(tmp_path):
         assert 0.0 < r["metrics"]["crest_factor"] < 30.0 and r["metrics"]["stoi"] > 0.99
     run_json = json.loads(next((tmp_path / "results").rglob("run.json")).read_text())
     assert run_json["protocol"]["crest_factor"] == {"definition": "20 log10(max|y| / rms(y))"}
+
+
+def test_metric_modules_of_installed_packages_are_found_through_entry_points(monkeypatch):
+    """A package registers a metric module in the `tokbench.metrics` entry-point group; the
+    registry imports it on first use (a fresh registry, so no built-in is already counted)."""
+    from tokbench.metrics import kit
+
+    fresh = kit.MetricRegistry()
+    monkeypatch.setattr(kit, "registry", fresh)
+
+    class EntryPoint:
+        value = "tests.plugins.crest_factor_metric"
+
+    monkeypatch.setattr(kit, "entry_points",
+                        lambda group: [EntryPoint()] if group == kit.ENTRY_POINT_GROUP else [])
+    monkeypatch.delitem(sys.modules, EntryPoint.value, raising=False)
+    assert "crest_factor" in fresh.names()
+    assert fresh.declaration("crest_factor").origin == "plug-in"
+    assert fresh.broken == {}
+
+
+def test_a_metric_fed_band_limited_audio_is_flagged_once_and_in_each_record(tmp_path):
+    """VERSA's users found a speaker model scoring 8 kHz audio far lower than 16 kHz audio: a
+    metric whose declaration expects a higher rate than the audio has is said once per run and
+    recorded with its values."""
+    from tokbench.io.cache import Cache
+    from tokbench.metrics.conformance import reference_speech
+    from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer
+
+    ref = reference_speech(1.0)
+    said: list[str] = []
+    items = [ScoreItem(f"u{k}", ref, ref.copy(), audio_rate=8000) for k in range(2)]
+    full = ScoreItem("u2", ref, ref.copy(), audio_rate=16000)
+    with Scorer(Cache(tmp_path), ReferenceKeys("t", "1"), workers=0, metrics="mel_l1,si_snr",
+                log=said.append) as scorer:
+        scored = [s for _, s in scorer.score([*items, full])]
+    assert len(said) == 1 and "8000 Hz" in said[0] and "mel_l1" in said[0]
+    for s in scored[:2]:
+        assert s.extra["rate_below_metric"] == {"audio_rate": 8000, "expects": {"mel_l1": 16000}}
+    assert "rate_below_metric" not in scored[2].extra  # full-band audio: nothing to say
