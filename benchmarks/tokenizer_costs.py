@@ -59,6 +59,18 @@ def count_macs(model: torch.nn.Module, fn: Callable[[], Any]) -> tuple[int, int]
     return counter.get_total_flops() // 2 + added[0], added[0]
 
 
+def strip_parametrizations(model: torch.nn.Module) -> None:
+    """Bake weight-norm parametrizations into plain weights (same values, same parameter count
+    up to the norm/direction split; FlopCounterMode cannot run a parametrized weight under
+    inference mode). Call after counting parameters."""
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations.keys()):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+
+
 def n_params(module: torch.nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
@@ -93,7 +105,45 @@ def speechtokenizer() -> list[dict[str, Any]]:
     return rows
 
 
-FAMILIES: dict[str, Callable[[], list[dict[str, Any]]]] = {"speechtokenizer": speechtokenizer}
+#: the parts of HiggsAudioV2TokenizerModel that encode and decode use (decoder_semantic and fc1
+#: reconstruct HuBERT features in training only)
+HIGGS_PARTS = {"encoder": ("acoustic_encoder", "encoder_semantic", "semantic_model", "fc"),
+               "quantizer": ("quantizer",), "decoder": ("acoustic_decoder", "fc2"),
+               "unused": ("decoder_semantic", "fc1")}
+
+
+def higgs_audio_v2() -> list[dict[str, Any]]:
+    from tokbench.adapters.higgs_audio import HiggsAudioV2Tokenizer, model_config
+    from tokbench.adapters.requirements import transformers_class
+
+    torch.manual_seed(0)
+    model = transformers_class("HiggsAudioV2TokenizerModel", "5.17")(model_config()).eval()
+    with torch.no_grad():  # random codebooks (transformers initialises them to zeros)
+        for vq in model.quantizer.quantizers:
+            vq.codebook.embed.normal_()
+    parts = {k: sum(n_params(getattr(model, n)) for n in names) for k, names in HIGGS_PARTS.items()}
+    assert sum(parts.values()) == n_params(model), "HIGGS_PARTS misses a part of the model"
+    total = n_params(model)
+    strip_parametrizations(model)  # HuBERT's positional conv is weight-normed
+    x = torch.randn(1, 1, 24_000) * 0.1
+    rows = []
+    for name, spec in HiggsAudioV2Tokenizer.presets.items():
+        bw = float(spec.options["bandwidth"])
+        enc, enc_lstm = count_macs(model, lambda bw=bw: model.encode(x, bandwidth=bw))
+        with torch.inference_mode():
+            codes = model.encode(x, bandwidth=bw).audio_codes
+        dec, dec_lstm = count_macs(model, lambda codes=codes: model.decode(codes))
+        rows.append({"preset": name, "params_encoder": parts["encoder"],
+                     "params_quantizer": parts["quantizer"], "params_decoder": parts["decoder"],
+                     "params_unused": parts["unused"], "params_total": total,
+                     "n_codebooks": int(codes.shape[1]),
+                     "encode_macs_per_s": enc, "decode_macs_per_s": dec,
+                     "lstm_macs": [enc_lstm, dec_lstm]})
+    return rows
+
+
+FAMILIES: dict[str, Callable[[], list[dict[str, Any]]]] = {
+    "speechtokenizer": speechtokenizer, "higgs-audio-v2": higgs_audio_v2}
 
 
 def main(argv: list[str] | None = None) -> int:
