@@ -23,7 +23,7 @@ import torch
 
 from tokbench.adapters.costs import ModelCost, PublishedParams
 from tokbench.adapters.hf_codec import HFCodec, save_tiny, seeded
-from tokbench.adapters.requirements import transformers_class
+from tokbench.adapters.requirements import require_torchaudio, transformers_class
 from tokbench.registry import preset
 from tokbench.types import BatchTolerance
 
@@ -114,6 +114,7 @@ class HiggsAudioV2Tokenizer(HFCodec):
 
     @classmethod
     def model_class(cls) -> type:
+        require_torchaudio("the Higgs Audio v2 tokenizer")  # transformers' model imports it
         return transformers_class("HiggsAudioV2TokenizerModel", "5.17")
 
     @classmethod

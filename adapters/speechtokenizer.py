@@ -25,6 +25,7 @@ import torch
 
 from tokbench.adapters.costs import ModelCost, PublishedParams
 from tokbench.adapters.framed import FirstCodebooks, FramedCodec, require
+from tokbench.adapters.requirements import require_torchaudio
 from tokbench.adapters.tiny import fill_codebook
 from tokbench.io.hub import hub_files
 from tokbench.registry import preset
@@ -51,6 +52,7 @@ _MEASURED = "torch 2.13.0 CPU FlopCounterMode, 1 s at 16 kHz, random weights, LS
 
 
 def _speechtokenizer() -> Any:
+    require_torchaudio("the SpeechTokenizer tokenizer")  # its package imports torchaudio
     return require("speechtokenizer", "speechtokenizer", needed_by="the SpeechTokenizer tokenizer")
 
 

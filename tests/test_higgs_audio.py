@@ -142,3 +142,13 @@ def test_cli_recon_run_on_the_tiny_checkpoint(tiny, tmp_path):
     assert 0 <= rec["extra"]["length_mismatch"] < 960
     info = json.loads((runs[0] / "run.json").read_text())
     assert info["tokenizer_meta"]["source"]["resolved"].startswith("local-sha256:")
+
+
+def test_missing_torchaudio_says_how_to_install_it(monkeypatch, tiny):
+    import sys
+
+    from tokbench.types import TokenizerSetupError
+
+    monkeypatch.setitem(sys.modules, "torchaudio", None)
+    with pytest.raises(TokenizerSetupError, match=r"needs torchaudio.*install_torchaudio\.sh"):
+        load_tokenizer("higgs-audio-v2", checkpoint=str(tiny))
