@@ -65,7 +65,7 @@ def test_released_architecture_has_the_recorded_parameters():
 
     from tokbench.adapters.higgs_audio import HiggsAudioV2Tokenizer, model_config
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.device("meta"):  # shapes only: the count needs no weights (8 s -> 0.4 s)
         model = HiggsAudioV2TokenizerModel(model_config())
     total = sum(p.numel() for p in model.parameters())
     assert total == 200_343_777  # 200.3 M
