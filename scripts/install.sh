@@ -10,9 +10,11 @@ PY="$VENV/bin/python"
 STAMP="$VENV/.tokbench-installed"
 # Extras the tests need besides `test`: optional tokenizer packages whose adapters are tested.
 # nemo (the nemo-fastconformer ASR back-end): about 20 s and 500 MB on top of the rest.
-export TOKBENCH_EXTRAS="test,classic,snac,nemo"
+# speechtokenizer: SpeechTokenizer from its authors' package (brings torchaudio: see below).
+export TOKBENCH_EXTRAS="test,classic,snac,nemo,speechtokenizer"
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scripts/install.sh ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scripts/install.sh ] \
+   && [ "$STAMP" -nt scripts/install_torchaudio.sh ]; then
   exit 0
 fi
 [ -x "$PY" ] || python3 -m venv "$VENV"
@@ -41,6 +43,13 @@ PYEOF
   pip install --no-deps 'openai-whisper>=20240930'
   pip install --no-deps -e .
 fi
+
+# --- torchaudio (issue 27; docs/torchaudio.md) -------------------------------------------------
+# Last of the Python installs, so that no family package brings torchaudio's compiled extension
+# back: the release matching torch where the registry offers one, else the pinned CUDA build
+# without its dependencies and without its compiled extension. Never changes torch.
+PY="$PY" bash scripts/install_torchaudio.sh
+# --- end torchaudio ----------------------------------------------------------------------------
 
 # Headless Chromium for the leaderboard browser test (Debian package).
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
