@@ -259,18 +259,16 @@ def leaderboard_cmd(
 
 def _use_metric_modules(modules: list[str]) -> None:
     """Metric modules of the user's (``--metric-module``): declared in this process and in every
-    metric worker it starts (they inherit the variable)."""
-    import os
-
-    from tokbench.metrics.kit import MODULES_VARIABLE
+    metric worker it starts."""
+    from tokbench.metrics.kit import registry
 
     missing = [m for m in modules if m.endswith(".py") and not Path(m).is_file()]
     if missing:
         fail(f"--metric-module: {', '.join(missing)} does not exist")
-    if modules:
-        paths = [str(Path(m).resolve()) if m.endswith(".py") else m for m in modules]
-        old = os.environ.get(MODULES_VARIABLE)
-        os.environ[MODULES_VARIABLE] = os.pathsep.join([*filter(None, [old]), *paths])
+    try:
+        registry.use_modules([str(Path(m).resolve()) if m.endswith(".py") else m for m in modules])
+    except ImportError as exc:
+        fail(f"--metric-module: {exc}")
 
 
 def attach_commands(target: typer.Typer) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -319,13 +319,24 @@ class MetricRegistry(Registry[MetricSpec]):
             if info.ispkg and importlib.util.find_spec(f"tokbench.tasks.{info.name}.metrics"):
                 self._import(f"tokbench.tasks.{info.name}.metrics")
 
-    def names(self) -> list[str]:
-        self._ensure_loaded()
-        return list(self._items)
-
-    def items(self) -> Iterator[tuple[str, MetricSpec]]:
-        self._ensure_loaded()
-        return iter(list(self._items.items()))
+    def use_modules(self, items: Sequence[str]) -> None:
+        """Metric modules of the user's (file paths or module names): imported now (if the
+        registry is loaded already) and by every process started later, metric workers included
+        (they inherit ``$TOKBENCH_METRIC_MODULES``). ImportError naming the module and why if one
+        fails to import."""
+        if not items:
+            return
+        old = os.environ.get(MODULES_VARIABLE)
+        os.environ[MODULES_VARIABLE] = os.pathsep.join([*filter(None, [old]), *items])
+        if self._loaded:
+            for item in items:
+                self._import(item)
+        else:
+            self._ensure_loaded()
+        failed = {m: self.broken[m] for m in items if m in self.broken}
+        if failed:
+            raise ImportError("; ".join(f"metric module {m} failed to import: {why}"
+                                        for m, why in failed.items()))
 
 
 def _module_order(metrics: Any) -> list[Metric]:
