@@ -1,4 +1,5 @@
-"""The one decode-and-score loop: recon, vc and score all go through here.
+"""The pieces of the one decode-and-score loop, which :class:`tokbench.run.decode_task.DecodeTask`
+(the base of recon, vc and score) assembles.
 
 Two halves, joined by :class:`Produced` (one utterance ready to score):
 

@@ -88,6 +88,8 @@ class DecodeTask(Task):
         """The utterances of ``todo`` produced chunk by chunk (scored while the next is made).
         By default: loaded, encoded and decoded in length-sorted batches, each decoded item
         turned into a :class:`Produced` by :meth:`produce`."""
+        if type(self).produce is DecodeTask.produce:  # before any model work, not per batch
+            raise NotImplementedError(f"task {self.name} must implement produce() or chunks()")
 
         def convert(batch: list[Item]) -> list[Produced]:
             return [self.produce(ctx, scorer, d)

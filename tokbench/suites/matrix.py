@@ -1,4 +1,5 @@
-"""A sweep: every tokenizer x task x dataset of a matrix, each run through :func:`runner.run`.
+"""A sweep: every tokenizer x task x dataset of a matrix, each run through
+:func:`runner.run_resolved` (the preset and the task resolved once, here).
 
 Each dataset is opened once and each tokenizer loaded once for all its tasks; reference-side
 features (reference F0, speaker embeddings, ground-truth transcripts) are cached per dataset by
