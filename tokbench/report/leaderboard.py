@@ -148,7 +148,7 @@ def default_table(tables: Sequence[dict[str, Any]]) -> str | None:
     main = [t for t in tables if not t["part"]]
     if not main:
         return tables[0]["id"] if tables else None
-    opening = _opening_task({t["task"] for t in main})
+    opening = _opening_task()
     first = [t for t in main if t["task"] == opening] or main
     per_dataset: dict[tuple[str, str], int] = {}  # in table order: ties go to the first
     for t in first:
@@ -159,12 +159,12 @@ def default_table(tables: Sequence[dict[str, Any]]) -> str | None:
                key=lambda t: t["n_runs"])["id"]
 
 
-def _opening_task(present: set[str]) -> str | None:
-    """The task the site opens on: the first registered task that has a table (the built-in
-    table registers the main task, reconstruction, first)."""
+def _opening_task() -> str | None:
+    """The task the site opens on: the first registered (the built-in table registers the main
+    task, reconstruction, first)."""
     from tokbench.registry import tasks
 
-    return next((name for name in tasks.names() if name in present), None)
+    return next(iter(tasks.names()), None)
 
 
 def _reported_rows(table: ResultTable, ref_index: int, ref: ReferenceTable) -> list[dict[str, Any]]:
