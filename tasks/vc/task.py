@@ -171,7 +171,7 @@ class VoiceConversion(DecodeTask):
     def begin(self, ctx: RunContext, scorer: Scorer) -> None:
         self._keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
         self._loader = PromptLoader(ctx.dataset, ctx.meta.sample_rate)
-        self._refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
+        self._refkeys = scorer.refkeys
 
     def attach(self, ctx: RunContext, item: Item) -> None:
         if item.utt.id in self._errors:
