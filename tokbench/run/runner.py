@@ -120,7 +120,8 @@ class ExternalOutputs:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How a run works, not what it computes (none of it is part of the run's identity)."""
+    """How a run works: where it writes, on what, how fast. None of it is part of the run's
+    identity, except the device through the protocol settings it changes (ASR precision)."""
 
     out: Path = Path("results")
     device: str | None = None
