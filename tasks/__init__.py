@@ -2,6 +2,7 @@
 
 from tokbench.registry import commands, register, tasks
 
+# recon first: the leaderboard opens on the first registered task that has results.
 register(tasks, "recon", "tokbench.tasks.recon:Reconstruction",
          "encode, decode and score against the original (WER, PESQ, STOI, SECS, pitch, mel, bitrate)")
 register(tasks, "bpe", "tokbench.tasks.bpe.task:BPEStudy",

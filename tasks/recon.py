@@ -12,7 +12,7 @@ itself (``prompt=self``, the review's protocol: marked ``leak`` in the records a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,18 +21,12 @@ from tokbench.data.prompts import PROMPT_SECONDS, PromptError, PromptLoader, sam
 from tokbench.metrics.tokens import stat_records, token_stats
 from tokbench.protocol import SCORING_SAMPLE_RATE
 from tokbench.records import make_record
-from tokbench.run.decode_score import (
-    Produced,
-    as_supplements,
-    decode_batch,
-    model_chunks,
-    prompt_batch,
-    score_stream,
-    warm_up,
-)
-from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer
-from tokbench.run.task import AudioExample, Output, RunContext, Task
+from tokbench.run.decode_score import Decoded, Produced, prompt_batch
+from tokbench.run.decode_task import DecodeTask
+from tokbench.run.scoring import ScoreItem, Scorer
+from tokbench.run.task import AudioExample, RunContext
 from tokbench.run.token_cache import encode_dataset
+from tokbench.types import Audio
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,7 @@ class ReconOptions:
         check_backend(self.asr_backend)
 
 
-class Reconstruction(Task):
+class Reconstruction(DecodeTask):
     name = "recon"
     version = "1"
     Options = ReconOptions
@@ -68,68 +62,44 @@ class Reconstruction(Task):
     runtime_options = frozenset({"asr_batch_size", "keep_audio", "metrics"})
 
     def protocol(self) -> dict:
-        from tokbench.metrics.asr import asr_protocol
+        leak = {"prompt": "self (leak: the utterance is its own prompt)"} if self.options.prompt == "self" else {}
+        return {**super().protocol(), **leak}
 
-        o = self.options
-        leak = {"prompt": "self (leak: the utterance is its own prompt)"} if o.prompt == "self" else {}
-        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint, o.asr_backend,
-                                    self.device), **leak}
-
-    def _asr(self, ctx: RunContext):
-        from tokbench.metrics.asr import task_scorer
-
-        o = self.options
-        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size,
-                           ctx.log, backend=o.asr_backend)
-
-    def run(self, ctx: RunContext) -> Iterator[Output]:
+    def selected_metrics(self) -> tuple[str, ...]:
         from tokbench.metrics.selection import resolve_metrics
 
-        selected = resolve_metrics(self.options.metrics)
-        # Utterances without a record, and recorded ones lacking selected metrics (supplements).
-        todo, lacking = ctx.todo_for(selected)
-        if not todo:
+        return resolve_metrics(self.options.metrics)
+
+    def begin(self, ctx: RunContext, scorer: Scorer) -> None:
+        self._keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
+        self._loader = (PromptLoader(ctx.dataset, ctx.meta.sample_rate)
+                        if ctx.meta.can("speaker_prompt") else None)
+
+    def attach(self, ctx: RunContext, item: Item) -> None:
+        """A speaker-prompt tokenizer's prompt (``item.data["prompt"]``); without one the item fails."""
+        if self._loader is None:
             return
-        meta = ctx.meta
-        keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
-        loader = PromptLoader(ctx.dataset, meta.sample_rate) if meta.can("speaker_prompt") else None
-        warm_up(ctx)
-        refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
+        try:
+            item.data["prompt"] = same_speaker_prompt(
+                item.utt, ctx.dataset, self.options.prompt, max_seconds=self.options.prompt_seconds)
+        except PromptError as exc:
+            item.error = f"no speaker prompt: {exc} (--set prompt=self uses the utterance itself)"
 
-        def convert(batch: list[Item]) -> list[Produced]:
-            prompts = [i.data["prompt"] for i in batch] if loader is not None else None
-            out = []
-            for k, d in enumerate(decode_batch(ctx, batch, prompt_batch(loader, prompts, ctx.device))):
-                extra = {**d.extra, **(prompts[k].describe() if prompts else {})}
-                item = ScoreItem(d.item.utt.id, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra,
-                                 metrics=lacking.get(d.item.utt.id))
-                examples = []
-                if d.hyp16 is not None and d.item.utt.id in keep:
-                    examples = [AudioExample(d.item.utt.id, "original", d.item.ref16, SCORING_SAMPLE_RATE),
-                                AudioExample(d.item.utt.id, "reconstruction", d.hyp16, SCORING_SAMPLE_RATE)]
-                out.append(Produced(item, d.values, examples=examples))
-            return out
+    def prompt_audio(self, ctx: RunContext, batch: Sequence[Item]) -> Audio | None:
+        if self._loader is None:
+            return None
+        return prompt_batch(self._loader, [i.data["prompt"] for i in batch], ctx.device)
 
-        bar = iter(ctx.progress(range(len(todo)), total=len(todo), desc=f"recon {meta.name}"))
-        with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx), metrics=selected,
-                    device=ctx.device) as scorer:
-            chunks = model_chunks(ctx, todo, convert,
-                                  attach=self._attach_prompt(ctx) if loader is not None else None)
-            yield from as_supplements(score_stream(scorer, chunks, progress=lambda n: next(bar, None)),
-                                      lacking)
-        for _ in bar:
-            pass
-
-    def _attach_prompt(self, ctx: RunContext) -> Callable[[Item], None]:
-        """Chooses each item's prompt (``item.data["prompt"]``); an item without one fails."""
-        def attach(item: Item) -> None:
-            try:
-                item.data["prompt"] = same_speaker_prompt(
-                    item.utt, ctx.dataset, self.options.prompt,
-                    max_seconds=self.options.prompt_seconds)
-            except PromptError as exc:
-                item.error = f"no speaker prompt: {exc} (--set prompt=self uses the utterance itself)"
-        return attach
+    def produce(self, ctx: RunContext, scorer: Scorer, d: Decoded) -> Produced:
+        uid = d.item.utt.id
+        prompt = d.item.data.get("prompt")
+        extra = {**d.extra, **(prompt.describe() if prompt is not None else {})}
+        item = ScoreItem(uid, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra)
+        examples = []
+        if d.hyp16 is not None and uid in self._keep:
+            examples = [AudioExample(uid, "original", d.item.ref16, SCORING_SAMPLE_RATE),
+                        AudioExample(uid, "reconstruction", d.hyp16, SCORING_SAMPLE_RATE)]
+        return Produced(item, d.values, examples=examples)
 
     def corpus_records(self, ctx: RunContext, records: list[dict]) -> list[dict]:
         """Nominal bitrate from the metadata; entropy bitrate and the token statistics of every
@@ -139,7 +109,7 @@ class Reconstruction(Task):
         meta = ctx.meta
         ids = {r["utterance_id"] for r in records if r.get("utterance_id") is not None}
         utts = [u for u in ctx.dataset.utterances if u.id in ids]
-        encoded = encode_dataset(ctx.tokenizer, ctx.dataset, utts, ctx.cache,
+        encoded = encode_dataset(ctx.model, ctx.dataset, utts, ctx.cache,
                                  batch_size=ctx.batch_size, device=ctx.device, progress=ctx.progress)
         codes = [encoded.codes[u.id] for u in utts if u.id in encoded.codes]
         extra = {"n_utterances": len(codes)}

@@ -12,10 +12,15 @@ from typer.testing import CliRunner
 import tokbench
 from tokbench.cli import app
 from tokbench.metrics.tokens import stat_records, token_stats
-from tokbench.report.bpe import reduction_chart, reduction_table, stats_table, write_bpe_report
 from tokbench.results.store import RunSpec, RunStore
 from tokbench.run.runner import run
 from tokbench.run.token_cache import EncodedSet
+from tokbench.tasks.bpe.report import (
+    reduction_chart,
+    reduction_table,
+    stats_table,
+    write_bpe_report,
+)
 from tokbench.tasks.bpe.task import BPEOptions, study
 from tokbench.types import TokenizerMeta
 

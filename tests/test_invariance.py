@@ -191,7 +191,11 @@ def test_mulaw_end_to_end_resumes_and_reports(tmp_path, monkeypatch):
 
     import tokbench
     from tokbench.report import report_tables, write_charts
-    from tokbench.report.invariance import parse_param, perturbation_tables, write_invariance_report
+    from tokbench.tasks.invariance.report import (
+        parse_param,
+        perturbation_tables,
+        write_invariance_report,
+    )
 
     assert parse_param("noise-white=10dB/cb0") == ("noise-white", 10.0, "dB", "cb0")
     assert parse_param("gain=-6dB/frames").level == -6 and parse_param("reencode/cb2").level is None

@@ -38,6 +38,48 @@ def test_the_engine_imports_no_adapter_family_and_no_task():
     assert bad == []
 
 
+def _engine_files() -> list[Path]:
+    # tokbench/testing.py builds tiny models for tests and may name what it builds
+    return [p for p in sorted((ROOT / "tokbench").rglob("*.py")) if p.name != "testing.py"
+            or p.parent != ROOT / "tokbench"]
+
+
+def _string_literals(path: Path) -> list[tuple[int, str]]:
+    """Every string constant of a module (docstrings and f-string parts included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def test_the_engine_names_no_task():
+    """No string in the engine equals a registered task's name (a task key such as "bpe" in a
+    table of charts or a default), and none imports a module of the task package by name:
+    tasks bring their own parts (report hooks, metrics) through the registry."""
+    from tokbench.registry import tasks
+
+    names = set(tasks.names())
+    assert {"recon", "vc", "bpe", "probe", "invariance", "lm"} <= names
+    assert [b for path in _engine_files() for b in _task_keys(path, names)] == []
+
+
+def _task_keys(path: Path, names: set[str]) -> list[str]:
+    return [f"{path.relative_to(path.parents[1])}:{line} names {text!r}"
+            for line, text in sorted(_string_literals(path))
+            if text in names or text.startswith("tokbench.tasks.")]
+
+
+def test_the_layout_check_sees_a_task_key(tmp_path):
+    """The literal check above would catch a task key (so its passing means something)."""
+    from tokbench.registry import tasks
+
+    module = tmp_path / "engine" / "engine_like.py"
+    module.parent.mkdir()
+    module.write_text('CHARTS = {"bpe": 1}\nDEFAULT = "recon"\nOK = "reconstruction"\n'
+                      'M = "tokbench.tasks.vc.task"\n', encoding="utf-8")
+    found = _task_keys(module, set(tasks.names()))
+    assert [f.split(" names ")[1] for f in found] == ["'bpe'", "'recon'", "'tokbench.tasks.vc.task'"]
+
+
 def test_adapters_never_import_tasks_or_the_runner():
     assert _offenders("adapters", ("tokbench.tasks", "tokbench.run", "tokbench.results",
                                    "tokbench.report")) == []

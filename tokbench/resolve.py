@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tokbench.options import OptionError, build_options, options_dict
@@ -20,8 +21,9 @@ class ResolvedTokenizer:
     options: Any
     overrides: Mapping[str, Any]
 
-    @property
+    @cached_property
     def meta(self) -> TokenizerMeta:
+        # described once per resolution (a sweep plans with it, the run then reuses it)
         return self.cls.describe(self.options)
 
     @property

@@ -109,7 +109,7 @@ class BPEStudy(Task):
             self.options.targets(base)
         except ValueError as exc:
             raise OptionError(f"task bpe on {ctx.meta.name}: {exc}") from None
-        self._encoded = encode_dataset(ctx.tokenizer, ctx.dataset, ctx.utterances, ctx.cache,
+        self._encoded = encode_dataset(ctx.model, ctx.dataset, ctx.utterances, ctx.cache,
                                        batch_size=ctx.batch_size, device=ctx.device,
                                        progress=ctx.progress)
 
@@ -123,7 +123,7 @@ def _all_tokens(ctx: RunContext, mine: EncodedSet | None) -> EncodedSet:
     """Tokens of every utterance: this rank's from memory, the others' from the token cache."""
     have = mine or EncodedSet({}, {}, {})
     rest = [u for u in ctx.dataset.utterances if u.id not in have.codes and u.id not in have.errors]
-    more = encode_dataset(ctx.tokenizer, ctx.dataset, rest, ctx.cache, batch_size=ctx.batch_size,
+    more = encode_dataset(ctx.model, ctx.dataset, rest, ctx.cache, batch_size=ctx.batch_size,
                           device=ctx.device, progress=ctx.progress)
     return EncodedSet({**have.codes, **more.codes}, {**have.errors, **more.errors},
                       {**have.durations, **more.durations})

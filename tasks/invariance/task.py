@@ -107,7 +107,7 @@ class Invariance(Task):
 
     def prepare(self, ctx: RunContext) -> None:
         """Encode this rank's originals into the token cache."""
-        encode_dataset(ctx.tokenizer, ctx.dataset, ctx.utterances, ctx.cache,
+        encode_dataset(ctx.model, ctx.dataset, ctx.utterances, ctx.cache,
                        batch_size=ctx.batch_size, device=ctx.device, progress=ctx.progress)
 
     def _params(self, meta: TokenizerMeta) -> list[str]:
@@ -127,7 +127,7 @@ class Invariance(Task):
         todo = [u for u in ctx.utterances if not all(ctx.is_done(u.id, p) for p in params)]
         if not todo:
             return
-        encoded = encode_dataset(ctx.tokenizer, ctx.dataset, todo, ctx.cache,
+        encoded = encode_dataset(ctx.model, ctx.dataset, todo, ctx.cache,
                                  batch_size=ctx.batch_size, device=ctx.device)
         talkers, load = self._babble(ctx)
         for utt in ctx.progress(todo, total=len(todo), desc=f"invariance {meta.name}"):
@@ -237,6 +237,6 @@ class Invariance(Task):
         audio = Audio.from_list([torch.from_numpy(w) for w in wavs.values()],
                                 ctx.meta.sample_rate).to(ctx.device)
         with torch.inference_mode():
-            tokens = ctx.tokenizer.encode(audio.wav, audio.lengths)
+            tokens = ctx.model.encode(audio.wav, audio.lengths)
         return {n: tokens.item(k).cpu().numpy().astype(np.int64) for k, n in enumerate(wavs)}
 

@@ -123,14 +123,14 @@ class TokenLM(Task):
     def prepare(self, ctx: RunContext) -> None:
         """Every rank encodes its own shard into the shared token cache first."""
         mine = {u.id for u in ctx.utterances}
-        encode_dataset(ctx.tokenizer, ctx.dataset, [u for u in self._selected(ctx) if u.id in mine],
+        encode_dataset(ctx.model, ctx.dataset, [u for u in self._selected(ctx) if u.id in mine],
                        ctx.cache, batch_size=ctx.batch_size, device=ctx.device,
                        progress=ctx.progress)
 
     def run(self, ctx: RunContext) -> Iterator[Output]:
         o, meta = self.options, ctx.meta
         selected = self._selected(ctx)
-        encoded = encode_dataset(ctx.tokenizer, ctx.dataset, selected, ctx.cache,
+        encoded = encode_dataset(ctx.model, ctx.dataset, selected, ctx.cache,
                                  batch_size=ctx.batch_size, device=ctx.device, progress=ctx.progress)
         excluded = dict(encoded.errors)
         codes: dict[str, torch.Tensor] = {}

@@ -163,7 +163,7 @@ class Probe(Task):
         """The probe trains on all utterances: each rank first encodes its own shard into the
         shared token cache (the runner then waits for all ranks)."""
         mine = {u.id for u in ctx.utterances}
-        encode_dataset(ctx.tokenizer, ctx.dataset, [u for u in self._selected(ctx) if u.id in mine],
+        encode_dataset(ctx.model, ctx.dataset, [u for u in self._selected(ctx) if u.id in mine],
                        ctx.cache, batch_size=ctx.batch_size, device=ctx.device,
                        progress=ctx.progress)
 
@@ -175,7 +175,7 @@ class Probe(Task):
         ctx.log(f"probe: {meta.name} at {meta.frame_rate:g} Hz -> {plan.target:g} Hz ({plan.mode})")
         selected = self._selected(ctx)
         # Every rank reads the whole set (encoding whatever its cache lacks).
-        encoded = encode_dataset(ctx.tokenizer, ctx.dataset, selected, ctx.cache,
+        encoded = encode_dataset(ctx.model, ctx.dataset, selected, ctx.cache,
                                  batch_size=ctx.batch_size, device=ctx.device, progress=ctx.progress)
         items, excluded = probe_items(meta, encoded.codes, selected)
         excluded.update(encoded.errors)
@@ -237,7 +237,7 @@ class Probe(Task):
         o = self.options
         if o.embed == "learned":
             return lambda: LearnedEmbedding(meta.codebook_sizes, o.width)
-        tokenizer, device = ctx.tokenizer, ctx.device
+        tokenizer, device = ctx.model, ctx.device
 
         def embed(tokens: Tokens) -> torch.Tensor:
             with torch.no_grad():

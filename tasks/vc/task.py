@@ -19,7 +19,7 @@ are reported as not supported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,16 +37,11 @@ from tokbench.data.prompts import (
 from tokbench.metrics.base import NotComputable, Scores
 from tokbench.options import stable_hash
 from tokbench.protocol import SCORING_SAMPLE_RATE
-from tokbench.run.decode_score import (
-    Produced,
-    decode_batch,
-    model_chunks,
-    prompt_batch,
-    score_stream,
-    warm_up,
-)
+from tokbench.run.decode_score import Decoded, Produced, prompt_batch
+from tokbench.run.decode_task import DecodeTask
 from tokbench.run.scoring import ReferenceKeys, ScoreItem, Scorer
-from tokbench.run.task import Artefact, AudioExample, Output, RunContext, Task
+from tokbench.run.task import Artefact, AudioExample, Output, RunContext
+from tokbench.types import Audio
 
 VC_METRICS = ("secs_target", "secs_source", "f0_corr")
 PAIRS_FILE = "pairs.json"
@@ -118,19 +113,20 @@ def score_conversion(hyp16: np.ndarray, src16: np.ndarray, target16: np.ndarray,
 score_conversion.metrics = VC_METRICS  # type: ignore[attr-defined]  # what a crash nulls
 
 
-class VoiceConversion(Task):
+class VoiceConversion(DecodeTask):
     name = "vc"
     version = "1"
     Options = VCOptions
     requires = frozenset({"decode", "speaker_prompt"})
     runtime_options = frozenset({"asr_batch_size", "keep_audio"})
+    # vc scores with its own metrics (score_conversion) plus ASR, not recon's signal set
+    signal_metrics = False
+    own_metrics = VC_METRICS
+    failure_values = ("rtf_encode", "rtf_decode")
 
     def protocol(self) -> dict:
-        from tokbench.metrics.asr import asr_protocol
-
         o = self.options
-        return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint, o.asr_backend,
-                                    self.device),
+        return {**super().protocol(),
                 "vc": {"target": "another speaker of the prompt candidates, uniform, seeded by "
                                  "(seed, utterance id)",
                        "prompt": "other utterances of the target speaker, seeded order, whole "
@@ -145,13 +141,6 @@ class VoiceConversion(Task):
             return (f"{meta.name} cannot take a speaker prompt (capability speaker_prompt), so "
                     f"task vc cannot convert its voice")
         return reason
-
-    def _asr(self, ctx: RunContext):
-        from tokbench.metrics.asr import task_scorer
-
-        o = self.options
-        return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size,
-                           ctx.log, backend=o.asr_backend)
 
     def pairs(self, ctx: RunContext) -> tuple[dict[str, Prompt], dict[str, str], list[dict]]:
         """Prompts of the dataset's utterances (or why there is none) and the pair list."""
@@ -173,57 +162,43 @@ class VoiceConversion(Task):
             listing.append(row)
         return prompts, errors, listing
 
-    def run(self, ctx: RunContext) -> Iterator[Output]:
-        prompts, errors, listing = self.pairs(ctx)
+    def prelude(self, ctx: RunContext) -> Iterator[Output]:
+        self._prompts, self._errors, listing = self.pairs(ctx)
         yield Artefact(PAIRS_FILE, {
             "seed": self.options.seed, "prompt_seconds": self.options.prompt_seconds,
             "n_prompt_candidates": len(ctx.dataset.prompt_candidates()), "pairs": listing})
-        todo = ctx.todo()
-        if not todo:
-            return
-        meta = ctx.meta
-        keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
-        loader = PromptLoader(ctx.dataset, meta.sample_rate)
-        warm_up(ctx)
-        refkeys = ReferenceKeys(ctx.dataset.name, ctx.dataset.revision)
-        timing = ("rtf_encode", "rtf_decode")
 
-        def attach(item: Item) -> None:
-            if item.utt.id in errors:
-                item.error = errors[item.utt.id]
+    def begin(self, ctx: RunContext, scorer: Scorer) -> None:
+        self._keep = {u.id for u in ctx.dataset.utterances[: self.options.keep_audio]}
+        self._loader = PromptLoader(ctx.dataset, ctx.meta.sample_rate)
+        self._refkeys = scorer.refkeys
 
-        def convert(batch: list[Item]) -> list[Produced]:
-            batch_prompts = [prompts[i.utt.id] for i in batch]
-            out = []
-            decoded = decode_batch(ctx, batch, prompt_batch(loader, batch_prompts, ctx.device))
-            for d, prompt in zip(decoded, batch_prompts, strict=True):
-                uid = d.item.utt.id
-                values = {k: d.values[k] for k in timing}
-                if "length_ratio" in d.values:
-                    values["length_ratio"] = d.values["length_ratio"]
-                extra = {"source_speaker": d.item.utt.speaker, "target_speaker": prompt.speaker,
-                         **prompt.describe(), **d.extra}
-                extra["ratio"] = {k: extra["ratio"][k] for k in timing}
-                item = ScoreItem(uid, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra)
-                if d.hyp16 is None:
-                    out.append(Produced(item, values, None, VC_METRICS))
-                    continue
-                target16 = loader.waveform(prompt, SCORING_SAMPLE_RATE)
-                examples = []
-                if uid in keep:
-                    examples = [AudioExample(uid, "source", d.item.ref16, SCORING_SAMPLE_RATE),
-                                AudioExample(uid, "prompt", target16, SCORING_SAMPLE_RATE),
-                                AudioExample(uid, "converted", d.hyp16, SCORING_SAMPLE_RATE)]
-                pending = scorer.call(score_conversion, d.hyp16, d.item.ref16, target16, ctx.cache,
-                                      refkeys, uid, prompt_key(refkeys, prompt))
-                out.append(Produced(item, values, pending, VC_METRICS, examples))
-            return out
+    def attach(self, ctx: RunContext, item: Item) -> None:
+        if item.utt.id in self._errors:
+            item.error = self._errors[item.utt.id]
 
-        bar = iter(ctx.progress(range(len(todo)), total=len(todo), desc=f"vc {meta.name}"))
-        with Scorer(ctx.cache, refkeys, workers=ctx.workers, asr=self._asr(ctx)) as scorer:
-            chunks = model_chunks(ctx, todo, convert, failure_values=timing,
-                                  task_metrics=VC_METRICS, attach=attach)
-            # vc scores with its own metrics (score_conversion) plus ASR, not recon's signal set
-            yield from score_stream(scorer, chunks, signal=False, progress=lambda n: next(bar, None))
-        for _ in bar:
-            pass
+    def prompt_audio(self, ctx: RunContext, batch: Sequence[Item]) -> Audio | None:
+        return prompt_batch(self._loader, [self._prompts[i.utt.id] for i in batch], ctx.device)
+
+    def produce(self, ctx: RunContext, scorer: Scorer, d: Decoded) -> Produced:
+        uid = d.item.utt.id
+        prompt = self._prompts[uid]
+        timing = self.failure_values
+        values = {k: d.values[k] for k in timing}
+        if "length_ratio" in d.values:
+            values["length_ratio"] = d.values["length_ratio"]
+        extra = {"source_speaker": d.item.utt.speaker, "target_speaker": prompt.speaker,
+                 **prompt.describe(), **d.extra}
+        extra["ratio"] = {k: extra["ratio"][k] for k in timing}
+        item = ScoreItem(uid, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra)
+        if d.hyp16 is None:
+            return Produced(item, values, None, VC_METRICS)
+        target16 = self._loader.waveform(prompt, SCORING_SAMPLE_RATE)
+        examples = []
+        if uid in self._keep:
+            examples = [AudioExample(uid, "source", d.item.ref16, SCORING_SAMPLE_RATE),
+                        AudioExample(uid, "prompt", target16, SCORING_SAMPLE_RATE),
+                        AudioExample(uid, "converted", d.hyp16, SCORING_SAMPLE_RATE)]
+        pending = scorer.call(score_conversion, d.hyp16, d.item.ref16, target16, ctx.cache,
+                              self._refkeys, uid, prompt_key(self._refkeys, prompt))
+        return Produced(item, values, pending, VC_METRICS, examples)

@@ -52,7 +52,7 @@ class ChartUnavailable(Exception):
 @dataclass
 class ChartOutcome:
     table: str  # the table's title
-    chart: str  # a key of CHARTS or TASK_CHARTS, e.g. "radar"; "pareto-<metric>" per metric
+    chart: str  # a key of CHARTS or a task's, e.g. "radar"; "pareto-<metric>" per metric
     title: str = ""  # what the chart shows, for captions
     files: dict[str, Path] = field(default_factory=dict)  # format -> file written
     message: str | None = None  # why nothing was drawn
@@ -439,46 +439,21 @@ def save_figure(fig, stem: Path, formats: Sequence[str] = CHART_FORMATS) -> dict
     return out
 
 
-def bpe_reduction_figure(table: ResultTable, colours: Mapping[str, str] | None = None):
-    """The bpe task's figure (length reduction against vocabulary size), by tokbench.report.bpe."""
-    from tokbench.report.bpe import reduction_chart, reduction_table
-
-    if table.data is None or reduction_table(table.data).empty:
-        raise ChartUnavailable(f"no bpe_reduction figures in {table.title}")
-    return reduction_chart(table.data)
-
-
-def ued_strength_figure(table: ResultTable, colours: Mapping[str, str] | None = None):
-    """UED against perturbation strength, one line per tokenizer (tokbench.report.invariance)."""
-    from tokbench.report.invariance import perturbation_tables, strength_chart
-
-    if table.data is None or not perturbation_tables(table.data):
-        raise ChartUnavailable(f"no ued figures with a perturbation param in {table.title}")
-    return strength_chart(table.data)
-
-
-# Charts of every table, and charts of one task's main table (by task name: the task defines
-# what its figures mean). name -> (caption, function of a ResultTable and the colours).
+# Charts of every main table. name -> (caption, function of a ResultTable and the colours). A
+# task adds its own through its report module (tokbench.report.hooks).
 CHARTS = {"radar": ("radar (outward is better)", radar_figure),
           "bitrate": ("quality against bitrate", bitrate_figure)}
-TASK_CHARTS = {"bpe": {"bpe_reduction": ("length reduction against vocabulary size",
-                                         bpe_reduction_figure)}}
-
-
-# Charts of by-param tables, keyed by a metric the table holds (its declaration says what the
-# param means), so that any task recording the metric gets them.
-PARAM_CHARTS = {"ued": {"ued_strength": ("unit edit distance against perturbation strength",
-                                         ued_strength_figure)}}
 
 
 def charts_for(table: ResultTable) -> dict:
-    """Main tables get the generic charts, a Pareto chart per quality metric and their task's;
-    by-param tables (per codebook, per vocabulary size) only the charts of the metrics they
-    hold (``PARAM_CHARTS``): a radar over codebooks would compare nothing meaningful."""
+    """Main tables get the generic charts, a Pareto chart per quality metric and their task's
+    (``CHARTS`` of its report module); by-param tables (per codebook, per vocabulary size) only
+    the charts their task declares for the metrics they hold (``PARAM_CHARTS``): a radar over
+    codebooks would compare nothing meaningful."""
+    from tokbench.report.hooks import task_charts, task_param_charts
+
     if table.part:
-        held = {c.metric for c in table.columns}
-        return {name: chart for metric, charts in PARAM_CHARTS.items() if metric in held
-                for name, chart in charts.items()}
+        return task_param_charts(table.task, {c.metric for c in table.columns})
     out = dict(CHARTS)
     metrics = pareto_metrics(table)
     if not metrics:
@@ -486,7 +461,7 @@ def charts_for(table: ResultTable) -> dict:
     for m in metrics:
         out[f"pareto-{m}"] = (f"Pareto view: {m} against bitrate",
                               lambda t, colours=None, m=m: pareto_figure(t, m, colours=colours))
-    return {**out, **TASK_CHARTS.get(table.task, {})}
+    return {**out, **task_charts(table.task)}
 
 
 def write_charts(tables: Sequence[ResultTable], out_dir: str | Path,

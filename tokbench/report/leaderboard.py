@@ -54,7 +54,6 @@ from tokbench.results import load_results, runs_table
 
 MARKER = ".tokbench-site"  # marks a folder this module generated (and may therefore replace)
 SITE_ENTRIES = ("index.html", "charts", "audio", MARKER)  # everything the build writes
-DEFAULT_TASK = "recon"
 # The columns a paper reports, shown in the compact view when a table has them (metric names
 # are contract; what each means, its direction and unit come from its declaration). The
 # bitrate is always shown. Any other recorded metric is one click away.
@@ -144,19 +143,28 @@ def _table_data(table: ResultTable, run_index: dict[str, int], colours: dict[str
 
 
 def default_table(tables: Sequence[dict[str, Any]]) -> str | None:
-    """The table the page opens on: recon on the dataset with the most runs (its protocol with
-    the most runs); without recon, the main table with the most runs."""
+    """The table the page opens on: the first registered task's (recon) on the dataset with the
+    most runs (its protocol with the most runs); without it, the main table with the most runs."""
     main = [t for t in tables if not t["part"]]
     if not main:
         return tables[0]["id"] if tables else None
-    recon = [t for t in main if t["task"] == DEFAULT_TASK] or main
+    opening = _opening_task()
+    first = [t for t in main if t["task"] == opening] or main
     per_dataset: dict[tuple[str, str], int] = {}  # in table order: ties go to the first
-    for t in recon:
+    for t in first:
         key = (t["task"], t["dataset"])
         per_dataset[key] = per_dataset.get(key, 0) + t["n_runs"]
     chosen = max(per_dataset, key=lambda k: per_dataset[k])
-    return max((t for t in recon if (t["task"], t["dataset"]) == chosen),
+    return max((t for t in first if (t["task"], t["dataset"]) == chosen),
                key=lambda t: t["n_runs"])["id"]
+
+
+def _opening_task() -> str | None:
+    """The task the site opens on: the first registered (the built-in table registers the main
+    task, reconstruction, first)."""
+    from tokbench.registry import tasks
+
+    return next(iter(tasks.names()), None)
 
 
 def _reported_rows(table: ResultTable, ref_index: int, ref: ReferenceTable) -> list[dict[str, Any]]:

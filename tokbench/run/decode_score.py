@@ -1,4 +1,5 @@
-"""The one decode-and-score loop: recon, vc and score all go through here.
+"""The pieces of the one decode-and-score loop, which :class:`tokbench.run.decode_task.DecodeTask`
+(the base of recon, vc and score) assembles.
 
 Two halves, joined by :class:`Produced` (one utterance ready to score):
 
@@ -108,13 +109,13 @@ def warm_up(ctx: RunContext) -> None:
     # A prompt-driven decoder gets the tone as its own prompt.
     prompt = Audio(wav, lengths, sr) if ctx.meta.can("speaker_prompt") else None
     with torch.inference_mode():
-        ctx.tokenizer.decode(ctx.tokenizer.encode(wav, lengths), prompt)
+        ctx.model.decode(ctx.model.encode(wav, lengths), prompt)
 
 
 def decode_batch(ctx: RunContext, batch: Sequence[Item], prompt: Audio | None = None) -> list[Decoded]:
     """Encode and decode one batch (timed), cache the tokens, and prepare each output for
     scoring: NaN/inf outputs get a reason; the rest are resampled to 16 kHz and fitted."""
-    meta, tok = ctx.meta, ctx.tokenizer
+    meta, tok = ctx.meta, ctx.model
     audio = to_batch(batch, meta.sample_rate, ctx.device)
     tokens, t_enc = timed(lambda: tok.encode(audio.wav, audio.lengths), ctx.device)
     decoded, t_dec = timed(lambda: tok.decode(tokens, prompt), ctx.device)

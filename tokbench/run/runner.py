@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from tokbench.options import (
     split_overrides,
 )
 from tokbench.protocol import protocol_settings
-from tokbench.registry import tasks
+from tokbench.registry import tasks, tokenizers
 from tokbench.resolve import ResolvedTokenizer, register_adapter_file, resolve_tokenizer
 from tokbench.results import load_results, summarize, summary_records
 from tokbench.results.lock import RunLock
@@ -95,6 +95,45 @@ def resolve_task(name: str, task_overrides: Mapping[str, Any]) -> Task:
     return cls(build_options(cls.Options, entry.options, task_overrides))
 
 
+def resolve_run(tokenizer: str, task: str,
+                overrides: Mapping[str, Any]) -> tuple[ResolvedTokenizer, Task]:
+    """The preset and the task of a run, each resolved once: every ``--set`` key goes to the
+    one whose options declare it (``split_overrides``)."""
+    task_entry = tasks.get(task)
+    task_cls: Any = task_entry.load()
+    tok_cls: Any = tokenizers.get(tokenizer).load()
+    tok_over, task_over = split_overrides(overrides, tok_cls.Options, task_cls.Options)
+    resolved = resolve_tokenizer(tokenizer, tok_over)
+    return resolved, task_cls(build_options(task_cls.Options, task_entry.options, task_over))
+
+
+@dataclass(frozen=True)
+class ExternalOutputs:
+    """Outputs made elsewhere, scored by a run without a tokenizer (kind ``external``): their
+    label (the run's variant) and their content revision and identity options (what stands for
+    a tokenizer's revision and options in the run's identity)."""
+
+    variant: str
+    revision: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run works: where it writes, on what, how fast. None of it is part of the run's
+    identity, except the device through the protocol settings it changes (ASR precision)."""
+
+    out: Path = Path("results")
+    device: str | None = None
+    batch_size: int = 8
+    workers: int | None = None
+    cache_dir: str | Path | None = None
+    progress: bool = False
+    log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
+    wait: bool = False
+    rerun_failed: bool = False
+
+
 def run(
     tokenizer: str,
     task: str,
@@ -126,37 +165,31 @@ def run(
     if adapter:
         registered = register_adapter_file(adapter)
         tokenizer = tokenizer or registered
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OptionError(f"--out {out} is a file; pass a folder for the results (it is created "
-                          "if missing)")
+    settings = RunSettings(out=Path(out), device=device, batch_size=batch_size,
+                           workers=workers, cache_dir=cache_dir, progress=progress, log=log,
+                           wait=wait, rerun_failed=rerun_failed)
     set_values = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
-    entry_cls: Any = tasks.get(task).load()
-    probe = resolve_tokenizer(tokenizer, {})
-    tok_over, task_over = split_overrides(set_values, probe.cls.Options, entry_cls.Options)
-    resolved: ResolvedTokenizer = resolve_tokenizer(tokenizer, tok_over)
-    task_obj = resolve_task(task, task_over)
+    resolved, task_obj = resolve_run(tokenizer, task, set_values)
     data = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, transcript=transcript)
-    data = data.subset(limit)
-    rank, world = rank_and_world()
-    device = rank_device(device or default_device())
-    task_obj.device = device  # protocol settings may depend on it (ASR precision)
+    return run_resolved(resolved, task_obj, data, settings, limit=limit, checkpoint=checkpoint,
+                        model=model)
 
+
+def run_resolved(resolved: ResolvedTokenizer, task_obj: Task, data: Dataset,
+                 settings: RunSettings, *, limit: int | None = None,
+                 checkpoint: str | None = None, model: Tokenizer | None = None) -> RunResult:
+    """:func:`run` with the preset and the task already resolved (:func:`resolve_run`; a sweep
+    resolves them to plan its runs and passes them on)."""
+    data = data.subset(limit)
+    device = _prepare(task_obj, settings)
     static_meta = resolved.meta
-    spec_kwargs: dict[str, Any] = dict(
-        dataset=data.name, dataset_revision=data.revision, task=task_obj.name,
-        task_version=task_obj.version,
-        task_options={k: v for k, v in options_dict(task_obj.options).items()
-                      if k not in task_obj.runtime_options},
-        tokenizer=static_meta.name, variant=resolved.variant,
-        tokenizer_options=resolved.options_dict(), kind=static_meta.kind,
-        protocol=protocol_settings(**task_obj.protocol()),
-    )
+    identity = run_identity(resolved, data)
     reason = task_obj.unsupported_reason(static_meta)
     if reason:
-        spec = RunSpec(tokenizer_revision=static_meta.source.revision, **spec_kwargs,
-                       **run_identity(resolved, data))
-        return _unsupported(Path(out), spec, reason, rank)
+        spec = _spec(task_obj, data, identity, tokenizer=static_meta.name, variant=resolved.variant,
+                     tokenizer_options=resolved.options_dict(), kind=static_meta.kind,
+                     tokenizer_revision=static_meta.source.revision)
+        return _unsupported(settings.out, spec, reason, rank_and_world()[0])
 
     started = time.time()
     if model is None:
@@ -168,43 +201,86 @@ def run(
     load_seconds = time.time() - started
     # The loaded model's options can say more than the preset (e.g. the hash of the k-means
     # centroids it found): they belong to the run's identity.
-    spec_kwargs["tokenizer_options"] = {**resolved.options_dict(), **dict(meta.options)}
-    spec = RunSpec(tokenizer_revision=meta.source.resolved or meta.source.revision, **spec_kwargs,
-                   **run_identity(resolved, data))
-    store = RunStore(Path(out), spec, rank=rank, world_size=world)
+    spec = _spec(task_obj, data, identity, tokenizer=meta.name, variant=resolved.variant,
+                 tokenizer_options={**resolved.options_dict(), **dict(meta.options)},
+                 kind=static_meta.kind,
+                 tokenizer_revision=meta.source.resolved or meta.source.revision)
+    return _run_spec(spec, task_obj, model, data, settings, device=device, limit=limit,
+                     load_seconds=load_seconds, provenance={"tokenizer_meta": meta.to_dict()})
+
+
+def run_external(task_obj: Task, data: Dataset, outputs: ExternalOutputs,
+                 settings: RunSettings) -> RunResult:
+    """Run a task that scores outputs made elsewhere (no tokenizer; ``tokbench score``): the
+    same identity rules, store, lock, resume and summary as every run."""
+    device = _prepare(task_obj, settings)
+    spec = _spec(task_obj, data, identity_fields(None, [u.id for u in data.utterances]),
+                 tokenizer="external", variant=outputs.variant,
+                 tokenizer_options=dict(outputs.options), kind="external",
+                 tokenizer_revision=outputs.revision)
+    return _run_spec(spec, task_obj, None, data, settings, device=device, limit=None,
+                     load_seconds=0.0, provenance={})
+
+
+def _results_root(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out {out} is a file; pass a folder for the results (it is created "
+                          "if missing)")
+    return out
+
+
+def _prepare(task_obj: Task, settings: RunSettings) -> str:
+    """The rank's device, given to the task before its protocol is read (ASR precision)."""
+    _results_root(settings.out)
+    device = rank_device(settings.device or default_device())
+    task_obj.device = device
+    return device
+
+
+def _spec(task_obj: Task, data: Dataset, identity: Mapping[str, Any], **tokenizer: Any) -> RunSpec:
+    return RunSpec(dataset=data.name, dataset_revision=data.revision, task=task_obj.name,
+                   task_version=task_obj.version, task_options=task_obj.identity_options(),
+                   protocol=protocol_settings(**task_obj.protocol()), **tokenizer, **identity)
+
+
+def _run_spec(spec: RunSpec, task_obj: Task, model: Tokenizer | None, data: Dataset,
+              settings: RunSettings, *, device: str, limit: int | None, load_seconds: float,
+              provenance: Mapping[str, Any]) -> RunResult:
+    rank, world = rank_and_world()
+    store = RunStore(settings.out, spec, rank=rank, world_size=world)
     store.path.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(store.path, rank).acquire(wait=wait, log=log)
+    lock = RunLock(store.path, rank).acquire(wait=settings.wait, log=settings.log)
     try:
-        return _run_locked(store, lock, task_obj, model, data, spec, limit=limit, device=device,
-                           batch_size=batch_size, workers=workers, cache_dir=cache_dir,
-                           progress=progress, log=log, load_seconds=load_seconds, rerun_failed=rerun_failed)
+        return _run_locked(store, lock, task_obj, model, data, spec, settings, limit=limit,
+                           device=device, load_seconds=load_seconds, provenance=provenance)
     finally:
         lock.release()
 
 
-def _run_locked(store: RunStore, lock: RunLock, task_obj: Task, model: Any, data: Dataset,
-                spec: RunSpec, *, limit: int | None, device: str, batch_size: int,
-                workers: int | None, cache_dir: str | Path | None, progress: bool,
-                log: Callable[[str], None], load_seconds: float, rerun_failed: bool) -> RunResult:
+def _run_locked(store: RunStore, lock: RunLock, task_obj: Task, model: Tokenizer | None,
+                data: Dataset, spec: RunSpec, settings: RunSettings, *, limit: int | None,
+                device: str, load_seconds: float, provenance: Mapping[str, Any]) -> RunResult:
     rank, world = store.rank, store.world_size
-    meta = model.meta
+    log = settings.log
     store.open({
         "tokbench_version": tokbench.__version__,
         "git_revision": git_revision(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "tokenizer_meta": meta.to_dict(),
+        **provenance,
         "dataset": data.describe(),
         "task": {"name": task_obj.name, "version": task_obj.version,
                  "options": options_dict(task_obj.options)},
         "limit": limit,
         "device": device,
-        "batch_size": batch_size,
+        "batch_size": settings.batch_size,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),
+        **task_obj.provenance(data),
     }, utterance_ids=[u.id for u in data.utterances])
     mine = shard(list(data.utterances), rank, world)
-    if rerun_failed:
+    if settings.rerun_failed:
         retried = store.forget_failed()
         if retried:
             log(f"rerunning {retried} failed utterances")
@@ -213,9 +289,9 @@ def _run_locked(store: RunStore, lock: RunLock, task_obj: Task, model: Any, data
         log(f"resuming: {done} of {len(mine)} done")
     ctx = RunContext(
         tokenizer=model, dataset=data, utterances=mine,
-        cache=Cache(cache_dir, adapter_code=code_token(spec.code)), device=device,
-        batch_size=batch_size, workers=workers,
-        progress=progress_display(progress), log=log, is_done=store.is_done, rank=rank,
+        cache=Cache(settings.cache_dir, adapter_code=code_token(spec.code)), device=device,
+        batch_size=settings.batch_size, workers=settings.workers,
+        progress=progress_display(settings.progress), log=log, is_done=store.is_done, rank=rank,
         recorded_metrics=store.recorded_metrics,
         world_size=world,
     )

@@ -18,6 +18,7 @@ import numpy as np
 
 from tokbench.data import Dataset, Utterance
 from tokbench.io.cache import Cache
+from tokbench.options import options_dict
 from tokbench.types import Tokenizer, TokenizerMeta
 
 
@@ -65,7 +66,9 @@ SUPPLEMENT = "_supplement"
 
 @dataclass
 class RunContext:
-    tokenizer: Tokenizer
+    # None in a run of outputs made elsewhere (kind "external", e.g. ``tokbench score``): a
+    # task that needs a tokenizer reads :attr:`model` or :attr:`meta`, which say so.
+    tokenizer: Tokenizer | None
     dataset: Dataset  # the whole (limited) dataset: tasks may need other utterances as prompts
     utterances: list[Utterance]  # this rank's shard
     cache: Cache
@@ -82,8 +85,15 @@ class RunContext:
     world_size: int = 1
 
     @property
+    def model(self) -> Tokenizer:
+        """The run's tokenizer (a run of external outputs has none: a RuntimeError)."""
+        if self.tokenizer is None:
+            raise RuntimeError("this run scores outputs made elsewhere: it has no tokenizer")
+        return self.tokenizer
+
+    @property
     def meta(self) -> TokenizerMeta:
-        return self.tokenizer.meta
+        return self.model.meta
 
     def todo(self) -> list[Utterance]:
         """This rank's utterances that have no record yet (a resumed run skips the others)."""
@@ -131,6 +141,15 @@ class Task:
 
     def protocol(self) -> dict[str, Any]:
         """Protocol settings this task's options change (merged into the base protocol)."""
+        return {}
+
+    def identity_options(self) -> dict[str, Any]:
+        """The options that are part of the run's identity (``RunSpec.task_options``): all
+        but :attr:`runtime_options`."""
+        return {k: v for k, v in options_dict(self.options).items() if k not in self.runtime_options}
+
+    def provenance(self, dataset: Dataset) -> dict[str, Any]:
+        """What this task adds to ``run.json`` (e.g. where its inputs were found)."""
         return {}
 
     def unsupported_reason(self, meta: TokenizerMeta) -> str | None:

@@ -2,7 +2,7 @@
 
 - :mod:`~tokbench.suites.schema`: what a suite file may hold, validated with file and key.
 - :mod:`~tokbench.suites.loading`: built-in names or paths, ``include:``, :class:`Suite`.
-- :mod:`~tokbench.suites.matrix`: the sweep, through :func:`tokbench.run.runner.run`.
+- :mod:`~tokbench.suites.matrix`: the sweep, through :func:`tokbench.run.runner.run_resolved`.
 - :mod:`~tokbench.suites.launchers`: in-process, or one job per tokenizer through submitit.
 - :mod:`~tokbench.suites.assets`: what a sweep needs on disk (``tokbench prefetch``).
 - :mod:`~tokbench.suites.compare`: reported vs reproduced (``tokbench suite report``).

@@ -1,4 +1,5 @@
-"""A sweep: every tokenizer x task x dataset of a matrix, each run through :func:`runner.run`.
+"""A sweep: every tokenizer x task x dataset of a matrix, each run through
+:func:`runner.run_resolved` (the preset and the task resolved once, here).
 
 Each dataset is opened once and each tokenizer loaded once for all its tasks; reference-side
 features (reference F0, speaker embeddings, ground-truth transcripts) are cached per dataset by
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tokbench.data import Dataset, DatasetError
-from tokbench.options import OptionError, build_options, option_fields, options_dict
+from tokbench.options import OptionError, option_fields
 from tokbench.protocol import protocol_id, protocol_settings
 from tokbench.registry import UnknownNameError, tasks, tokenizers
 from tokbench.results.store import find_runs, iter_records, read_run_json, safe_component
@@ -120,13 +121,13 @@ class PlannedRun:
 
 
 def plan_run(resolved: Any, task: str, task_overrides: Mapping[str, Any]) -> PlannedRun:
-    entry = tasks.get(task)
-    cls = entry.load()
-    task_obj = cls(build_options(cls.Options, entry.options, task_overrides))
-    task_options = {k: v for k, v in options_dict(task_obj.options).items()
-                    if k not in task_obj.runtime_options}
+    """The task resolved once: the plan's task object is the one the run then uses."""
+    from tokbench.run.runner import resolve_task
+
+    task_obj = resolve_task(task, task_overrides)
     pid = protocol_id(protocol_settings(**task_obj.protocol()))
-    return PlannedRun(task_obj, resolved.variant, resolved.options_dict(), task_options, pid)
+    return PlannedRun(task_obj, resolved.variant, resolved.options_dict(),
+                      task_obj.identity_options(), pid)
 
 
 def find_existing(out: Path, data: Dataset, plan: PlannedRun) -> Path | None:
@@ -224,7 +225,7 @@ def run_matrix(
     apply to every run whose tokenizer or task declares the key.
     """
     from tokbench.run.distributed import rank_and_world
-    from tokbench.run.runner import run
+    from tokbench.run.runner import run_resolved
     from tokbench.runtime import default_device, rank_device
 
     shared = dict(shared_overrides or {})
@@ -257,7 +258,7 @@ def run_matrix(
                 continue
             if bar is not None:
                 bar.set_description_str(f"{e.label} on {data.name}")
-            _run_entry(e, task_options, data, opts, shared, record, run, rank,
+            _run_entry(e, task_options, data, opts, shared, record, run_resolved, rank,
                        default_device, rank_device, loaded)
         loaded.clear()  # free the model before the next tokenizer's loads
     if bar is not None:
@@ -272,6 +273,7 @@ def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]],
     """Every task of one tokenizer entry on one dataset; the model is loaded into ``loaded``
     the first time a supported task needs it, and reused from there."""
     from tokbench.resolve import resolve_tokenizer
+    from tokbench.run.runner import RunSettings
 
     def fail_all(status: str, why: str, names: Iterable[str]) -> None:
         for task in names:
@@ -296,7 +298,7 @@ def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]],
     except Exception as exc:  # noqa: BLE001 - e.g. a bad option value in the suite
         fail_all(FAILED, _why(exc), task_options)
         return
-    pending: list[tuple[str, dict[str, Any], Path | None, bool]] = []
+    pending: list[tuple[Any, Path | None, bool]] = []  # (task object, resumed folder, supported)
     for task, options in task_options.items():
         try:
             task_over = {**_route(shared, tasks.get(task).load()), **options}
@@ -320,7 +322,7 @@ def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]],
                                f"already {info['status']}", str(existing), *_count(existing)))
                 continue
         before = sum(1 for _ in iter_records(existing)) if existing is not None else 0
-        pending.append((task, {**tok_over, **task_over}, existing if before else None, supported))
+        pending.append((plan.task_obj, existing if before else None, supported))
     if any(supported for *_, supported in pending) and "model" not in loaded:
         if "error" in loaded:
             why = loaded["error"]
@@ -332,18 +334,21 @@ def _run_entry(e: TokenizerEntry, task_options: Mapping[str, Mapping[str, Any]],
             except Exception as exc:  # noqa: BLE001 - e.g. weights not cached offline
                 why = loaded["error"] = _why(exc)
         if why:
-            for task, _, _, supported in pending:
+            for task_obj, _, supported in pending:
                 if supported:
-                    record(Outcome(e.label, e.preset, task, data.name, FAILED, f"loading: {why}"))
-            pending = [p for p in pending if not p[3]]
+                    record(Outcome(e.label, e.preset, task_obj.name, data.name, FAILED,
+                                   f"loading: {why}"))
+            pending = [p for p in pending if not p[2]]
     model = loaded.get("model")
-    for task, overrides, resumed_from, _ in pending:
+    settings = RunSettings(out=Path(opts.out), device=opts.device, batch_size=opts.batch_size,
+                           workers=opts.workers, cache_dir=opts.cache_dir, progress=opts.progress,
+                           log=opts.log)
+    for task_obj, resumed_from, _ in pending:
+        task = task_obj.name
         try:
-            result = run(e.preset, task, data, limit=opts.limit, device=opts.device,
-                         batch_size=opts.batch_size, workers=opts.workers, out=opts.out,
-                         overrides=dict(overrides), checkpoint=e.checkpoint,
-                         cache_dir=opts.cache_dir, progress=opts.progress, log=opts.log,
-                         model=model)
+            # the preset and the task resolved above (plan_run) are the ones the run uses
+            result = run(resolved, task_obj, data, settings, limit=opts.limit,
+                         checkpoint=e.checkpoint, model=model)
         except Exception as exc:  # noqa: BLE001 - one failed run never stops the sweep
             if rank == 0:
                 opts.log(f"{e.label} {task} on {data.name} failed:\n{traceback.format_exc()}")

@@ -10,18 +10,24 @@ metrics ``ued``, ``ued_dedup`` and ``code_change_rate`` with a ``param`` of the 
 - :func:`strength_chart`: UED against perturbation strength, one panel per perturbation, one
   line per tokenizer run (one stream, codebook 0 by default);
 - :func:`write_invariance_report`: both written to a folder.
+
+The report finds this module through the task registry (``tokbench.report.hooks``):
+``PARAM_CHARTS`` adds the strength chart to the invariance tables by param that hold ``ued``.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
 
-from tokbench.report.bpe import to_markdown
+from tokbench.report.charts import ChartUnavailable
+from tokbench.report.plain import to_markdown
+from tokbench.report.tables import ResultTable
 from tokbench.results import summarize
 
 METRICS = ("ued", "ued_dedup", "code_change_rate")
@@ -193,3 +199,16 @@ def write_invariance_report(df: pd.DataFrame, out_dir: str | Path, fmt: str = "m
             table.to_csv(path, index=False)
         written.append(path)
     return written
+
+
+def ued_strength_figure(table: ResultTable, colours: Mapping[str, str] | None = None) -> Any:
+    """UED against perturbation strength, one line per tokenizer (``PARAM_CHARTS``)."""
+    if table.data is None or not perturbation_tables(table.data):
+        raise ChartUnavailable(f"no ued figures with a perturbation param in {table.title}")
+    return strength_chart(table.data)
+
+
+# The report hooks (tokbench.report.hooks): charts of this task's tables by param, keyed by a
+# metric the table holds: {metric: {name: (caption, function of a ResultTable and the colours)}}.
+PARAM_CHARTS = {"ued": {"ued_strength": ("unit edit distance against perturbation strength",
+                                         ued_strength_figure)}}

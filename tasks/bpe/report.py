@@ -1,5 +1,8 @@
 """Report pieces of the bpe task: the reduction-vs-vocabulary chart and the tables.
 
+The report finds this module through the task registry (``tokbench.report.hooks``): ``CHARTS``
+adds the reduction chart to the charts of every bpe main table.
+
 Everything takes the long DataFrame of :func:`tokbench.load_results` and works with whatever it
 holds: tokenizers without bpe results are left out of the chart and the reduction table, and the
 token-statistics table also shows tokenizers whose statistics come from other tasks (recon).
@@ -16,11 +19,15 @@ from __future__ import annotations
 
 import json
 import math
-from functools import partial
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
+
+from tokbench.report.charts import ChartUnavailable
+from tokbench.report.plain import check_format, write_table
+from tokbench.report.tables import ResultTable
 
 STAT_COLUMNS = {"token_entropy": "entropy (bit)", "token_cond_entropy": "cond. entropy (bit)",
                 "codebook_utilisation": "utilisation", "token_perplexity": "perplexity"}
@@ -175,50 +182,29 @@ def stats_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if value != value:
-            return ""
-        if abs(value) >= 1000:
-            return f"{value:.0f}"
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (no extra dependency)."""
-    header = "| " + " | ".join(str(c) for c in table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
-
-
-def _write_bytes(data: bytes, fh: IO[bytes]) -> None:
-    fh.write(data)
-
-
 def write_bpe_report(df: pd.DataFrame, out_dir: str | Path, fmt: str = "md") -> list[Path]:
     """Write the chart (PNG and SVG) and both tables (``md``, ``csv`` or ``latex``) to
     ``out_dir``; returns the paths written. The hook for ``tokbench report --task bpe``."""
-    if fmt not in ("md", "csv", "latex"):
-        raise ValueError(f"fmt must be md, csv or latex, got {fmt!r}")
+    check_format(fmt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     from tokbench.report.charts import save_figure
-    from tokbench.report.swap import write_public
 
     written += save_figure(reduction_chart(df), out / "bpe_reduction", ("png", "svg")).values()
-    ext = {"md": "md", "csv": "csv", "latex": "tex"}[fmt]
     for name, table in (("bpe_reduction", reduction_table(df).drop(columns=["run_id"])),
                         ("token_stats", stats_table(df))):
-        path = out / f"{name}.{ext}"
-        if fmt == "md":
-            text = to_markdown(table)
-        elif fmt == "csv":
-            text = table.to_csv(index=False)
-        else:
-            text = table.to_latex(index=False, float_format="%.4g", na_rep="")
-        write_public(path, partial(_write_bytes, text.encode("utf-8")))  # never half a file
-        written.append(path)
+        written.append(write_table(table, out / name, fmt))
     return written
+
+
+def bpe_reduction_figure(table: ResultTable, colours: Mapping[str, str] | None = None) -> Any:
+    """The chart of the bpe main table (``CHARTS``)."""
+    if table.data is None or reduction_table(table.data).empty:
+        raise ChartUnavailable(f"no bpe_reduction figures in {table.title}")
+    return reduction_chart(table.data)
+
+
+# The report hooks (tokbench.report.hooks): charts of this task's main table, by name:
+# (caption, function of a ResultTable and the family colours).
+CHARTS = {"bpe_reduction": ("length reduction against vocabulary size", bpe_reduction_figure)}
