@@ -94,7 +94,8 @@ class Reconstruction(DecodeTask):
         uid = d.item.utt.id
         prompt = d.item.data.get("prompt")
         extra = {**d.extra, **(prompt.describe() if prompt is not None else {})}
-        item = ScoreItem(uid, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra)
+        item = ScoreItem(uid, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra,
+                         audio_rate=d.audio_rate)
         examples = []
         if d.hyp16 is not None and uid in self._keep:
             examples = [AudioExample(uid, "original", d.item.ref16, SCORING_SAMPLE_RATE),

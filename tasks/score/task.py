@@ -131,5 +131,6 @@ def _load_pair(utt_id: str, ref_path: str, hyp_path: str, text: str | None) -> P
     lengths = length_fields(len(raw16), len(ref16), mismatch)
     extra = {"length_mismatch_16k": lengths["length_mismatch_16k"], "ref_rate": r.sample_rate,
              "hyp_rate": h.sample_rate}
-    return Produced(ScoreItem(utt_id, ref16, hyp16, text, None, extra),
+    return Produced(ScoreItem(utt_id, ref16, hyp16, text, None, extra,
+                              audio_rate=min(r.sample_rate, h.sample_rate)),
                     {"length_ratio": lengths["length_ratio"]})

@@ -190,7 +190,8 @@ class VoiceConversion(DecodeTask):
         extra = {"source_speaker": d.item.utt.speaker, "target_speaker": prompt.speaker,
                  **prompt.describe(), **d.extra}
         extra["ratio"] = {k: extra["ratio"][k] for k in timing}
-        item = ScoreItem(uid, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra)
+        item = ScoreItem(uid, d.item.ref16, d.hyp16, d.item.utt.text, d.reason, extra,
+                         audio_rate=d.audio_rate)
         if d.hyp16 is None:
             return Produced(item, values, None, VC_METRICS)
         target16 = self._loader.waveform(prompt, SCORING_SAMPLE_RATE)

@@ -98,6 +98,8 @@ class Decoded:
     reason: str | None
     values: dict[str, float | None]
     extra: dict[str, Any]
+    # the rate the output's audio really has: the lower of the source's and the decoder's
+    audio_rate: int | None = None
 
 
 def warm_up(ctx: RunContext) -> None:
@@ -154,7 +156,9 @@ def decode_batch(ctx: RunContext, batch: Sequence[Item], prompt: Audio | None = 
             lf = length_fields(len(raw16), len(item.ref16), mismatch)
             values["length_ratio"] = lf.pop("length_ratio")
             extra.update(lf)
-        out.append(Decoded(item, codes, hyp16, reason, values, extra))
+        rates = [r for r in (item.source_rate, decoded.sample_rate) if r]
+        out.append(Decoded(item, codes, hyp16, reason, values, extra,
+                           min(rates) if rates else None))
     return out
 
 

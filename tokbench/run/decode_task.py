@@ -134,7 +134,7 @@ class DecodeTask(Task):
         bar = iter(ctx.progress(range(len(todo)), total=len(todo), desc=self.progress_label(ctx)))
         with Scorer(ctx.cache, ReferenceKeys(ctx.dataset.name, ctx.dataset.revision),
                     workers=ctx.workers, asr=self.asr_scorer(ctx), metrics=self.selected_metrics(),
-                    device=ctx.device) as scorer:
+                    device=ctx.device, log=ctx.log) as scorer:
             self.begin(ctx, scorer)
             chunks = _asking_for(self.chunks(ctx, scorer, todo), lacking)
             yield from as_supplements(

@@ -52,9 +52,9 @@ from tokbench.run.task import (
 from tokbench.runtime import default_device, progress_display, rank_device
 from tokbench.types import Tokenizer
 
-PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "pesq", "pystoi", "pyworld", "jiwer",
-            "openai-whisper", "resemblyzer", "transformers", "tokenizers", "pandas", "webrtcvad",
-            "pyloudnorm")
+# The engine's and the tokenizers' libraries; each metric declaration adds its own (packages=).
+PACKAGES = ("torch", "numpy", "soundfile", "soxr", "scipy", "transformers", "tokenizers",
+            "pandas", "webrtcvad", "pyloudnorm")
 
 
 @dataclass
@@ -68,8 +68,12 @@ class RunResult:
 
 
 def package_versions() -> dict[str, str | None]:
+    """Versions of the libraries that compute tokens and metrics (None: not installed)."""
+    from tokbench.metrics.kit import declarations
+
+    declared = [p for d in declarations() for p in d.packages]
     out: dict[str, str | None] = {}
-    for name in PACKAGES:
+    for name in dict.fromkeys([*PACKAGES, *declared]):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
