@@ -97,6 +97,26 @@ def import_file_target(spec: str) -> Any:
         raise AttributeError(f"{path} has no {attr!r}{suggest(attr, names)}") from None
 
 
+def package_module(target: str, name: str) -> str | None:
+    """Module ``name`` beside a component registered under ``target`` (``module:Class``), in its
+    own package: ``pkg.name`` for ``pkg.task:Class`` (or ``pkg:Class`` where ``pkg`` is a
+    package); None for a single module or a file target. E.g. a task package's ``report`` or
+    ``metrics`` module. Finds the module's name without importing it."""
+    module = target.partition(":")[0]
+    if module.endswith(".py"):
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations is not None:  # the component's package itself
+        return f"{module}.{name}"
+    package, _, leaf = module.rpartition(".")
+    return f"{package}.{name}" if package and leaf == "task" else None
+
+
 @dataclass(frozen=True)
 class Entry:
     """A registered component: where to import it from and the preset values it is built with."""

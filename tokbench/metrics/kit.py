@@ -310,14 +310,18 @@ class MetricRegistry(Registry[MetricSpec]):
         self._declarations = {n: self._declarations[n] for n in ranked}
 
     def _discover_task_metrics(self) -> None:
-        """A task package's own metrics live in its ``metrics`` module."""
-        try:
-            tasks = importlib.import_module("tokbench.tasks")
-        except ImportError:
-            return
-        for info in pkgutil.iter_modules(tasks.__path__):
-            if info.ispkg and importlib.util.find_spec(f"tokbench.tasks.{info.name}.metrics"):
-                self._import(f"tokbench.tasks.{info.name}.metrics")
+        """A task package's own metrics live in its ``metrics`` module (found through the task
+        registry, like its report module)."""
+        from tokbench.registry import package_module, tasks
+
+        for _, entry in tasks.items():
+            module = package_module(entry.target, "metrics")
+            try:
+                found = module is not None and importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if found and module is not None:
+                self._import(module)
 
     def use_modules(self, items: Sequence[str]) -> None:
         """Metric modules of the user's (file paths or module names): imported now (if the
@@ -340,8 +344,9 @@ class MetricRegistry(Registry[MetricSpec]):
 
 
 def _module_order(metrics: Any) -> list[Metric]:
-    """Declarations sorted by listing order: built-in modules of LISTING_ORDER first, then the
-    other built-ins alphabetically, then the tasks' modules, then plug-ins (as loaded)."""
+    """Declarations sorted by listing order: metric modules of LISTING_ORDER first, then the
+    other metric modules alphabetically, then the built-in tasks' modules, then plug-ins (as
+    loaded)."""
     seen: list[Metric] = []
     for m in metrics:
         if m not in seen:
@@ -353,7 +358,7 @@ def _module_order(metrics: Any) -> list[Metric]:
             return (0, LISTING_ORDER.index(short), "")
         if m.module.startswith("tokbench.metrics."):
             return (1, 0, m.module)
-        if m.module.startswith("tokbench.tasks."):
+        if m.origin == "builtin":  # a built-in task's metrics
             return (2, 0, m.module)
         return (3, seen.index(m), "")
 
@@ -388,8 +393,7 @@ def make_metric(*specs: MetricSpec, where: Where, compute: Callable[..., Any] | 
         raise ValueError("declare() needs at least one MetricSpec")
     if where in ("worker", "model") and compute is None:
         raise ValueError(f"{specs[0].name}: a {where} metric needs its compute function")
-    origin = ("builtin" if module.startswith(("tokbench.metrics.", "tokbench.tasks."))
-              else "plug-in")
+    origin = "builtin" if module.startswith("tokbench.") else "plug-in"
     unknown = sorted(set(needs_of or {}) - {s.name for s in specs})
     if unknown:
         raise ValueError(f"needs_of names metrics this declaration does not define: {unknown}")

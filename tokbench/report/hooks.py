@@ -22,7 +22,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from tokbench.registry import UnknownNameError, tasks
+from tokbench.registry import UnknownNameError, package_module, tasks
 
 REPORT_MODULE = "report"
 
@@ -30,19 +30,7 @@ REPORT_MODULE = "report"
 def report_module_name(target: str) -> str | None:
     """The report module of a task registered under ``target`` (``module:Class``), or None for a
     single-module task (or a file target)."""
-    module = target.partition(":")[0]
-    if module.endswith(".py"):
-        return None
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    if spec.submodule_search_locations is not None:  # the task's package itself
-        return f"{module}.{REPORT_MODULE}"
-    package, _, leaf = module.rpartition(".")
-    return f"{package}.{REPORT_MODULE}" if package and leaf == "task" else None
+    return package_module(target, REPORT_MODULE)
 
 
 @cache
