@@ -56,7 +56,7 @@ class MetricCheck:
     reasons: dict[str, str] = field(default_factory=dict)  # case -> why null
 
 
-def reference_speech(seconds: float = 1.5) -> np.ndarray:
+def reference_speech(seconds: float = 1.0) -> np.ndarray:
     """The first utterance of the bundled sample set at 16 kHz, cut to ``seconds``."""
     from tokbench.data import open_dataset
     from tokbench.io.audio import load_audio, resample
