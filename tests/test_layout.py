@@ -55,3 +55,15 @@ def test_family_commands_come_from_the_registry():
     result = CliRunner().invoke(app, ["fit-kmeans", "--help"])
     assert result.exit_code == 0 and "--layer" in result.output
     assert "fit-kmeans" not in (ROOT / "tokbench" / "cli.py").read_text()
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_600_lines():
+    # Small modules with names that explain themselves: a module past this is split along its
+    # seams (as adapters/ssl/units.py -> features, fitting, units).
+    long = {str(p.relative_to(ROOT)): n for folder in ("tokbench", "adapters", "tasks")
+            for p in sorted((ROOT / folder).rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them): {long}"

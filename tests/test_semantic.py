@@ -17,18 +17,14 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
+from tokbench.adapters.ssl.features import BATCH_TOLERANCE, conv_frames
 from tokbench.adapters.ssl.kmeans import (
     CentroidsError,
     CentroidsNotFoundError,
     centroids_cache_path,
     save_centroids,
 )
-from tokbench.adapters.ssl.units import (
-    BATCH_TOLERANCE,
-    SSLKMeansOptions,
-    SSLKMeansTokenizer,
-    conv_frames,
-)
+from tokbench.adapters.ssl.units import SSLKMeansOptions, SSLKMeansTokenizer
 from tokbench.options import OptionError, build_options
 from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.run.task import Task
