@@ -181,7 +181,7 @@ class FSQSpeechCodec(HFCodec):
         front end (160-dim features); small widths and depths. FSQ has no learned codebook."""
         from transformers import Wav2Vec2BertConfig
 
-        from tokbench.adapters.hf_codec import seeded
+        from tokbench.adapters.tiny import seeded
 
         semantic = Wav2Vec2BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                       intermediate_size=64, feature_projection_input_dim=160,

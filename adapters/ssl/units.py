@@ -422,26 +422,35 @@ class SSLMultiLayerTokenizer(TokenizerBase):
 TINY_WIDTH = 32
 
 
-def build_tiny_models(folder: Path, seed: int = 0) -> Path:
-    """One random checkpoint per model in ``folder/<model>``: the real conv stack (kernels
+def build_tiny_model(model: str, folder: Path, seed: int = 0, num_layers: int | None = None) -> Path:
+    """A random checkpoint of ``model`` saved in ``folder``: the real conv stack (kernels
     10,3,3,3,3,2,2, strides 5,2,2,2,2,2,2: 16 kHz, 50 Hz), positional convolution (128 taps,
     16 groups), feature norm (group for HuBERT-base, layer + pre-LN blocks for the large
-    models) and number of transformer blocks (12 / 24); only widths shrink."""
+    models) and number of transformer blocks (12 / 24, or ``num_layers``); only widths shrink.
+    The tests' tiny HuBERT/WavLM models come from here too."""
     from transformers import HubertConfig, HubertModel, WavLMConfig, WavLMModel
 
-    from tokbench.adapters.hf_codec import seeded
+    from tokbench.adapters.tiny import seeded
 
-    for name, spec in MODELS.items():
-        base = name == "hubert-base"
-        sizes: dict[str, Any] = dict(hidden_size=TINY_WIDTH, num_hidden_layers=spec.num_layers, num_attention_heads=4,
-                     intermediate_size=64, conv_dim=(TINY_WIDTH,) * 7, num_conv_pos_embeddings=128,
-                     num_conv_pos_embedding_groups=16, feat_extract_norm="group" if base else "layer",
-                     do_stable_layer_norm=not base)
-        if spec.arch == "hubert":
-            model = seeded(HubertModel, HubertConfig(conv_bias=not base, **sizes), seed)
-        else:
-            model = seeded(WavLMModel, WavLMConfig(conv_bias=False, **sizes), seed)
-        model.eval().save_pretrained(Path(folder) / name)
+    spec = MODELS[model]
+    base = model == "hubert-base"
+    sizes: dict[str, Any] = dict(
+        hidden_size=TINY_WIDTH, num_hidden_layers=num_layers or spec.num_layers,
+        num_attention_heads=4, intermediate_size=64, conv_dim=(TINY_WIDTH,) * 7,
+        num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
+        feat_extract_norm="group" if base else "layer", do_stable_layer_norm=not base)
+    if spec.arch == "hubert":
+        net = seeded(HubertModel, HubertConfig(conv_bias=not base, **sizes), seed)
+    else:
+        net = seeded(WavLMModel, WavLMConfig(conv_bias=False, **sizes), seed)
+    net.eval().save_pretrained(folder)
+    return Path(folder)
+
+
+def build_tiny_models(folder: Path, seed: int = 0) -> Path:
+    """One random checkpoint per model in ``folder/<model>`` (:func:`build_tiny_model`)."""
+    for name in MODELS:
+        build_tiny_model(name, Path(folder) / name, seed)
     return Path(folder)
 
 
