@@ -14,6 +14,9 @@ from typing import Any, ClassVar
 import torch
 
 from tokbench.adapters.framed import FramedCodec
+
+# re-exported for adapters written before the tiny-checkpoint helpers moved to adapters/tiny.py
+from tokbench.adapters.tiny import fill_codebooks, save_tiny, seeded  # noqa: F401
 from tokbench.io.hub import load_hf_model
 from tokbench.types import ModelSource
 
