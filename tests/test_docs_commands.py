@@ -164,14 +164,16 @@ def _cases(kind: str) -> list:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """A folder with ``results/demo`` (identity and mu-law, recon, 2 sample utterances) and the
-    files placeholders stand for."""
+    """A folder with ``results/demo`` (identity and mu-law, recon, 2 sample utterances, the
+    signal metrics: enough for every table, chart and comparison the docs show) and the files
+    placeholders stand for."""
     from tokbench.run.runner import run
 
     ws = tmp_path_factory.mktemp("docs")
     for name in ("identity", "mulaw"):
-        run(name, "recon", "sample", limit=2, out=ws / "results" / "demo", overrides=["asr=false"],
-            workers=0, cache_dir=ws / "cache", device="cpu", log=lambda m: None)
+        run(name, "recon", "sample", limit=2, out=ws / "results" / "demo",
+            overrides=["asr=false", "metrics=signal"], workers=0, cache_dir=ws / "cache",
+            device="cpu", log=lambda m: None)
     (ws / "DIR").mkdir()
     (ws / "FILE").write_text("")
     return ws
