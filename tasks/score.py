@@ -200,6 +200,7 @@ def score_command(
     from tokbench.data import DatasetError
     from tokbench.metrics.asr_backends import UnknownBackendError
     from tokbench.metrics.selection import MetricSelectionError
+    from tokbench.results.validate import RecordError
     from tokbench.runtime import default_device
 
     try:
@@ -207,7 +208,7 @@ def score_command(
                                asr_checkpoint=asr_checkpoint,
                                device=device.value if device else default_device(), workers=workers,
                                metrics=metrics, asr_backend=asr_backend)
-    except (DatasetError, MetricSelectionError, UnknownBackendError) as exc:
+    except (DatasetError, MetricSelectionError, UnknownBackendError, RecordError) as exc:
         fail(str(exc))
         return
     print_summary(result.summary, title=f"{hyp} vs {ref}")

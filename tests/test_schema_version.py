@@ -121,3 +121,27 @@ def test_cli_report_on_a_newer_run_says_upgrade_without_traceback(tmp_path):
     assert "Traceback" not in out
     assert res.exception is None or isinstance(res.exception, SystemExit)
     assert "upgrade tokbench" in out, out
+
+
+def test_cli_score_into_a_newer_run_says_upgrade_without_traceback(tmp_path, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    ref, hyp = tmp_path / "ref", tmp_path / "hyp"
+    ref.mkdir()
+    hyp.mkdir()
+    x = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    sf.write(ref / "a.wav", x, 16000)
+    sf.write(hyp / "a.wav", x, 16000)
+    monkeypatch.setenv("TOKBENCH_CACHE", str(tmp_path / "cache"))
+    args = ["score", "--ref", str(ref), "--hyp", str(hyp), "--out", str(tmp_path / "out"),
+            "--no-asr", "--workers", "0", "--metrics", "stoi"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (run,) = [p.parent for p in (tmp_path / "out").rglob("run.json")]
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "schema_version": SCHEMA_VERSION + 1}))
+    again = CliRunner().invoke(app, args)
+    out = again.output + (again.stderr if again.stderr_bytes is not None else "")
+    assert again.exit_code != 0 and isinstance(again.exception, SystemExit), out
+    assert "Traceback" not in out and "upgrade tokbench" in out, out
