@@ -12,6 +12,9 @@ command added to the docs is picked up with no edit here.
   fails without an entry fails the test, and so does an entry whose command no longer fails.
 - Lines that are not tokbench commands (``make``, ``pip``, shell set-up) are in :data:`NOT_RUN`
   with the reason; any other line fails the test until it runs or is listed.
+- ``tokbench ...`` code spans in the prose run too (once each, after the blocks' commands): prose
+  often names a sub-command or an option (`tokbench score --asr-backend`), so they need not
+  succeed, only print something and never crash; elided ones (``...``) are skipped.
 - Python blocks run with ``exec`` in the same folder (``results/demo`` holds a small run of the
   sample set); excerpts that are not meant to run alone are in :data:`EXCERPTS` and must still
   parse, where they are Python at all.
