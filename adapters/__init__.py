@@ -2,42 +2,14 @@
 
 Presets are declared beside the adapter that serves them, as a ``presets`` class attribute
 (see :mod:`tokbench.adapters.mimi`); the registry finds them in every public module of this
-package, so a new family is one new module here and nothing else to edit
+package and of its sub-packages (``ssl``, ``classic``), so a new family is one new module here and nothing else to edit
 (docs/adding-a-tokenizer.md). Entries registered below map a preset name to its adapter class
 ("module:Class", imported only when used) and the option values the preset stands for.
 Third-party adapters register through the ``tokbench.adapters`` entry-point group or
 ``--adapter path/to/file.py:Class``.
 """
 
-from tokbench.registry import commands, register, tokenizers
-
-# Semantic tokens: k-means units of a self-supervised model's layer L (the output of transformer
-# block L). Centroids: --set centroids=PATH or $TOKBENCH_CACHE/kmeans/<model>-l<L>-km<K>.npz
-# (`tokbench fit-kmeans`, or `tokbench convert-gslm` for the published GSLM ones).
-_SSL = "tokbench.adapters.ssl.units:SSLKMeansTokenizer"
-for _k in (50, 100, 200):
-    # GSLM's published centroids were fitted on un-normalised input: the preset says so.
-    register(tokenizers, f"hubert-base-l6-km{_k}", _SSL,
-             f"HuBERT-base layer 6, k-means K={_k} (GSLM units; tokbench convert-gslm --k {_k})",
-             model="hubert-base", layer=6, k=_k, normalize=False)
-register(tokenizers, "hubert-base-l9-km500", _SSL,
-         "HuBERT-base layer 9, k-means K=500 (centroids from tokbench fit-kmeans)",
-         model="hubert-base", layer=9, k=500)
-register(tokenizers, "hubert-large-l22-km500", _SSL,
-         "HuBERT-large (LL60k) layer 22, k-means K=500 (centroids from tokbench fit-kmeans)",
-         model="hubert-large", layer=22, k=500)
-register(tokenizers, "wavlm-large-l6-km1000", _SSL,
-         "WavLM-large layer 6, k-means K=1000 (centroids from tokbench fit-kmeans)",
-         model="wavlm-large", layer=6, k=1000)
-
-# Several layers of one SSL model, one k-means codebook each (DASB's discrete HuBERT/WavLM:
-# layers 1,3,7,12,18,23, K=1000). Centroids: one cache file per layer, fitted in one pass with
-# `tokbench fit-kmeans --model M --layer 1,3,7,12,18,23 --k 1000`, or --set centroids=FOLDER.
-_SSL_MULTI = "tokbench.adapters.ssl.units:SSLMultiLayerTokenizer"
-for _model, _label in (("wavlm-large", "WavLM-large"), ("hubert-large", "HuBERT-large (LL60k)")):
-    register(tokenizers, f"{_model}-dasb-km1000", _SSL_MULTI,
-             f"{_label} layers 1,3,7,12,18,23, k-means K=1000 each (DASB discrete SSL, 6 codebooks)",
-             model=_model, layers=(1, 3, 7, 12, 18, 23), k=1000)
+from tokbench.registry import commands, register
 
 # CLI sub-commands of the SSL family (attached by tokbench.cli without importing the family).
 register(commands, "fit-kmeans", "tokbench.adapters.ssl.commands:fit_kmeans",

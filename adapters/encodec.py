@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from tokbench.adapters.hf_codec import HFCodec, save_tiny, seeded
+from tokbench.adapters.hf_codec import HFCodec
+from tokbench.adapters.tiny import save_tiny, seeded
 from tokbench.registry import preset
 
 #: facebook/encodec_24khz commit pinned by several public projects (e.g. MTEB's model registry).

@@ -3,7 +3,7 @@ out (neural codecs served by transformers, a pip package or raw Hub files alike)
 
 A family subclass declares its rates and codebooks as class constants, loads its model in
 ``_load`` and supplies three model calls (``_encode_frames``, ``_decode_frames``,
-``_codebook_tables``). The base does the rest, the same way for every family
+``_codebook_tables``, or ``_embed_codes`` where codes have no table). The base does the rest, the same way for every family
 (docs/adapter-contract.md):
 
 - ``encode`` zero-pads every item to whole frames (``ceil(len / hop)``; whatever the caller left
@@ -250,19 +250,18 @@ class FramedCodec(TokenizerBase):
             lengths = tokens.sample_lengths
         if lengths is None:
             out_lengths = natural
-        elif self.output_sample_rate is None:
-            out_lengths = lengths.to(torch.long).cpu()
-        else:  # rounded as TokenizerMeta.decoded_length rounds
-            out_lengths = torch.round(lengths.cpu().double() * self.output_sample_rate
-                                      / self.sample_rate).to(torch.long)
+        else:
+            out_lengths = self._output_length(lengths)
         if out_lengths.shape != frame_lengths.shape:
             raise ValueError(f"lengths must have shape {tuple(frame_lengths.shape)}")
-        if len(out_lengths) and bool((out_lengths > natural).any()):
+        covered = self._output_length(self.covered_lengths(frame_lengths))
+        if len(out_lengths) and bool((out_lengths > covered).any()):
             raise ValueError(f"{self.name}: lengths {out_lengths.tolist()} exceed what the codes "
-                             f"cover ({natural.tolist()} samples)")
+                             f"cover ({covered.tolist()} samples)")
         batch = tokens.batch_size
         out = torch.zeros(batch, int(out_lengths.max()) if batch else 0, dtype=torch.float32,
                           device=dev)
+        # past ``natural`` (an input sample no frame holds: covered_lengths) the output is zero
         for group in self._groups(frame_lengths):
             total = self.padded_frames(frame_lengths[group])
             if total == 0:
@@ -284,9 +283,7 @@ class FramedCodec(TokenizerBase):
         self._check_codes(tokens)
         dev = self._device()
         codes = tokens.codes.to(dev)
-        tables = self._codebook_tables()[: tokens.n_codebooks]
-        out = torch.stack([torch.nn.functional.embedding(codes[:, q], table.to(dev))
-                           for q, table in enumerate(tables)], dim=1)
+        out = self._embed_codes(codes)
         valid = torch.arange(codes.shape[-1], device=dev)[None, :] < tokens.frame_lengths.to(dev)[:, None]
         return out * valid[:, None, :, None].to(out.dtype)
 
@@ -304,6 +301,28 @@ class FramedCodec(TokenizerBase):
         """The codebook of each quantizer, in code order: ``[codebook_size, D]`` each (one
         ``D`` for all, as ``embed`` stacks them)."""
         raise NotImplementedError
+
+    def _embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """The vectors ``[B, Q, F, D]`` of checked codes ``[B, Q, F]`` on the model's device
+        (``embed`` zeroes the padding frames): a lookup in ``_codebook_tables``. A family whose
+        codes have no table (FSQ: a vector computed from the code) overrides this instead."""
+        tables = self._codebook_tables()[: codes.shape[1]]
+        return torch.stack([torch.nn.functional.embedding(codes[:, q], table.to(codes.device))
+                            for q, table in enumerate(tables)], dim=1)
+
+    def covered_lengths(self, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """The longest input (samples at ``sample_rate``) whose codes have ``frame_lengths``
+        frames: ``frames * hop`` for ``ceil`` framing. A family whose ``frames_for`` drops a
+        partial last frame overrides both; ``decode`` refuses longer lengths and returns zeros
+        past ``frames * output hop``."""
+        return frame_lengths.to(torch.long) * self.hop_length
+
+    def _output_length(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Input lengths at the output rate (rounded as ``TokenizerMeta.decoded_length``)."""
+        if self.output_sample_rate is None:
+            return lengths.to(torch.long).cpu()
+        return torch.round(lengths.cpu().double() * self.output_sample_rate
+                           / self.sample_rate).to(torch.long)
 
     # --- helpers ---------------------------------------------------------------------------
     @staticmethod

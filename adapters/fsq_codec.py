@@ -38,7 +38,7 @@ import torch
 from tokbench.adapters.hf_codec import HFCodec
 from tokbench.adapters.requirements import transformers_class
 from tokbench.registry import preset
-from tokbench.types import Audio, BatchTolerance, ModelSource, Tokens
+from tokbench.types import BatchTolerance, ModelSource, Tokens
 
 FSQ_LEVELS = (4, 4, 4, 4, 4, 4, 4, 4)
 CODEBOOK_SIZE = math.prod(FSQ_LEVELS)  # 65,536
@@ -90,8 +90,12 @@ class FSQCodecOptions:
 
 
 class FSQSpeechCodec(HFCodec):
-    """Shared adapter of X-Codec2 and NeuCodec (every item computed alone, from its own
-    samples: encode, decode and embed are this class's, not the framed base's)."""
+    """Shared adapter of X-Codec2 and NeuCodec, every item computed alone (``per_item``).
+
+    ``decode`` and ``embed`` are the framed base's, through its hooks (``_decode_frames``,
+    ``_embed_codes``: FSQ codes have no table). ``encode`` is this class's own: the model takes
+    two inputs built from the item's exact samples (one zero sample appended, mel features
+    normalised over the item), which the base's zero-padded frames would change."""
 
     Options = FSQCodecOptions
     kind = "hybrid"
@@ -161,47 +165,14 @@ class FSQSpeechCodec(HFCodec):
             codes[b, 0, :f] = out[0, 0, :f]
         return Tokens(codes, frames.to(dev), lengths.to(dev))
 
-    # --- decode --------------------------------------------------------------------------
-    def output_lengths(self, tokens: Tokens, lengths: torch.Tensor | None) -> torch.Tensor:
-        """Decoded length per item at the output rate: the input length (``lengths`` or the
-        recorded ``sample_lengths``) x output/input rate, else whole output frames."""
-        natural = tokens.frame_lengths.to(torch.long).cpu() * self.output_hop()
-        if lengths is None:
-            lengths = tokens.sample_lengths
-        if lengths is None:
-            return natural
-        return torch.tensor([self.meta.decoded_length(int(n)) for n in lengths.cpu()], dtype=torch.long)
+    # --- decode and embed: the framed base's, per item; these are the family's hooks --------
+    def _decode_frames(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(audio_codes=codes, return_dict=True).audio_values.reshape(codes.shape[0], -1)
 
-    @torch.inference_mode()
-    def decode(self, tokens: Tokens, prompt: Audio | None = None, *,
-               lengths: torch.Tensor | None = None) -> Audio:
-        if prompt is not None:
-            raise ValueError(f"{self.name} takes no speaker prompt (capability 'speaker_prompt')")
-        self._check_codes(tokens)
-        dev = self._device()
-        out_lengths = self.output_lengths(tokens, lengths)
-        batch = tokens.batch_size
-        out = torch.zeros(batch, int(out_lengths.max()) if batch else 0, device=dev)
-        for b in range(batch):
-            f = int(tokens.frame_lengths[b])
-            if f == 0:
-                continue
-            wav = self.model.decode(audio_codes=tokens.codes[b : b + 1, :, :f].to(dev),
-                                    return_dict=True).audio_values.reshape(-1)
-            keep = min(int(out_lengths[b]), wav.shape[0])
-            out[b, :keep] = wav[:keep].to(torch.float32)
-        return Audio(out, out_lengths.to(dev), self.meta.decoded_rate)
-
-    @torch.inference_mode()
-    def embed(self, tokens: Tokens) -> torch.Tensor:
+    def _embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """The FSQ code's vector after the quantiser's output projection: ``[B, 1, F, D]``."""
-        self._check_codes(tokens)
-        dev = self._device()
-        codes = tokens.codes.to(dev)
         q = self.model.quantizer
-        vec = q.project_out(q.quantizer.codebook[codes[:, 0]].to(q.project_out.weight.dtype))
-        valid = torch.arange(codes.shape[-1], device=dev)[None, :] < tokens.frame_lengths.to(dev)[:, None]
-        return (vec * valid[..., None].to(vec.dtype))[:, None]
+        return q.project_out(q.quantizer.codebook[codes[:, 0]].to(q.project_out.weight.dtype))[:, None]
 
     # --- tiny checkpoints ------------------------------------------------------------------
     @classmethod
@@ -210,7 +181,7 @@ class FSQSpeechCodec(HFCodec):
         front end (160-dim features); small widths and depths. FSQ has no learned codebook."""
         from transformers import Wav2Vec2BertConfig
 
-        from tokbench.adapters.hf_codec import seeded
+        from tokbench.adapters.tiny import seeded
 
         semantic = Wav2Vec2BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                       intermediate_size=64, feature_projection_input_dim=160,
@@ -300,6 +271,11 @@ class NeuCodecTokenizer(FSQSpeechCodec):
         ``ceil`` for a partial last frame and the model keeps the shorter branch). The audio of
         that partial frame (< 20 ms) is not represented: decode returns zeros there."""
         return (lengths.to(torch.long) + 1) // self.hop_length
+
+    def covered_lengths(self, frame_lengths: torch.Tensor) -> torch.Tensor:
+        """The longest input with ``frame_lengths`` frames: ``(frames + 1) * 320 - 2`` (the
+        inverse of :meth:`frames_for`); decode returns zeros past ``frames * 480``."""
+        return (frame_lengths.to(torch.long) + 1) * self.hop_length - 2
 
     @classmethod
     def _tiny_config(cls, semantic: dict[str, Any]) -> Any:

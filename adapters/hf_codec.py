@@ -9,12 +9,14 @@ Also the tiny-checkpoint helpers the families' ``build_tiny_checkpoint`` use.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from tokbench.adapters.framed import FramedCodec
+
+# re-exported for adapters written before the tiny-checkpoint helpers moved to adapters/tiny.py
+from tokbench.adapters.tiny import fill_codebooks, save_tiny, seeded  # noqa: F401
 from tokbench.io.hub import load_hf_model
 from tokbench.types import ModelSource
 
@@ -85,42 +87,3 @@ class HFCodec(FramedCodec):
     def _decode_frames(self, codes: torch.Tensor) -> torch.Tensor:
         wav = self.model.decode(audio_codes=codes, return_dict=True).audio_values
         return wav[:, 0] if wav.dim() == 3 else wav  # [B, 1, T] -> [B, T]
-
-
-# --- tiny checkpoints (tests) ------------------------------------------------------------------
-
-
-def fill_codebooks(model: torch.nn.Module, seed: int) -> int:
-    """Fill zero-initialised Euclidean codebooks (transformers initialises them to zeros: every
-    code would be 0) with seeded random vectors; returns how many buffers were filled."""
-    gen = torch.Generator().manual_seed(seed)
-    filled = 0
-    with torch.no_grad():
-        for name, buf in model.named_buffers():
-            leaf = name.rsplit(".", 1)[-1]
-            if leaf in ("embed", "embed_avg", "embed_sum"):
-                # EnCodec stores `embed` (and `embed_avg`); Mimi stores `embed_sum` and divides by
-                # `cluster_usage` (ones). Scale ~ the latents of a random encoder.
-                buf.copy_(torch.randn(buf.shape, generator=gen) * 0.5)
-                filled += 1
-            elif leaf == "cluster_usage":
-                buf.fill_(1.0)
-    return filled
-
-
-def seeded(model_cls: Any, config: Any, seed: int = 0) -> Any:
-    """``model_cls(config)`` initialised from ``seed``, leaving the global RNG as it was."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return model_cls(config)
-
-
-def save_tiny(model: Any, folder: Path, seed: int = 0, *, random_codebooks: bool = True) -> Path:
-    """Fill the codebooks (unless the model's are already random parameters) and
-    ``save_pretrained`` into ``folder``."""
-    if random_codebooks and not fill_codebooks(model, seed):
-        raise RuntimeError(f"no codebook buffers found to fill in {type(model).__name__}")
-    folder.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    model.save_pretrained(folder)
-    return folder

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tokbench.adapters.framed import FirstCodebooks
-from tokbench.adapters.hf_codec import HFCodec, save_tiny, seeded
+from tokbench.adapters.hf_codec import HFCodec
+from tokbench.adapters.tiny import save_tiny, seeded
 from tokbench.registry import preset
 
 #: kyutai/mimi commit pinned by several public projects (e.g. in Moshi-derived code).

@@ -69,7 +69,7 @@ class _WavTokenizer(HFCodec):
         """The real rate, hop and codebook (4096); small widths and depths."""
         from transformers import WavTokenizerConfig
 
-        from tokbench.adapters.hf_codec import seeded
+        from tokbench.adapters.tiny import seeded
 
         config = WavTokenizerConfig(
             sampling_rate=cls.sample_rate, upsampling_ratios=list(cls.upsampling_ratios),

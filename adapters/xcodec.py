@@ -133,7 +133,7 @@ class XcodecTokenizer(HFCodec):
         variant (their configs differ only in the semantic model's weights and kind)."""
         from transformers import HubertConfig, XcodecConfig
 
-        from tokbench.adapters.hf_codec import seeded
+        from tokbench.adapters.tiny import seeded
 
         semantic = HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                 intermediate_size=64, conv_dim=(32,) * 7, num_conv_pos_embeddings=16,

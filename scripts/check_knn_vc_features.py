@@ -28,8 +28,8 @@ import sys
 
 import torch
 
+from tokbench.adapters.ssl.features import SSLFeatures
 from tokbench.adapters.ssl.knn_vc import FEATURE_LAYER, FEATURE_MODEL, compare_features, pad_to_hop
-from tokbench.adapters.ssl.units import SSLFeatures
 from tokbench.data import open_dataset
 from tokbench.io.audio import resample
 

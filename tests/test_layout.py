@@ -124,3 +124,15 @@ def test_the_engine_names_no_metric_it_computes():
         bad += [f"{rel} imports {name}" for name in _imports(path)
                 if name in modules and (str(rel), name) not in allowed]
     assert bad == []
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_600_lines():
+    # Small modules with names that explain themselves: a module past this is split along its
+    # seams (as adapters/ssl/units.py -> features, fitting, units).
+    long = {str(p.relative_to(ROOT)): n for folder in ("tokbench", "adapters", "tasks")
+            for p in sorted((ROOT / folder).rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them): {long}"

@@ -29,24 +29,20 @@ from tokbench.options import OptionError, build_options
 from tokbench.results import load_results, summarize
 from tokbench.results.store import iter_records
 from tokbench.run.runner import run
+from tokbench.tasks.probe.frames import AdapterEmbedding, LearnedEmbedding, collate, plan_frame_rate
 from tokbench.tasks.probe.heads import (
     HEADS,
-    AdapterEmbedding,
     BiLSTM,
     ContentHead,
     HeadConfig,
-    LearnedEmbedding,
     ProbeItem,
     Scored,
     SpeakerHead,
-    TrainConfig,
-    collate,
-    plan_frame_rate,
     register_head,
     reverse_valid,
-    train_head,
 )
 from tokbench.tasks.probe.task import ProbeOptions
+from tokbench.tasks.probe.training import TrainConfig, train_head
 from tokbench.types import Tokens
 
 # ----------------------------------------------------------------------------------- splits

@@ -17,42 +17,25 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
+from tokbench.adapters.ssl.features import BATCH_TOLERANCE, conv_frames
 from tokbench.adapters.ssl.kmeans import (
     CentroidsError,
     CentroidsNotFoundError,
     centroids_cache_path,
     save_centroids,
 )
-from tokbench.adapters.ssl.units import (
-    BATCH_TOLERANCE,
-    SSLKMeansOptions,
-    SSLKMeansTokenizer,
-    conv_frames,
-)
+from tokbench.adapters.ssl.units import SSLKMeansOptions, SSLKMeansTokenizer, build_tiny_model
 from tokbench.options import OptionError, build_options
 from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.run.task import Task
 from tokbench.types import Audio, Tokens
 
-TINY = dict(hidden_size=32, num_hidden_layers=6, num_attention_heads=4, intermediate_size=64,
-            conv_dim=(32,) * 7, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16)
+TINY_LAYERS = 6  # transformer blocks of the tiny models (units.build_tiny_model)
 
 
 def _save_tiny(kind: str, folder, do_normalize: bool | None) -> str:
-    from transformers import HubertConfig, HubertModel, WavLMConfig, WavLMModel
-
-    torch.manual_seed(0)
-    if kind == "hubert-base":  # group-norm conv stack, post-LN blocks, no attention mask in base
-        model = HubertModel(HubertConfig(feat_extract_norm="group", do_stable_layer_norm=False,
-                                         conv_bias=False, **TINY))
-    elif kind == "hubert-large":
-        model = HubertModel(HubertConfig(feat_extract_norm="layer", do_stable_layer_norm=True,
-                                         conv_bias=True, **TINY))
-    else:
-        model = WavLMModel(WavLMConfig(feat_extract_norm="layer", do_stable_layer_norm=True,
-                                       conv_bias=False, **TINY))
-    assert model.config.conv_stride == (5, 2, 2, 2, 2, 2, 2)
-    model.save_pretrained(folder)
+    build_tiny_model(kind, folder, seed=0, num_layers=TINY_LAYERS)
+    assert json.loads((folder / "config.json").read_text())["conv_stride"] == [5, 2, 2, 2, 2, 2, 2]
     if do_normalize is not None:
         (folder / "preprocessor_config.json").write_text(json.dumps(
             {"do_normalize": do_normalize, "sampling_rate": 16000, "feature_size": 1,

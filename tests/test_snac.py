@@ -16,10 +16,10 @@ pytest.importorskip("snac")
 
 
 @pytest.fixture(scope="module")
-def tiny24(tmp_path_factory):
+def tiny24(tiny_checkpoint):
     from tokbench.adapters.snac import Snac24kTokenizer
 
-    return Snac24kTokenizer.build_tiny_checkpoint(tmp_path_factory.mktemp("snac24"))
+    return tiny_checkpoint(Snac24kTokenizer)[1]  # built once per session (conftest)
 
 
 def test_codes_follow_the_multi_rate_layout(tiny24):

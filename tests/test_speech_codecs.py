@@ -136,6 +136,24 @@ def test_tokens_without_input_lengths_decode_whole_frames(checkpoints):
     assert audio.lengths.tolist() == [50 * 480] and audio.sample_rate == 24000
 
 
+def test_neucodec_partial_last_frame_decodes_to_zeros_through_the_framed_base(checkpoints):
+    # NeuCodec's frames_for drops a partial last frame; the framed base's decode (covered_lengths
+    # hook) still returns the input length, zero past the frames, and refuses longer lengths.
+    tok = load_tokenizer("neucodec", checkpoint=str(checkpoints["neucodec"]))
+    x = _items(16000)[0]
+    x = torch.cat([x, x[:100]])
+    n = len(x)  # 16,100 samples: 50 whole frames and 100 samples no frame holds
+    tokens = tok.encode(x[None], torch.tensor([n]))
+    assert tokens.frame_lengths.tolist() == [50]
+    audio = tok.decode(tokens)
+    assert audio.lengths.tolist() == [round(n * 1.5)]
+    assert audio.wav[0, :24_000].abs().sum() > 0 and not audio.wav[0, 24_000:].any()
+    longest = 51 * 320 - 2  # the longest input with 50 frames: floor((len + 1) / 320) = 50
+    assert tok.decode(tokens, lengths=torch.tensor([longest])).lengths.tolist() == [round(longest * 1.5)]
+    with pytest.raises(ValueError, match="exceed what the codes cover"):
+        tok.decode(tokens, lengths=torch.tensor([longest + 1]))
+
+
 def test_fewer_xcodec_codebooks_are_a_prefix_of_more(checkpoints):
     full = load_tokenizer("xcodec-hubert-librispeech", checkpoint=str(checkpoints["xcodec"]))
     low = load_tokenizer("xcodec-hubert-librispeech-1.5kbps", checkpoint=str(checkpoints["xcodec"]))

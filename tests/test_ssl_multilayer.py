@@ -9,6 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from tests.test_semantic import _save_tiny, _speechlike
+from tokbench.adapters.ssl.features import BATCH_TOLERANCE
 from tokbench.adapters.ssl.kmeans import (
     CentroidsError,
     CentroidsNotFoundError,
@@ -16,12 +17,7 @@ from tokbench.adapters.ssl.kmeans import (
     load_centroids,
     save_centroids,
 )
-from tokbench.adapters.ssl.units import (
-    BATCH_TOLERANCE,
-    DASB_LAYERS,
-    SSLMultiLayerOptions,
-    SSLMultiLayerTokenizer,
-)
+from tokbench.adapters.ssl.units import DASB_LAYERS, SSLMultiLayerOptions, SSLMultiLayerTokenizer
 from tokbench.options import OptionError, build_options
 from tokbench.resolve import load_tokenizer, resolve_tokenizer
 from tokbench.types import Audio, Tokens

@@ -226,11 +226,12 @@ tokenizers:
 
 
 @pytest.fixture(scope="module")
-def tiny_mimi(tmp_path_factory):
+def tiny_mimi(tiny_checkpoint):
     from tokbench.registry import tokenizers
 
-    # The family's own tiny-checkpoint builder: real strides and 32 x 2048 codes, narrow layers.
-    return tokenizers.get("mimi").load().build_tiny_checkpoint(tmp_path_factory.mktemp("mimi"))
+    # The family's own tiny-checkpoint builder (built once per session, conftest): real strides
+    # and 32 x 2048 codes, narrow layers.
+    return tiny_checkpoint(tokenizers.get("mimi").load())[1]
 
 
 def tiny_suite(path: Path, mimi: Path, reference: bool = True) -> Path:

@@ -17,30 +17,18 @@ import torch
 
 from tokbench.adapters.ssl.kmeans import save_centroids
 from tokbench.adapters.ssl.knn_vc import HiFiGANConfig, HiFiGANGenerator
+from tokbench.adapters.ssl.units import TINY_WIDTH, build_tiny_model
 
-DIM = 32
-WAVLM = dict(hidden_size=DIM, num_hidden_layers=6, num_attention_heads=4, intermediate_size=64,
-             conv_dim=(32,) * 7, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16)
+DIM = TINY_WIDTH  # the tiny models' width (the vocoder takes it)
+LAYERS = 6  # transformer blocks of the tiny models
 
 
 def save_tiny_wavlm(folder: Path, seed: int = 0) -> str:
-    from transformers import WavLMConfig, WavLMModel
-
-    torch.manual_seed(seed)
-    model = WavLMModel(WavLMConfig(feat_extract_norm="layer", do_stable_layer_norm=True,
-                                   conv_bias=False, **WAVLM))
-    model.save_pretrained(folder)
-    return str(folder)
+    return str(build_tiny_model("wavlm-large", folder, seed, num_layers=LAYERS))
 
 
 def save_tiny_hubert(folder: Path, seed: int = 1) -> str:
-    from transformers import HubertConfig, HubertModel
-
-    torch.manual_seed(seed)
-    model = HubertModel(HubertConfig(feat_extract_norm="group", do_stable_layer_norm=False,
-                                     conv_bias=False, **WAVLM))
-    model.save_pretrained(folder)
-    return str(folder)
+    return str(build_tiny_model("hubert-base", folder, seed, num_layers=LAYERS))
 
 
 def tiny_generator(seed: int = 0) -> HiFiGANGenerator:

@@ -1,8 +1,8 @@
 """Records: the unit of every result file (contract: docs/results.md).
 
-A record is ``{utterance_id, param, metrics: {name: number or null}, reasons: {name: text},
-extra: {...}}``; corpus-level records have no utterance id. Tasks and metrics build records here;
-only the runner's store writes them.
+A record is ``{schema_version, utterance_id, param, metrics: {name: number or null}, reasons:
+{name: text}, extra: {...}}``; corpus-level records have no utterance id. Tasks and metrics build
+records here; only the runner's store writes them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tokbench.io.files import dumps, finite_or_none
+
+# The layout of run.json and of every record. Bump it when a reader of the old layout would
+# misread the new one; a reader refuses files of a newer version (tokbench.results.validate).
+# Version 1: runs written before the field existed (files without it read as version 1).
+SCHEMA_VERSION = 2
 
 
 def make_record(
@@ -33,7 +38,7 @@ def make_record(
     for name in reasons:
         if name not in clean:
             clean[name] = None
-    record = {"utterance_id": utterance_id, "param": param, "metrics": clean, "reasons": reasons,
+    record = {"schema_version": SCHEMA_VERSION, "utterance_id": utterance_id, "param": param, "metrics": clean, "reasons": reasons,
               "extra": dict(extra or {})}
     dumps(record)  # fail here, loudly, if anything is not JSON (e.g. a NaN inside extra)
     return record

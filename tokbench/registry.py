@@ -181,8 +181,14 @@ class Registry(Generic[T]):
         self.broken: dict[str, str] = {}
 
     def _discover_presets(self, package: Any) -> None:
-        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-            if info.name.rsplit(".", 1)[-1].startswith("_"):
+        # Sub-packages are walked too (adapters/ssl/units.py declares its presets like any
+        # family module), so a family package need not import its adapters in __init__.
+        def onerror(name: str) -> None:  # called inside the except clause of a failed import
+            exc = sys.exc_info()[1]
+            self.broken[name] = f"{type(exc).__name__}: {exc}"
+
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".", onerror=onerror):
+            if any(part.startswith("_") for part in info.name.split(".")):
                 continue
             try:
                 module = importlib.import_module(info.name)
@@ -190,6 +196,10 @@ class Registry(Generic[T]):
                 self.broken[info.name] = f"{type(exc).__name__}: {exc}"
                 continue
             for entry in declared_presets(module):
+                known = self._items.get(entry.name)
+                # a package that re-exports its adapters (classic) shows their presets twice
+                if isinstance(known, Entry) and known.target == entry.target:
+                    continue
                 self.add(entry.name, entry)  # type: ignore[arg-type]
 
     def _ensure_loaded(self) -> None:

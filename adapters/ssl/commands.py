@@ -40,7 +40,8 @@ def fit_kmeans(
     The features stay in memory while k-means runs: about 0.55 GB per hour of audio and layer
     for HuBERT-base (768 dimensions at 50 Hz) and 0.74 GB for the large models (1024).
     """
-    from tokbench.adapters.ssl.units import MODELS, fit_layer_centroids
+    from tokbench.adapters.ssl.features import MODELS
+    from tokbench.adapters.ssl.fitting import fit_layer_centroids
     from tokbench.data import open_dataset
     from tokbench.io.download import DownloadError
     from tokbench.runtime import default_device, progress_display

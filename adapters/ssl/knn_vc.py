@@ -24,7 +24,7 @@ matters. ``--set normalize=false`` with centroids fitted that way removes even t
 checkpoint: raw waveform (no input normalisation), padded with zeros to a multiple of 320 samples
 (``prematch_dataset.py``: always 1 to 320 samples), output of transformer block 6. The features
 here come from transformers' ``WavLMModel`` (``microsoft/wavlm-large``) through
-:class:`~tokbench.adapters.ssl.units.SSLFeatures` with ``normalize=False`` on inputs padded the
+:class:`~tokbench.adapters.ssl.features.SSLFeatures` with ``normalize=False`` on inputs padded the
 same way; ``scripts/check_knn_vc_features.py`` compares them with the official implementation
 where both sets of weights can be downloaded. The extractor is recorded with every run.
 
@@ -362,7 +362,7 @@ class KnnVC:
     """Matching sets of prompts and k-NN conversion + vocoding of feature sequences.
 
     ``features`` is a WavLM-Large layer-6 extractor on raw input
-    (:class:`~tokbench.adapters.ssl.units.SSLFeatures` with ``normalize=False``). Matching-set
+    (:class:`~tokbench.adapters.ssl.features.SSLFeatures` with ``normalize=False``). Matching-set
     features of each prompt utterance are kept in a bounded cache keyed by its samples' hash, so
     a speaker's prompt is analysed once however many sources it serves.
     """
@@ -390,7 +390,7 @@ class KnnVC:
         """The released vocoder (``checkpoint`` or the cached download) with WavLM-Large layer-6
         features (``features_checkpoint``: a local folder; else the Hub at the pinned revision;
         or ``features``, an extractor already loaded, e.g. the tokenizer's own)."""
-        from tokbench.adapters.ssl.units import SSLFeatures
+        from tokbench.adapters.ssl.features import SSLFeatures
 
         path = Path(checkpoint) if checkpoint else fetch_checkpoint()
         generator, info = load_generator(path, device)

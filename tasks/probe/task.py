@@ -1,7 +1,8 @@
 """Task ``probe``: what the tokens themselves carry, measured the way DASB does.
 
 The tokenizer is frozen; its tokens come from the token cache (encoded once, shared with the
-other tasks). Lightweight heads are trained on them (``tasks/probe_heads.py``):
+other tasks). Lightweight heads are trained on them (``tasks/probe/``: ``frames.py``,
+``heads.py``, ``training.py``):
 
 - ``speaker``: mean pooling + MLP, closed-set speaker ID (each speaker's utterances are split):
   ``probe_spk_acc``;
@@ -43,19 +44,15 @@ from tokbench.options import options_dict
 from tokbench.records import make_record
 from tokbench.run.task import Artefact, Output, RecordGroup, RunContext, Task
 from tokbench.run.token_cache import encode_dataset
-from tokbench.tasks.probe.heads import (
+from tokbench.tasks.probe.frames import (
     MAX_RATE,
     MIN_RATE,
     AdapterEmbedding,
-    HeadConfig,
     LearnedEmbedding,
-    ProbeHead,
-    ProbeItem,
-    TrainConfig,
-    get_head,
     plan_frame_rate,
-    train_head,
 )
+from tokbench.tasks.probe.heads import HeadConfig, ProbeHead, ProbeItem, get_head
+from tokbench.tasks.probe.training import TrainConfig, train_head
 from tokbench.types import TokenizerMeta, Tokens
 
 SPLITS_FILE = "splits.json"

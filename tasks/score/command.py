@@ -109,6 +109,7 @@ def score_command(
     from tokbench.metrics.selection import MetricSelectionError
     from tokbench.options import OptionError
     from tokbench.results.lock import RunLockedError
+    from tokbench.results.validate import RecordError
     from tokbench.runtime import default_device
 
     try:
@@ -117,7 +118,7 @@ def score_command(
                                device=device.value if device else default_device(), workers=workers,
                                metrics=metrics, asr_backend=asr_backend)
     except (DatasetError, MetricSelectionError, UnknownBackendError, OptionError,
-            RunLockedError) as exc:
+            RunLockedError, RecordError) as exc:
         fail(str(exc))
         return
     print_summary(result.summary, title=f"{hyp} vs {ref}")

@@ -15,7 +15,12 @@ import numpy as np
 import pandas as pd
 
 from tokbench.results.store import find_runs, read_run_json
-from tokbench.results.validate import CheckedRecords, check_run_records, truncation_reason
+from tokbench.results.validate import (
+    CheckedRecords,
+    SchemaVersionError,
+    check_run_records,
+    truncation_reason,
+)
 
 COLUMNS = ["run_id", "tokenizer", "variant", "kind", "task", "dataset", "utterance_id", "metric",
            "value", "param", "protocol_id", "reason", "numerator", "denominator", "run_path",
@@ -86,10 +91,14 @@ def _examine(run_dir: Path) -> FoundRun:
 def _examine_files(run_dir: Path) -> FoundRun:
     try:
         info = read_run_json(run_dir)
+        # a run (or a record in it) of a newer schema is left out with the upgrade hint: the
+        # rest of the results tree still loads
+        checked = check_run_records(run_dir)
+    except SchemaVersionError as exc:
+        return FoundRun(run_dir, {"run_id": str(run_dir)}, CheckedRecords(), "invalid", str(exc))
     except (ValueError, OSError) as exc:
         return FoundRun(run_dir, {"run_id": str(run_dir)}, CheckedRecords(), "invalid",
                         f"{run_dir / 'run.json'} is unreadable ({exc})")
-    checked = check_run_records(run_dir)
     status = str(info.get("status") or "unknown")
     reason = info.get("status_reason")
     if not checked.ok:
@@ -216,7 +225,7 @@ RUNS_COLUMNS = ["run_id", "tokenizer", "variant", "kind", "task", "dataset", "pr
                 "status", "status_reason", "bitrate_nominal", "token_rate", "frame_rate",
                 "n_codebooks", "sample_rate", "model_repo", "model_revision", "model_resolved",
                 "dataset_revision", "task_version", "task_options", "tokenizer_options",
-                "tokbench_version", "git_revision", "created", "finished", "device", "packages",
+                "tokbench_version", "schema_version", "git_revision", "created", "finished", "device", "packages",
                 "protocol", "run_path", "family", "n_dataset", "n_selected", "copies"]
 
 
@@ -244,6 +253,7 @@ def _run_row(run: FoundRun) -> dict:
         "task_options": config.get("task_options") or {},
         "tokenizer_options": config.get("tokenizer_options") or {},
         "tokbench_version": info.get("tokbench_version"),
+        "schema_version": info.get("schema_version", 1),
         "git_revision": info.get("git_revision"),
         "created": info.get("created"),
         "finished": info.get("finished"),

@@ -11,9 +11,10 @@ One run = one folder ``<root>/<dataset>/<task>/<variant>/<config-hash>/`` with
 - ``corpus.jsonl``: corpus-level records (no ``utterance_id``), rewritten atomically;
 - ``summary.json``: the aggregate table, written once all ranks are done.
 
-A record is ``{utterance_id, param, metrics: {name: number | null}, reasons: {name: text},
+A record is ``{schema_version, utterance_id, param, metrics: {name: number | null}, reasons: {name: text},
 extra: {...}}``. A metric that could not be computed is ``null`` with a reason; NaN and inf never
-reach a file. Running the same configuration again resumes: keys already recorded by any rank are
+reach a file. ``run.json`` and every record carry ``schema_version`` (files without it are version
+1; a newer one than this tokbench reads is refused with an upgrade hint). Running the same configuration again resumes: keys already recorded by any rank are
 skipped, so nothing is lost or duplicated.
 """
 
@@ -38,7 +39,7 @@ from tokbench.io.files import (
 )
 from tokbench.options import stable_hash
 from tokbench.protocol import protocol_id
-from tokbench.records import record_key
+from tokbench.records import SCHEMA_VERSION, record_key
 from tokbench.results.validate import (
     CORPUS_FILE,
     RECORDS_GLOB,  # noqa: F401 (re-exported: where the record shards are)
@@ -46,7 +47,14 @@ from tokbench.results.validate import (
     SUPPLEMENTS_GLOB,  # noqa: F401 (re-exported)
     RecordError,
     check_run_records,
+    check_schema_version,
 )
+
+
+def _stamped(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` as written: with this tokbench's schema version first (records a task built
+    without :func:`tokbench.records.make_record` get it here)."""
+    return {"schema_version": SCHEMA_VERSION, **record}
 
 
 def safe_component(part: str) -> str:
@@ -157,7 +165,10 @@ class RunStore:
             info = {**previous, **provenance, **first, "history": history, "run_id": self.spec.run_id,
                     "config": self.spec.config(), "protocol": dict(self.spec.protocol),
                     "protocol_id": self.spec.protocol_id, "kind": self.spec.kind,
-                    "status": "running", "world_size": self.world_size}
+                    "status": "running", "world_size": self.world_size,
+                    # the layout this tokbench writes (a resumed version-1 run is rewritten as 2:
+                    # the new records add only this field)
+                    "schema_version": SCHEMA_VERSION}
             info["attempts"] = int(previous.get("attempts", 0)) + 1
             atomic_write_json(run_json, info)
         repair_jsonl_tail(self.records_path)
@@ -217,7 +228,7 @@ class RunStore:
         if not fresh:
             return 0
         ident = {"id": os.urandom(8).hex(), "size": len(fresh)}
-        lines = "".join(dumps({**r, "group": ident}) + "\n" for r in fresh)
+        lines = "".join(dumps({**_stamped(r), "group": ident}) + "\n" for r in fresh)
         with self.records_path.open("a", encoding="utf-8") as fh:
             fh.write(lines)
             fh.flush()
@@ -262,7 +273,7 @@ class RunStore:
         if not metrics:
             return False
         reasons = {k: v for k, v in record.get("reasons", {}).items() if k in metrics}
-        line = dumps({**dict(record), "metrics": metrics, "reasons": reasons}) + "\n"
+        line = dumps({**_stamped(record), "metrics": metrics, "reasons": reasons}) + "\n"
         with self.supplements_path.open("a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
@@ -278,7 +289,7 @@ class RunStore:
         key = record_key(record)
         if key in self._done:
             return False
-        line = dumps(dict(record)) + "\n"
+        line = dumps(_stamped(record)) + "\n"
         with self.records_path.open("a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
@@ -289,7 +300,7 @@ class RunStore:
 
     def write_corpus(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Replace the corpus-level records (computed over all utterances, by rank 0)."""
-        lines = "".join(dumps(dict(r)) + "\n" for r in records).encode()
+        lines = "".join(dumps(_stamped(r)) + "\n" for r in records).encode()
         atomic_write(self.path / CORPUS_FILE, lambda fh: fh.write(lines))
 
     def finish(
@@ -311,10 +322,18 @@ class RunStore:
 
 
 def read_run_json(run_dir: str | Path) -> dict[str, Any]:
-    """``run.json``; a run marked "running" that no live process holds reads as "interrupted"."""
+    """``run.json``; a run marked "running" that no live process holds reads as "interrupted".
+
+    A run written before ``schema_version`` existed reads as version 1; one of a newer version
+    than this tokbench raises :class:`~tokbench.results.validate.SchemaVersionError`."""
     from tokbench.results.lock import effective_status
 
-    info: dict[str, Any] = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    path = Path(run_dir) / "run.json"
+    info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(info, dict):
+        raise RecordError(f"{path}: run.json must hold a JSON object, got {type(info).__name__}")
+    check_schema_version(info, str(path))
+    info.setdefault("schema_version", 1)
     status = effective_status(Path(run_dir), info)
     if status == "interrupted" and info.get("status") == "running":
         info["status"] = "interrupted"

@@ -7,6 +7,11 @@ strings, and nothing non-finite anywhere (``NaN``/``Infinity`` are not JSON). Tw
 the same key (utterance, param) must be identical. A run with any error is *invalid*: it is left
 out of tables with the errors as its reason, and the rest of the results tree loads.
 
+Every record and ``run.json`` carry ``schema_version`` (:data:`tokbench.records.SCHEMA_VERSION`);
+a file without it was written before the field existed and reads as version 1. A file of a newer
+version than this tokbench reads raises :class:`SchemaVersionError` (naming the file and saying to
+upgrade), never a guess at what its fields mean.
+
 A torn last line (a crash mid-write) is skipped; in a run marked complete it means records
 were lost after the fact, so the run is marked incomplete. So is a complete run whose records
 are fewer than its summary counted (a file truncated at a line boundary).
@@ -34,6 +39,34 @@ MAX_ERRORS = 20  # errors kept per run (the count is always exact)
 
 class RecordError(ValueError):
     """A records file holds a record that cannot be used; the message names file and line."""
+
+
+class SchemaVersionError(RecordError):
+    """A run or record written by a newer tokbench than this one (its layout may mean other
+    things than this reader knows); the message names the file and says to upgrade."""
+
+
+def schema_version(data: Mapping[str, Any]) -> int:
+    """The schema version of a parsed ``run.json`` or record: 1 when it has none (written
+    before the field existed)."""
+    return data.get("schema_version", 1)  # type: ignore[no-any-return]
+
+
+def check_schema_version(data: Mapping[str, Any], where: str) -> None:
+    """Raise :class:`SchemaVersionError` when ``data`` is of a newer schema than this reader, or
+    :class:`RecordError` when its ``schema_version`` is not a positive integer."""
+    from tokbench.records import SCHEMA_VERSION
+
+    version = schema_version(data)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RecordError(f"{where}: schema_version must be a positive integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        from tokbench import __version__
+
+        raise SchemaVersionError(
+            f"{where} was written by a newer tokbench (schema version {version}; tokbench "
+            f"{__version__} reads versions up to {SCHEMA_VERSION}): upgrade tokbench "
+            "(pip install -U tokbench) to read or resume it")
 
 
 @dataclass
@@ -152,6 +185,16 @@ def check_run_records(run_dir: str | Path, include_corpus: bool = True) -> Check
                     continue
                 out.error(f"{where}: not a valid JSON record ({exc})")
                 continue
+            if isinstance(record, dict):
+                # a newer layout is not damage: stop with the upgrade hint (a malformed version
+                # is damage like any other field)
+                try:
+                    check_schema_version(record, where)
+                except SchemaVersionError:
+                    raise
+                except RecordError as exc:
+                    out.error(str(exc))
+                    continue
             problems = record_problems(record, known, corpus)
             if problems:
                 out.error(f"{where}: {'; '.join(problems)}")
