@@ -476,29 +476,14 @@ register_feature("ecapa_sv", lambda: {**ECAPA_SV, "transformers": package_versio
 def _assets(needed_by: str) -> list[Any]:
     """The checkpoint, for ``tokbench prefetch``: Google Drive only (no direct download), so it
     is verified here and fetched by hand."""
-    from tokbench.io.files import file_digest
-    from tokbench.suites.assets import CACHED, CORRUPT, MISSING, Asset
+    from tokbench.suites.assets import checkpoint_asset
 
-    def verify(asset: Asset) -> None:
-        path = asset.location
-        if path is None or not path.is_file():
-            asset.state = MISSING
-            asset.detail = (f"no direct download: fetch {CHECKPOINT_FILE} from {asset.source} "
-                            f"by hand and place it at {path}")
-            return
-        asset.size = path.stat().st_size
-        try:
-            load_model(path)
-        except ValueError as exc:
-            asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
-            return
-        asset.state = CACHED
-        asset.detail = f"loads as WavLM-large + ECAPA-TDNN (SHA-256 {file_digest(path)[:12]}...)"
-
-    checksum = (f"sha256 {CHECKPOINT_SHA256[:12]}..." if CHECKPOINT_SHA256
-                else "none published (SHA-256 printed when loaded)")
-    return [Asset("metric model", f"{needed_by} ({METRIC})", CHECKPOINT_SOURCE,
-                  checkpoint_cache_path(), checksum=checksum, verify=verify)]
+    path = checkpoint_cache_path()
+    return [checkpoint_asset(f"{needed_by} ({METRIC})", CHECKPOINT_SOURCE, path,
+                             label="WavLM-large + ECAPA-TDNN", load=load_model,
+                             sha256=CHECKPOINT_SHA256,
+                             missing=(f"no direct download: fetch {CHECKPOINT_FILE} from "
+                                      f"{CHECKPOINT_SOURCE} by hand and place it at {path}"))]
 
 
 def _scorer(ctx: ModelContext) -> Any:

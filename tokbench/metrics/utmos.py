@@ -322,37 +322,17 @@ class UTMOSPredictor(CheckpointModel):
 
 
 def _assets(needed_by: str) -> list[Any]:
-    """The release checkpoint, for ``tokbench prefetch``: verified by loading it (and by its
-    SHA-256 once one is recorded), fetched from the release URL."""
-    from tokbench.io.files import file_digest
-    from tokbench.suites.assets import CACHED, CORRUPT, MISSING, Asset
+    """The release checkpoint, for ``tokbench prefetch``: fetched from the release URL."""
+    from tokbench.suites.assets import checkpoint_asset
 
-    def verify(asset: Asset) -> None:
-        path = asset.location
-        if path is None or not path.is_file():
-            asset.state, asset.detail = MISSING, "not downloaded yet (size not recorded offline)"
-            return
-        asset.size = path.stat().st_size
-        if CHECKPOINT_SHA256 and file_digest(path, "sha256") != CHECKPOINT_SHA256:
-            asset.state = CORRUPT
-            asset.detail = "its SHA-256 is not the release's: delete it and fetch again"
-            return
-        try:
-            load_model(path)
-        except ValueError as exc:
-            asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
-            return
-        asset.state = CACHED
-        asset.detail = f"loads as UTMOS22 strong (SHA-256 {file_digest(path)[:12]}...)"
-
-    def fetch(asset: Asset, log: Any) -> None:
+    def fetch(asset: Any, log: Any) -> None:
         log(f"fetching {asset.source}")
         fetch_checkpoint(asset.source)
 
-    checksum = (f"sha256 {CHECKPOINT_SHA256[:12]}..." if CHECKPOINT_SHA256
-                else "none published (SHA-256 printed when loaded)")
-    return [Asset("metric model", f"{needed_by} (utmos)", CHECKPOINT_URL, checkpoint_cache_path(),
-                  checksum=checksum, verify=verify, fetch=fetch)]
+    return [checkpoint_asset(f"{needed_by} (utmos)", CHECKPOINT_URL, checkpoint_cache_path(),
+                             label="UTMOS22 strong", load=load_model, sha256=CHECKPOINT_SHA256,
+                             missing="not downloaded yet (size not recorded offline)",
+                             fetch=fetch)]
 
 
 def _scorer(ctx: ModelContext) -> Any:

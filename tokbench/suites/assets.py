@@ -193,6 +193,35 @@ def hub_asset(kind: str, needed_by: str, repo_id: str, revision: str | None) -> 
                  checksum="Hub blob hashes", verify=_verify_hub, fetch=_fetch_hub)
 
 
+def checkpoint_asset(needed_by: str, source: str, path: Path, *, label: str,
+                     load: Callable[[Path], Any], sha256: str | None, missing: str,
+                     fetch: Callable[[Asset, Callable[[str], None]], None] | None = None) -> Asset:
+    """A metric model's checkpoint file: verified by its SHA-256 (where one is recorded) and by
+    loading it (``load`` raises ValueError on a wrong file); ``missing`` says what to do when
+    it is not there."""
+    def verify(asset: Asset) -> None:
+        if asset.location is None or not asset.location.is_file():
+            asset.state, asset.detail = MISSING, missing
+            return
+        asset.size = asset.location.stat().st_size
+        digest = file_digest(asset.location, "sha256")
+        if sha256 and digest != sha256:
+            asset.state = CORRUPT
+            asset.detail = "its SHA-256 is not the release's: delete it and fetch again"
+            return
+        try:
+            load(asset.location)
+        except ValueError as exc:
+            asset.state, asset.detail = CORRUPT, f"not loadable: {exc}"
+            return
+        asset.state, asset.detail = CACHED, f"loads as {label} (SHA-256 {digest[:12]}...)"
+
+    checksum = (f"sha256 {sha256[:12]}..." if sha256
+                else "none published (SHA-256 printed when loaded)")
+    return Asset("metric model", needed_by, source, path, checksum=checksum, verify=verify,
+                 fetch=fetch)
+
+
 def _metric_assets(selection: str | None, needed_by: str) -> list[Asset]:
     """The weights of the metrics a ``--metrics`` selection names, as their declarations list
     them (``declare(..., weights=...)``)."""
