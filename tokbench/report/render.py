@@ -66,6 +66,11 @@ LEGEND = ("mean [95% bootstrap CI] n=scored/N utterances; best per column marked
 
 
 def legend(table: ResultTable) -> str:
+    if table.part and not any(c.comparable_by_param(table) for c in table.columns):
+        return LEGEND.replace("best per column marked among rows scored on the same utterances "
+                              "(ground truth excluded)",
+                              "no best marked: a codebook index means different things in "
+                              "different tokenizers")
     if table.part:
         return LEGEND.replace("(ground truth excluded)",
                               "among rows of the same param (ground truth excluded)")
