@@ -82,6 +82,19 @@ class Reconstruction(Task):
         return task_scorer(o.asr, o.asr_model, o.asr_checkpoint, ctx.device, o.asr_batch_size,
                            ctx.log, backend=o.asr_backend)
 
+    def still_unavailable(self, metrics: set[str], log: Callable[[str], None]) -> bool:
+        """ASR metrics whose model is still neither cached nor downloadable (a quick check when
+        it is missing; when it is there it loads, once per process, for the run that follows)."""
+        from tokbench.metrics.asr import task_scorer
+        from tokbench.run.scoring import ASR_ALL
+
+        if not metrics <= set(ASR_ALL):
+            return False
+        o = self.options
+        scorer = task_scorer(o.asr, o.asr_model, o.asr_checkpoint, self.device or "cpu",
+                             o.asr_batch_size, log, backend=o.asr_backend)
+        return scorer is not None and not scorer.available
+
     def run(self, ctx: RunContext) -> Iterator[Output]:
         from tokbench.metrics.selection import resolve_metrics
 

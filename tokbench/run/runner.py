@@ -38,6 +38,7 @@ from tokbench.results import load_results, summarize, summary_records
 from tokbench.results.lock import RunLock
 from tokbench.results.store import RunSpec, RunStore, iter_records, safe_component
 from tokbench.run.account import Account, failure_account
+from tokbench.run.complete import finished, stored_summary
 from tokbench.run.distributed import barrier, rank_and_world, shard
 from tokbench.run.task import (
     SUPPLEMENT,
@@ -157,6 +158,19 @@ def run(
         spec = RunSpec(tokenizer_revision=static_meta.source.revision, **spec_kwargs,
                        **run_identity(resolved, data))
         return _unsupported(Path(out), spec, reason, rank)
+
+    if model is None and checkpoint is None and not rerun_failed and world == 1:
+        # A finished run with the preset's static identity: answered without loading anything.
+        static = RunSpec(tokenizer_revision=static_meta.source.resolved or static_meta.source.revision,
+                         **{**spec_kwargs, "tokenizer_options": {**resolved.options_dict(),
+                                                                 **dict(static_meta.options)}},
+                         **run_identity(resolved, data))
+        done = finished(Path(out), static, task_obj, log)
+        if done is not None:
+            log(f"already complete: {done[0]} (nothing to add; --rerun-failed runs its failed "
+                "utterances again)")
+            return RunResult(done[0], static.run_id, "complete", stored_summary(done[0]),
+                             account=failure_account(done[1]))
 
     started = time.time()
     if model is None:
