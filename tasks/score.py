@@ -93,11 +93,11 @@ def score_folders(
     missing = sorted(ref_ids - set(hyp_by_id))
     unmatched = sorted(set(hyp_by_id) - ref_ids)
     if missing:
-        log(f"{len(missing)} references have no output in {hyp}: {', '.join(missing[:5])}"
-            + (" ..." if len(missing) > 5 else ""))
+        log(f"{_count(len(missing), 'reference has', 'references have')} no output in {hyp}: "
+            f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
     if unmatched:
-        log(f"{len(unmatched)} outputs have no reference in {ref}: {', '.join(unmatched[:5])}"
-            + (" ..." if len(unmatched) > 5 else ""))
+        log(f"{_count(len(unmatched), 'output has', 'outputs have')} no reference in {ref}: "
+            f"{', '.join(unmatched[:5])}" + (" ..." if len(unmatched) > 5 else ""))
     hyp_paths = [Path(u.path) for u in hyp_set.utterances]
     hyp_revision = content_revision(hyp_paths, Path(hyp))
     asr_settings = asr_protocol(asr, asr_model, asr_checkpoint, asr_backend, device)
@@ -212,7 +212,14 @@ def score_command(
         return
     print_summary(result.summary, title=f"{hyp} vs {ref}")
     if result.missing_hyp:
-        console.print(f"[yellow]{len(result.missing_hyp)} references without an output[/]")
+        n = len(result.missing_hyp)
+        console.print(f"[yellow]{n} reference{'' if n == 1 else 's'} without an output[/]")
     if result.unmatched_hyp:
-        console.print(f"[yellow]{len(result.unmatched_hyp)} outputs without a reference[/]")
+        n = len(result.unmatched_hyp)
+        console.print(f"[yellow]{n} output{'' if n == 1 else 's'} without a reference[/]")
     console.print(f"results: {result.path}")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``1 output has`` / ``3 outputs have``."""
+    return f"{n} {one if n == 1 else many}"
