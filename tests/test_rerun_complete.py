@@ -59,10 +59,14 @@ def test_a_finished_run_is_answered_from_its_folder(tmp_path, loads):
     run("mulaw", "recon", "sample", overrides=["asr=false", "metrics=stoi,si_sdr"],
         **_common(tmp_path, said))
     assert loads == {"load": 2, "task": 2}
+    # a task option outside the identity changed (more examples kept): the usual way
+    run("mulaw", "recon", "sample", overrides=["asr=false", "metrics=stoi,si_sdr", "keep_audio=1"],
+        **_common(tmp_path, said))
+    assert loads == {"load": 3, "task": 3}
     # --rerun-failed always goes the usual way
     run("mulaw", "recon", "sample", overrides=["asr=false", "metrics=stoi"], rerun_failed=True,
         **_common(tmp_path, said))
-    assert loads["load"] == 3
+    assert loads["load"] == 4
 
 
 def test_an_asr_gap_is_retried_only_when_asr_may_work_now(tmp_path, loads, monkeypatch):

@@ -7,7 +7,9 @@ the runner first looks for a *complete* run with that static identity. It is ans
 folder, without loading the model or starting metric workers, when re-running it would add
 nothing:
 
-- its ``run.json`` says complete (and no live process is running it);
+- its ``run.json`` says complete (and no live process is running it), and the task options
+  outside the identity (``runtime_options``: more seeds, other perturbations) are those of its
+  last attempt;
 - no record holds a metric left null for a passing reason (``extra.transient``: a model not
   available then), unless the task says that reason still holds (:meth:`Task.still_unavailable`,
   e.g. the ASR model is still neither cached nor downloadable);
@@ -20,6 +22,7 @@ never matches here: its static folder does not exist, and the run goes the usual
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,8 @@ def finished(out: Path, spec: RunSpec, task: Any,
     if not (path / "run.json").is_file() or not (path / "summary.json").is_file():
         return None
     try:
-        if read_run_json(path).get("status") != "complete":
+        info = read_run_json(path)
+        if info.get("status") != "complete" or _options_changed(task, info):
             return None
         records = list(iter_records(path))
     except (OSError, ValueError):  # damaged: the usual path reports it properly
@@ -55,6 +59,17 @@ def finished(out: Path, spec: RunSpec, task: Any,
     return path, records
 
 
+def _options_changed(task: Any, info: dict) -> bool:
+    """Whether a task option outside the run's identity differs from the last attempt's (more
+    ``seeds`` or ``perturbations`` add work; any change goes the usual way). ``metrics`` is
+    compared by what the records hold instead (:func:`finished`)."""
+    from tokbench.options import options_dict
+
+    now = json.loads(json.dumps(options_dict(task.options), default=str))
+    before = (info.get("task") or {}).get("options") or {}
+    return any(now.get(k) != before.get(k) for k in set(now) | set(before) if k != "metrics")
+
+
 def _selected_metrics(task: Any) -> tuple[str, ...]:
     """The per-utterance metrics the task's ``metrics`` option selects (none without one)."""
     choice = getattr(task.options, "metrics", None)
@@ -67,8 +82,6 @@ def _selected_metrics(task: Any) -> tuple[str, ...]:
 
 def stored_summary(path: Path) -> pd.DataFrame:
     """The summary written when the run finished (``summary.json``), as ``summarize`` gives it."""
-    import json
-
     rows = json.loads((path / "summary.json").read_text(encoding="utf-8")).get("metrics") or []
     df = pd.DataFrame(rows)
     if not df.empty:
