@@ -21,13 +21,12 @@ test: install
 quick: install
 	$(PY) -m pytest -q -m "not slow" tests
 
+# The ground truth, mu-law and the classic codecs (no weights: Opus, Codec2 and AMR-NB curves),
+# as one matrix run: one process, so models load and notices are said once; a finished run is
+# answered from its folder.
+DEMO_TOKENIZERS := identity,mulaw,opus-6kbps,opus-12kbps,opus-24kbps,codec2-700c,codec2-3200,amrnb-4.75kbps,amrnb-12.2kbps
 demo: install-demo
-	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo --set keep_audio=2
-	$(VENV)/bin/tokbench run --tokenizer mulaw --task recon --dataset sample --out results/demo --set keep_audio=2
-	# Classic codecs (no weights): Opus, Codec2 and AMR-NB curves beside the ground truth and mu-law.
-	for t in opus-6kbps opus-12kbps opus-24kbps codec2-700c codec2-3200 amrnb-4.75kbps amrnb-12.2kbps; do \
-	  $(VENV)/bin/tokbench run --tokenizer $$t --task recon --dataset sample --out results/demo --set keep_audio=2 || exit 1; \
-	done
+	$(VENV)/bin/tokbench run --tokenizer $(DEMO_TOKENIZERS) --task recon --dataset sample --out results/demo --set keep_audio=2
 	$(VENV)/bin/tokbench report --results results/demo --task recon
 	$(VENV)/bin/tokbench leaderboard --results results/demo --out leaderboard/site
 
