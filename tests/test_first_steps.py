@@ -55,3 +55,19 @@ def test_every_document_is_in_the_index():
     linked = set(re.findall(r"\]\(([\w.-]+\.md)\)", index))
     docs = {p.name for p in (ROOT / "docs").glob("*.md")} - {"README.md"}
     assert docs <= linked, sorted(docs - linked)
+
+
+def test_the_demo_runs_offline_and_shows_every_classic_family():
+    from tokbench.availability import availability
+    from tokbench.resolve import resolve_tokenizer
+
+    line = next(x for x in (ROOT / "Makefile").read_text().splitlines()
+                if x.startswith("DEMO_TOKENIZERS"))
+    presets = line.split("=", 1)[1].strip().split(",")
+    metas = {p: resolve_tokenizer(p).meta for p in presets}
+    assert {m.family for m in metas.values() if m.kind == "classic"} == {"opus", "codec2", "amrnb"}
+    assert "identity" in presets
+    for p, meta in metas.items():
+        assert meta.source.repo_id is None, p  # no weights: the demo works offline
+        r = resolve_tokenizer(p)
+        assert availability(r.cls, r.options, meta).status != "weights", p
