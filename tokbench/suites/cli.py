@@ -83,7 +83,7 @@ def _sweep_options(out: Path, limit: int | None, device: str | None, batch_size:
     return SweepOptions(out=out, limit=limit, device=device, batch_size=batch_size, workers=workers,
                         data_dir=data_dir, transcript=transcript,
                         progress=progress and sys.stderr.isatty(), rerun=rerun,
-                        log=lambda msg: err.print(msg, highlight=False))
+                        log=lambda msg: err.print(msg, highlight=False, soft_wrap=True))
 
 
 def run_many(tokenizers: list[str], task_names: list[str], dataset: str, *, out: Path,
