@@ -4,10 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONHASHSEED := 0
 
-.PHONY: install test quick demo lint typecheck clean
+.PHONY: install install-demo test quick demo lint typecheck clean
 
 install:
 	@VENV=$(VENV) bash scripts/install.sh
+
+# The demo needs less: the classic codecs' packages, no test tools, SNAC or NeMo (a full
+# install from `make test` serves it too).
+install-demo:
+	@VENV=$(VENV) TOKBENCH_PROFILE=demo bash scripts/install.sh
 
 test: install
 	$(PY) -m pytest -q tests
@@ -16,13 +21,12 @@ test: install
 quick: install
 	$(PY) -m pytest -q -m "not slow" tests
 
-demo: install
-	$(VENV)/bin/tokbench run --tokenizer identity --task recon --dataset sample --out results/demo --set keep_audio=2
-	$(VENV)/bin/tokbench run --tokenizer mulaw --task recon --dataset sample --out results/demo --set keep_audio=2
-	# Classic codecs (no weights): Opus and Codec2 curves beside the ground truth and mu-law.
-	for t in opus-6kbps opus-12kbps opus-24kbps codec2-700c codec2-3200; do \
-	  $(VENV)/bin/tokbench run --tokenizer $$t --task recon --dataset sample --out results/demo --set keep_audio=2 || exit 1; \
-	done
+# The ground truth, mu-law and the classic codecs (no weights: Opus, Codec2 and AMR-NB curves),
+# as one matrix run: one process, so models load and notices are said once; a finished run is
+# answered from its folder.
+DEMO_TOKENIZERS := identity,mulaw,opus-6kbps,opus-12kbps,opus-24kbps,codec2-700c,codec2-3200,amrnb-4.75kbps,amrnb-12.2kbps
+demo: install-demo
+	$(VENV)/bin/tokbench run --tokenizer $(DEMO_TOKENIZERS) --task recon --dataset sample --out results/demo --set keep_audio=2
 	$(VENV)/bin/tokbench report --results results/demo --task recon
 	$(VENV)/bin/tokbench leaderboard --results results/demo --out leaderboard/site
 

@@ -56,6 +56,7 @@ class _SnacTokenizer(FramedCodec):
     decoder_dim: ClassVar[int] = 1536
     encoder_rates: ClassVar[tuple[int, ...]] = ()
     Options = SnacOptions
+    packages = {"snac": "snac"}
     per_item = True
     capabilities = frozenset({"decode", "embed"})
     license = "MIT"

@@ -175,6 +175,30 @@ def test_metrics_recorded_per_param_get_tables_of_their_own(tmp_path):
     assert not any(c.best for r in bpe.rows for c in r.cells.values())
 
 
+def test_codebook_statistics_are_never_starred_but_bpe_sizes_are(tmp_path):
+    """A codebook index names different things in two tokenizers (an Opus byte position, a
+    Codec2 one): per-codebook statistics get no best; BPE figures at one size still do."""
+    from tests.report_fixtures import run_spec
+    from tokbench.records import make_record
+    from tokbench.report.render import legend
+    from tokbench.results.store import RunStore
+
+    for name, util in (("codec-a", 0.5), ("codec-b", 0.9)):
+        store = RunStore(tmp_path, run_spec(make_meta(name, "classic", 50.0, (256, 256)), name,
+                                            PROTOCOL_A)).open({})
+        store.append(make_record("utt0", {"pesq_wb": 3.0}))
+        store.write_corpus(
+            [make_record(None, {"token_entropy": 7.0, "codebook_utilisation": util}, param=q)
+             for q in (0, 1)]
+            + [make_record(None, {"bpe_reduction": util * 2, "bpe_lossless": 1.0}, param=256)])
+    _, bpe, stats = report_tables(tmp_path)
+    assert stats.part == "token_entropy, codebook_utilisation" and len(stats.rows) == 4
+    assert not any(c.best for r in stats.rows for c in r.cells.values())
+    assert "no best marked" in legend(stats) and "no best marked" not in legend(bpe)
+    starred = [r.label for r in bpe.rows if r.cells["bpe_reduction"].best]
+    assert starred == ["codec-b"]  # two runs at one vocabulary size still compete
+
+
 # ----------------------------------------------------------------------------- formats
 
 def test_markdown(tables):

@@ -41,7 +41,9 @@ def test_score_matches_direct_library_calls(pairs, tmp_path):
                                  "--text", str(pairs / "text.txt"), "--out", str(out), "--no-asr",
                                  "--workers", "0"])
     assert r.exit_code == 0, r.output
-    assert "1 references without an output" in r.output and "1 outputs without a reference" in r.output
+    # singular for one (issue 26: "1 outputs" read wrong)
+    assert "1 reference without an output" in r.output and "1 output without a reference" in r.output
+    assert "1 reference has no output in" in r.output and "1 output has no reference in" in r.output
     df = tokbench.load_results(out)
     lonely = df[df.utterance_id == "lonely"]
     assert lonely["value"].isna().all() and lonely["reason"].str.contains("no output file").all()

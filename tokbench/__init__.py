@@ -9,9 +9,17 @@ Notebook use::
 
 from __future__ import annotations
 
+import warnings as _warnings
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# pyworld (F0 metrics) and webrtcvad (via resemblyzer) import pkg_resources, which setuptools
+# 80 deprecates with a warning at its first import in every process: every run and every metric
+# worker printed it. Only that warning from those two modules is silenced (pyproject pins
+# setuptools<81, which still ships pkg_resources).
+_warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API",
+                         category=UserWarning, module=r"(pyworld|webrtcvad)\b")
 
 _LAZY = {
     "load_results": "tokbench.results",

@@ -31,6 +31,7 @@ def list_cmd(
     what: Listable = typer.Argument(..., help="what to list"),
     describe: str | None = typer.Option(None, "--describe", help="metrics: everything one metric's declaration says"),
     metric_module: list[str] = typer.Option([], "--metric-module", help="also a metric module of your own: path/to/file.py or a module name (repeatable)"),
+    details: bool = typer.Option(False, "--details", help="tokenizers: every column (rates, codebooks, options, description)"),
 ) -> None:
     """List the registered tokenizers (presets), tasks, metrics or datasets."""
     from tokbench import registry
@@ -65,24 +66,10 @@ def list_cmd(
             err.print(f"[yellow]metric module {module} failed to import:[/] {why}", highlight=False)
         return
     elif what is Listable.tokenizers:
-        from tokbench.resolve import resolve_tokenizer
+        from tokbench.listing import print_tokenizers
 
-        table = Table("tokenizer", "kind", "sample rate", "frame rate", "codebooks", "kbps",
-                      "tokens/s", "options", "description")
-        for name, entry in registry.tokenizers.items():
-            try:
-                meta = resolve_tokenizer(name).meta
-            except Exception as exc:  # one broken adapter must not hide the others
-                table.add_row(name, "?", "", "", "", "", "", "", f"[red]unavailable: {exc}[/]")
-                continue
-            options = ", ".join(f"{k}={v}" for k, v in meta.options.items())
-            rates = " / ".join(f"{r:g}" for r in sorted(set(meta.codebook_rates)))  # multi-rate
-            table.add_row(name, meta.kind, f"{meta.sample_rate}", f"{rates} Hz",
-                          f"{meta.n_codebooks} x {max(meta.codebook_sizes)}",
-                          _fmt(meta.bitrate_nominal / 1000), f"{meta.token_rate:g}", options,
-                          entry.summary)
-        for module, why in registry.tokenizers.broken.items():  # a family that failed to import
-            table.add_row(module, "?", "", "", "", "", "", "", f"[red]unavailable: {why}[/]")
+        print_tokenizers(console, details=details)  # names whole, whatever the width
+        return
     elif what is Listable.tasks:
         table = Table("task", "version", "needs", "options", "description")
         for name, entry in registry.tasks.items():

@@ -7,7 +7,7 @@ Shapes are contract: ``Tokens.codes`` is ``LongTensor[B, Q, F]`` with ``frame_le
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -201,6 +201,10 @@ class TokenizerBase:
     meta: TokenizerMeta
     #: batched vs one-at-a-time (docs/adapter-contract.md); exact unless an adapter declares less
     batch_tolerance: ClassVar[BatchTolerance] = BatchTolerance()
+    #: optional Python packages the family imports when it loads: import name -> the extra that
+    #: installs it (``pip install 'tokbench[extra]'``); ``tokbench list tokenizers`` checks them
+    #: without importing them
+    packages: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, options: Any, *, device: str = "cpu", checkpoint: str | None = None):
         self.options = options
@@ -211,6 +215,22 @@ class TokenizerBase:
     @classmethod
     def describe(cls, options: Any) -> TokenizerMeta:
         raise NotImplementedError
+
+    @classmethod
+    def missing(cls, options: Any) -> str | None:
+        """What this variant lacks to run here, found without loading or importing anything
+        heavy (None: nothing). Weights are not checked here: the engine reads them from
+        ``describe(options).source``. Default: the first of ``packages`` not installed."""
+        import importlib.util
+
+        for module, extra in cls.packages.items():
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                return f"the package {module!r}: pip install 'tokbench[{extra}]'"
+        return None
 
     def encode(self, wav: torch.Tensor, lengths: torch.Tensor) -> Tokens:
         raise NotImplementedError

@@ -53,6 +53,7 @@ class AmrNbTokenizer(PacketCodec):
     """AMR-NB at one of its eight modes; codes are the bytes of each frame's speech bits."""
 
     Options = AmrNbOptions
+    packages = {"av": "classic"}
     presets = {f"amrnb-{m}kbps": preset(f"AMR-NB {m} kbps at 8 kHz, 20 ms frames, no DTX "
                                         "(OpenCORE via PyAV)", mode=m) for m in MODES}
 

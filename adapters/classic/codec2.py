@@ -106,6 +106,7 @@ class Codec2Tokenizer(PacketCodec):
     """Codec2 at one of its bit rates; codes are the bytes of each codec frame."""
 
     Options = Codec2Options
+    packages = {"pycodec2": "classic"}
     presets = {f"codec2-{m.lower()}": preset(f"Codec2 {m} bps at 8 kHz (pycodec2)", mode=m)
                for m in ("700C", "1200", "1600", "2400", "3200")}
 

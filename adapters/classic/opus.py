@@ -69,6 +69,18 @@ class OpusTokenizer(PacketCodec):
     """Opus in speech mode at a constant bitrate; codes are the bytes of each packet."""
 
     Options = OpusOptions
+    packages = {"opuslib_next": "classic"}
+
+    @classmethod
+    def missing(cls, options: OpusOptions) -> str | None:
+        """The package, then the system libopus it loads with ctypes (found the same way)."""
+        import ctypes.util
+
+        if (lack := super().missing(options)) is not None:
+            return lack
+        if ctypes.util.find_library("opus") is None:
+            return "the system library libopus: apt-get install libopus0 (or brew install opus)"
+        return None
     presets = {f"opus-{k}kbps": preset(f"Opus {k} kbps CBR, VoIP mode, 20 ms frames, complexity 10 "
                                        "(libopus)", kbps=float(k)) for k in (6, 8, 12, 16, 24, 32)}
 

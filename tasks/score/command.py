@@ -73,11 +73,11 @@ def score_folders(
     matching = match_outputs(refs, hyp)
     missing, unmatched = matching.missing, matching.unmatched
     if missing:
-        log(f"{len(missing)} references have no output in {hyp}: {', '.join(missing[:5])}"
-            + (" ..." if len(missing) > 5 else ""))
+        log(f"{_count(len(missing), 'reference has', 'references have')} no output in {hyp}: "
+            f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
     if unmatched:
-        log(f"{len(unmatched)} outputs have no reference in {ref}: {', '.join(unmatched[:5])}"
-            + (" ..." if len(unmatched) > 5 else ""))
+        log(f"{_count(len(unmatched), 'output has', 'outputs have')} no reference in {ref}: "
+            f"{', '.join(unmatched[:5])}" + (" ..." if len(unmatched) > 5 else ""))
     options = ScoreOptions(ref=str(ref), hyp=str(hyp), asr=asr, asr_model=asr_model,
                            asr_checkpoint=asr_checkpoint, asr_batch_size=batch_size, asr_backend=asr_backend, metrics=metrics)
     task = ScoreFiles(options, matching)
@@ -123,7 +123,14 @@ def score_command(
         return
     print_summary(result.summary, title=f"{hyp} vs {ref}")
     if result.missing_hyp:
-        console.print(f"[yellow]{len(result.missing_hyp)} references without an output[/]")
+        n = len(result.missing_hyp)
+        console.print(f"[yellow]{n} reference{'' if n == 1 else 's'} without an output[/]")
     if result.unmatched_hyp:
-        console.print(f"[yellow]{len(result.unmatched_hyp)} outputs without a reference[/]")
+        n = len(result.unmatched_hyp)
+        console.print(f"[yellow]{n} output{'' if n == 1 else 's'} without a reference[/]")
     console.print(f"results: {result.path}")
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``1 output has`` / ``3 outputs have``."""
+    return f"{n} {one if n == 1 else many}"

@@ -6,6 +6,7 @@ audio, or a JSONL/CSV manifest.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +82,11 @@ def _open(spec: str, transcript: str | None, **kwargs) -> Dataset:
         return read_manifest(path)
     if path.exists():
         raise DatasetError(f"{path}: a dataset is a folder of audio or a .jsonl/.csv manifest")
+    if "/" in spec or os.sep in spec or spec.startswith(("~", ".")):  # meant as a path
+        what = "manifest" if path.suffix in (".jsonl", ".csv") else "folder"
+        raise DatasetError(f"the {what} {path} does not exist; pass an existing folder of audio "
+                           "or .jsonl/.csv manifest, or a registered dataset (`tokbench list "
+                           "datasets`)")
     try:
         datasets.get(spec)
     except UnknownNameError as exc:

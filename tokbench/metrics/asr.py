@@ -276,13 +276,18 @@ def asr_protocol(enabled: bool, model_name: str = DEFAULT_MODEL,
 def task_scorer(enabled: bool, model_name: str, checkpoint: str | Path | None, device: str,
                 batch_size: int, log=lambda message: None,
                 backend: str = "whisper") -> AsrScorer | None:
-    """The ASR scorer a task asks for (None when off); says once why WER/CER will be missing."""
+    """The ASR scorer a task asks for (None when off); says why WER/CER will be missing once
+    per process (tokbench.notices), however many tasks and runs ask."""
     if not enabled:
         return None
     scorer = AsrScorer(model_name, checkpoint=checkpoint, device=device, batch_size=batch_size,
                        backend=backend)
     if not scorer.available:
-        log(f"WER/CER will not be computed: {scorer.reason}")
+        from tokbench import notices
+
+        reason = scorer.reason or "ASR unavailable"
+        notices.once(f"asr-unavailable:{reason}", f"WER/CER will not be computed: {reason}", log,
+                     reason=reason)
     return scorer
 
 

@@ -106,7 +106,8 @@ def _load_named(name: str, device: str, root: Path) -> whisper.Whisper:
         try:
             _probe(url)
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise unavailable(exc, f"not cached and {url} is unreachable") from exc
+            # the host, not the whole URL: this reason is printed and stored with every value
+            raise unavailable(exc, f"not cached and {urlparse(url).netloc} is unreachable") from exc
     try:
         return whisper.load_model(name, device=device, download_root=str(root))
     except (OSError, http.client.HTTPException) as exc:

@@ -34,12 +34,45 @@ def _kind(row: Row) -> str:
     return KIND_LABELS.get(row.kind, row.kind or "other")
 
 
-def _footnotes(table: ResultTable) -> list[str]:
-    """Why rows are not supported or partial, and why n/a cells could not be computed."""
+def empty_columns(table: ResultTable) -> list[Column]:
+    """Columns no row could fill: every run that recorded the metric has it n/a (WER/CER when
+    no run had an ASR model). The terminal view leaves them out and says why in one line."""
+    out = []
+    for col in table.columns:
+        cells = [r.cells[col.metric] for r in table.rows
+                 if col.metric in r.cells and not row_status_text(r)]
+        if cells and not any(c.scored for c in cells):
+            out.append(col)
+    return out
+
+
+def first_clause(reason: str, limit: int = 160) -> str:
+    """The gist of a long reason for a one-line note: up to its first parenthesis or sentence
+    end (the whole reason stays in the records and in the other formats)."""
+    cut = min([i for i in (reason.find(" ("), reason.find(". ")) if i > 0] or [len(reason)])
+    text = reason[:cut].rstrip(".")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _empty_notes(empty: Sequence[Column], table: ResultTable) -> list[str]:
+    reasons: dict[str, list[str]] = {}
+    for col in empty:
+        why = {r.cells[col.metric].reason or "no reason recorded" for r in table.rows
+               if col.metric in r.cells and not row_status_text(r)}
+        reasons.setdefault(" / ".join(sorted(first_clause(w) for w in why)), []).append(col.metric)
+    return [f"{', '.join(metrics)} not shown: no run could compute {'it' if len(metrics) == 1 else 'them'}"
+            f" ({why})" for why, metrics in reasons.items()]
+
+
+def _footnotes(table: ResultTable, skip: Sequence[Column] = ()) -> list[str]:
+    """Why rows are not supported or partial, and why n/a cells could not be computed
+    (``skip``: columns whose n/a cells are explained elsewhere)."""
     notes: list[str] = []
     missing: dict[tuple[str, str], list[str]] = {}
     for row in table.rows:
         for col in table.columns:
+            if col in skip:
+                continue
             cell = row.cells.get(col.metric)
             if cell is not None and not cell.scored:
                 missing.setdefault((col.metric, cell.reason or "no reason recorded"), []).append(row.label)
@@ -66,6 +99,11 @@ LEGEND = ("mean [95% bootstrap CI] n=scored/N utterances; best per column marked
 
 
 def legend(table: ResultTable) -> str:
+    if table.part and not any(c.comparable_by_param(table) for c in table.columns):
+        return LEGEND.replace("best per column marked among rows scored on the same utterances "
+                              "(ground truth excluded)",
+                              "no best marked: a codebook index means different things in "
+                              "different tokenizers")
     if table.part:
         return LEGEND.replace("(ground truth excluded)",
                               "among rows of the same param (ground truth excluded)")
@@ -86,8 +124,10 @@ def _rich_width(table: ResultTable, col: Column | None) -> int:
     return max(len(t) for t in texts) + 3
 
 
-def rich_chunks(table: ResultTable, width: int) -> list[list[Column]]:
-    """Split the metric columns so that each printed table fits ``width`` characters.
+def rich_chunks(table: ResultTable, width: int,
+                columns: Sequence[Column] | None = None) -> list[list[Column]]:
+    """Split the metric columns (default: all) so that each printed table fits ``width``
+    characters.
 
     Cropping a number to "0.8…" would hide it, so a wide table is printed as several tables
     that repeat the tokenizer, bitrate and token-rate columns.
@@ -95,7 +135,7 @@ def rich_chunks(table: ResultTable, width: int) -> list[list[Column]]:
     fixed = 1 + _rich_width(table, None) + 9 + 10 + (10 if table.has_param else 0)
     chunks: list[list[Column]] = [[]]
     used = fixed
-    for col in table.columns:
+    for col in table.columns if columns is None else columns:
         need = _rich_width(table, col)
         if chunks[-1] and used + need > width:
             chunks.append([])
@@ -159,12 +199,15 @@ def print_tables(tables: Sequence[ResultTable], console=None) -> None:
 
     console = console or Console()
     for table in tables:
-        chunks = rich_chunks(table, console.width)
+        empty = empty_columns(table)
+        if len(empty) == len(table.columns):
+            empty = []  # nothing else to show: the n/a cells are the table
+        chunks = rich_chunks(table, console.width, [c for c in table.columns if c not in empty])
         for i, columns in enumerate(chunks):
             part = f" [{i + 1}/{len(chunks)}]" if len(chunks) > 1 else ""
             console.print(to_rich(table, columns, title=table.title + part,
                                   caption=i == len(chunks) - 1))
-        for note in _footnotes(table):
+        for note in _empty_notes(empty, table) + _footnotes(table, skip=empty):
             console.print(f"  [yellow]{note}[/]", highlight=False)
         console.print()
 

@@ -52,6 +52,11 @@ class Column:
     def per_utterance(self) -> bool:
         return self.spec is None or self.spec.level == "utterance"
 
+    def comparable_by_param(self, table: ResultTable) -> bool:
+        """Whether rows of one param may compete for best in this column: not for statistics of
+        one codebook in a by-param table (the same index means different things per run)."""
+        return not (table.part and self.spec is not None and self.spec.category == "statistic")
+
     @property
     def header(self) -> str:
         return f"{self.metric} {self.arrow}".strip()
@@ -238,7 +243,10 @@ def _mark_best(table: ResultTable) -> None:
     then most utterances) competes; the other rows are flagged partial (``Cell.partial``). A
     decoder whose failures are "not computable" drops those utterances: it is flagged, never
     starred. In a by-param table rows compete only with rows of the same param: the best
-    tokenizer at one vocabulary size or seed, never one seed of a run against another.
+    tokenizer at one vocabulary size or seed, never one seed of a run against another; and
+    statistics of one codebook (category "statistic", param = codebook index) are never starred,
+    as codebook 3 of one tokenizer (a byte position of an Opus packet) and codebook 3 of another
+    are different things.
     """
     scored_sets = table.scored_sets
     for col in table.columns:
@@ -263,7 +271,7 @@ def _mark_best(table: ResultTable) -> None:
                         cell.coverage = (f"{cell.n} of {cell.n_total}; {shared} shared with the "
                                          f"{len(main)} of the rows compared")
                 pairs = by_set[main]
-            if col.direction not in ("higher", "lower"):
+            if col.direction not in ("higher", "lower") or not col.comparable_by_param(table):
                 continue
             cells = [cell for r, cell in pairs if not r.is_reference]
             if len(cells) < 2:

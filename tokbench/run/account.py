@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokbench import notices
+
 LENGTH_WARNING = 0.05  # |length_ratio - 1| beyond this is listed (one frame is tolerated)
 
 
@@ -37,9 +39,16 @@ class Account:
         out = []
         for reason, ids in sorted(self.failed.items(), key=lambda kv: -len(kv[1]))[:most]:
             out.append(f"{len(ids)} of {n} utterances failed: {_ids(ids, examples)} ({reason})")
-        for (metric, reason), ids in sorted(self.not_computed.items(), key=lambda kv: -len(kv[1]))[:most]:
-            out.append(f"{metric} not computed for {len(ids)} of {n}: {_ids(ids, examples)} ({reason})")
-        hidden = max(0, len(self.failed) - most) + max(0, len(self.not_computed) - most)
+        # Metrics missing for the same reason on the same utterances (wer and cer without an
+        # ASR model) share one line; a reason a notice gave already is not repeated.
+        grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for (metric, reason), ids in self.not_computed.items():
+            grouped.setdefault((reason, tuple(ids)), []).append(metric)
+        for (reason, ids_), metrics in sorted(grouped.items(), key=lambda kv: -len(kv[0][1]))[:most]:
+            why = "as said above" if notices.said(reason) else reason
+            out.append(f"{', '.join(metrics)} not computed for {len(ids_)} of {n}: "
+                       f"{_ids(list(ids_), examples)} ({why})")
+        hidden = max(0, len(self.failed) - most) + max(0, len(grouped) - most)
         if hidden:
             out.append(f"... and {hidden} more reasons (see the records' 'reasons')")
         if self.length_off:

@@ -25,7 +25,7 @@ task's scores).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from tokbench.data import Utterance
@@ -109,6 +109,18 @@ class DecodeTask(Task):
 
         o = self.options
         return {"asr": asr_protocol(o.asr, o.asr_model, o.asr_checkpoint, o.asr_backend, self.device)}
+
+    def still_unavailable(self, metrics: set[str], log: Callable[[str], None]) -> bool:
+        """ASR metrics whose model is still neither cached nor downloadable (a quick check when
+        it is missing; when it is there it loads, once per process, for the run that follows)."""
+        from tokbench.metrics.asr import D_METRICS, METRICS, task_scorer
+
+        if not metrics <= {*METRICS, *D_METRICS}:
+            return False
+        o = self.options
+        scorer = task_scorer(o.asr, o.asr_model, o.asr_checkpoint, self.device or "cpu",
+                             o.asr_batch_size, log, backend=o.asr_backend)
+        return scorer is not None and not scorer.available
 
     def asr_scorer(self, ctx: RunContext) -> Any:
         """The ASR scorer of the options (None when ``asr`` is off)."""

@@ -38,6 +38,7 @@ from tokbench.results import load_results, summarize, summary_records
 from tokbench.results.lock import RunLock
 from tokbench.results.store import RunSpec, RunStore, iter_records, safe_component
 from tokbench.run.account import Account, failure_account
+from tokbench.run.complete import finished, stored_summary
 from tokbench.run.distributed import barrier, rank_and_world, shard
 from tokbench.run.task import (
     SUPPLEMENT,
@@ -194,6 +195,21 @@ def run_resolved(resolved: ResolvedTokenizer, task_obj: Task, data: Dataset,
                      tokenizer_options=resolved.options_dict(), kind=static_meta.kind,
                      tokenizer_revision=static_meta.source.revision)
         return _unsupported(settings.out, spec, reason, rank_and_world()[0])
+
+    if model is None and checkpoint is None and not settings.rerun_failed \
+            and rank_and_world()[1] == 1:
+        # A finished run with the preset's static identity: answered without loading anything.
+        static = _spec(task_obj, data, identity, tokenizer=static_meta.name,
+                       variant=resolved.variant,
+                       tokenizer_options={**resolved.options_dict(), **dict(static_meta.options)},
+                       kind=static_meta.kind,
+                       tokenizer_revision=static_meta.source.resolved or static_meta.source.revision)
+        done = finished(settings.out, static, task_obj, settings.log)
+        if done is not None:
+            settings.log(f"already complete: {done[0]} (nothing to add; --rerun-failed runs its "
+                         "failed utterances again)")
+            return RunResult(done[0], static.run_id, "complete", stored_summary(done[0]),
+                             account=failure_account(done[1]))
 
     started = time.time()
     if model is None:

@@ -161,6 +161,13 @@ class Task:
                     f"(--set vocoder=...), and task {self.name} needs decode")
         return f"{meta.name} lacks the capability {', '.join(missing)} that task {self.name} needs"
 
+    def still_unavailable(self, metrics: set[str], log: Callable[[str], None]) -> bool:
+        """Whether ``metrics``, left null for a passing reason (a model not available) in a
+        finished run, still cannot be computed, so that re-running it would add nothing
+        (tokbench.run.complete). Checked without loading a model that is not there; by default
+        False: such a run is resumed and tries again."""
+        return False
+
     def prepare(self, ctx: RunContext) -> None:
         """Work every rank does on its shard before any rank starts :meth:`run` (optional)."""
 
