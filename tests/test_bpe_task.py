@@ -74,6 +74,11 @@ def test_mulaw_on_the_sample_set(tmp_path, monkeypatch):
 
     monkeypatch.setattr(MuLawTokenizer, "encode", no_encoding)
     again = run("mulaw", "bpe", "sample", limit=5, out=tmp_path, overrides=opts, log=quiet)
+    assert again.path == res.path and again.status == "complete"  # answered from its folder
+    assert json.loads((res.path / "run.json").read_text())["attempts"] == 1
+    # resumed the usual way (--rerun-failed, nothing failed to forget)
+    again = run("mulaw", "bpe", "sample", limit=5, out=tmp_path, overrides=opts, log=quiet,
+                rerun_failed=True)
     assert again.path == res.path
     assert by_metric(corpus(again.path)) == m and len(corpus(again.path)) == len(records)
     assert json.loads((res.path / "run.json").read_text())["attempts"] == 2

@@ -112,8 +112,12 @@ def test_mulaw_on_the_sample_set_says_the_numbers_mean_nothing(tmp_path, one_tor
         bits, tokens = r["extra"]["ratio"]["lm_bits_per_token"]
         assert r["metrics"]["lm_bits_per_second"] == pytest.approx(
             bits / (tokens / 16000), rel=1e-6)
-    # a resumed run trains nothing again
+    # the same run again is answered from its folder; resumed (--rerun-failed goes the usual
+    # way, with nothing failed to forget) it trains nothing again
     again = run("mulaw", "lm", "sample", out=tmp_path, overrides=TINY_OPTIONS, log=logged.append)
+    assert again.path == res.path and any(m.startswith("already complete") for m in logged)
+    again = run("mulaw", "lm", "sample", out=tmp_path, overrides=TINY_OPTIONS, log=logged.append,
+                rerun_failed=True)
     assert again.path == res.path and any("already recorded" in m for m in logged)
 
 

@@ -421,6 +421,11 @@ def test_sample_set_with_mulaw_end_to_end_resumes_without_duplicates(tmp_path):
     # The same configuration again: nothing is retrained or duplicated.
     logs: list[str] = []
     again = run("mulaw", "probe", "sample", out=tmp_path, device="cpu", overrides=over, log=logs.append)
+    assert again.path == res.path and sum(m.startswith("already complete") for m in logs) == 1
+    # resumed the usual way (--rerun-failed, nothing failed to forget): nothing retrained
+    logs.clear()
+    again = run("mulaw", "probe", "sample", out=tmp_path, device="cpu", overrides=over,
+                log=logs.append, rerun_failed=True)
     assert again.path == res.path
     assert sum(1 for p in res.path.glob("utterances.rank*.jsonl") for _ in p.open()) == lines
     assert sum("already recorded" in m for m in logs) == 2

@@ -122,11 +122,12 @@ def test_interrupted_runs_say_so_and_resume(folder, tmp_path):
     result = run("", "recon", str(stop), adapter=f"{PLUGIN}:Faulty", out=tmp_path / "r2",
                  workers=0, overrides=FAST, batch_size=1, log=logs.append)
     assert result.status == "complete"
+    # the complete run again: answered from its folder, its history untouched
     again = run("", "recon", str(stop), adapter=f"{PLUGIN}:Faulty", out=tmp_path / "r2",
                 workers=0, overrides=FAST, batch_size=1, log=logs.append)
-    assert any(m == "resuming: 4 of 4 done" for m in logs)
+    assert again.path == result.path and any(m.startswith("already complete") for m in logs), logs
     info = read_run_json(again.path)
-    assert len(info["history"]) == 2 and info["created"] == info["history"][0]["created"]
+    assert len(info["history"]) == 1 and info["created"] == info["history"][0]["created"]
     assert created  # the interrupted run kept its own creation time too
 
 

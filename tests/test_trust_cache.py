@@ -9,7 +9,7 @@ import torch
 
 from tokbench.data import Dataset, Utterance
 from tokbench.io.cache import Cache
-from tokbench.metrics import reference_features as reference
+from tokbench.metrics import pitch, speaker
 from tokbench.metrics.base import NotComputable
 from tokbench.metrics.reference_features import cached_embedding, cached_f0, reference_key
 from tokbench.run.token_cache import load_tokens, save_tokens, token_cache_key
@@ -19,13 +19,16 @@ from .synth import harmonic
 
 
 def _counting(monkeypatch, name, fn):
+    """Count the calls of a feature's function in the metric module that owns it (the cache
+    helpers import it from there at call time)."""
     calls = []
-    monkeypatch.setattr(reference, name, lambda wav, **kw: calls.append(1) or fn(wav, **kw))
+    owner = pitch if name == "f0_contour" else speaker
+    monkeypatch.setattr(owner, name, lambda wav, **kw: calls.append(1) or fn(wav, **kw))
     return calls
 
 
 def test_an_f0_file_of_another_utterance_is_refused(tmp_path, monkeypatch, capsys):
-    calls = _counting(monkeypatch, "f0_contour", reference.f0_contour)
+    calls = _counting(monkeypatch, "f0_contour", pitch.f0_contour)
     cache = Cache(tmp_path)
     k1, k2 = reference_key("d", "r", "u1", "f0"), reference_key("d", "r", "u2", "f0")
     f1 = cached_f0(cache, k1, harmonic(120.0, 0.5))

@@ -18,8 +18,13 @@ __version__ = "0.1.0"
 # 80 deprecates with a warning at its first import in every process: every run and every metric
 # worker printed it. Only that warning from those two modules is silenced (pyproject pins
 # setuptools<81, which still ships pkg_resources).
-_warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API",
-                         category=UserWarning, module=r"(pyworld|webrtcvad)\b")
+def filter_known_warnings() -> None:
+    """Silence the warnings tokbench knows to be noise (installed when tokbench is imported)."""
+    _warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API",
+                             category=UserWarning, module=r"(pyworld|webrtcvad)\b")
+
+
+filter_known_warnings()
 
 _LAZY = {
     "load_results": "tokbench.results",

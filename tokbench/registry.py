@@ -60,14 +60,12 @@ def import_target(target: str) -> Any:
 
 
 def import_file_target_module(path_text: str) -> Any:
-    """Import the Python file ``path_text`` as a module (once per file: a second call returns
-    the module the first one made), e.g. a plug-in adapter or metric outside any package."""
+    """Import the Python file ``path_text`` as a module, e.g. a plug-in adapter or metric outside
+    any package. Each call executes the file again (an edited plug-in is what runs)."""
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     module_name = f"tokbench_plugin_{path.stem}_{abs(hash(str(path))) & 0xFFFFFF:x}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     if module_spec is None or module_spec.loader is None:
         raise ImportError(f"cannot import {path}")
@@ -76,7 +74,7 @@ def import_file_target_module(path_text: str) -> Any:
     try:
         module_spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[module_name]
+        sys.modules.pop(module_name, None)
         raise
     return module
 

@@ -253,10 +253,11 @@ class MetricRegistry(Registry[MetricSpec]):
         for spec in metric.specs:
             if spec.name in self._items and self._declarations[spec.name] is not metric:
                 previous = self._declarations[spec.name].module
-                if previous == metric.module:  # the same module imported twice (a plug-in file)
-                    continue
-                raise ValueError(f"metric {spec.name!r} of {metric.module} is already declared "
-                                 f"by {previous}: a name never changes meaning, pick a new one")
+                # the same module executed again (an edited plug-in file) replaces its own
+                if previous != metric.module:
+                    raise ValueError(f"metric {spec.name!r} of {metric.module} is already "
+                                     f"declared by {previous}: a name never changes meaning, "
+                                     "pick a new one")
             self._items[spec.name] = spec
             self._declarations[spec.name] = metric
         return metric

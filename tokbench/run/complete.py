@@ -7,7 +7,8 @@ the runner first looks for a *complete* run with that static identity. It is ans
 folder, without loading the model or starting metric workers, when re-running it would add
 nothing:
 
-- its ``run.json`` says complete (and no live process is running it), and the task options
+- its ``run.json`` says complete and no process holds its lock (a live one, or a dead one whose
+  stale lock the usual path takes over), and the task options
   outside the identity (``runtime_options``: more seeds, other perturbations) are those of its
   last attempt;
 - no record holds a metric left null for a passing reason (``extra.transient``: a model not
@@ -38,6 +39,8 @@ def finished(out: Path, spec: RunSpec, task: Any,
     would add nothing, else None (run it the usual way). ``log``: for the task's notices."""
     path = out / spec.run_id
     if not (path / "run.json").is_file() or not (path / "summary.json").is_file():
+        return None
+    if any(path.glob(".lock.rank*")):  # a process runs it, or died in it: the usual path decides
         return None
     try:
         info = read_run_json(path)

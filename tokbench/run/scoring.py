@@ -293,14 +293,15 @@ def _declaration(name: str) -> Metric:
 
 
 def preload_for(metrics: Sequence[str]) -> tuple[str, ...]:
-    """The modules a pool's workers preload for a selection: the engine's and those the
-    selected worker computations declare (none without worker metrics)."""
-    todo = computations("worker", metrics)
-    if not todo:
+    """The modules a pool's workers preload when a selection has worker metrics: the engine's
+    and every worker computation's declared ones (none without worker metrics). All of them,
+    not only the selection's: one fork server serves a whole process, and a later run with a
+    larger selection would otherwise import the rest in every worker it forks."""
+    if not computations("worker", metrics):
         return ()
     out = list(ENGINE_PRELOAD)
-    for d in todo:
-        out += [d.module, *(m for m in d.preload if m not in out)]
+    for d in computations("worker"):
+        out += [d.module, *d.preload]
     return tuple(dict.fromkeys(out))
 
 
