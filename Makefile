@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONHASHSEED := 0
 
-.PHONY: install install-demo test quick demo lint typecheck clean
+.PHONY: install install-demo test test-slow quick demo lint typecheck clean
 
 install:
 	@VENV=$(VENV) bash scripts/install.sh
@@ -14,12 +14,15 @@ install:
 install-demo:
 	@VENV=$(VENV) TOKBENCH_PROFILE=demo bash scripts/install.sh
 
+# The suite without the tests marked slow (under 10 min on 2 cores); CI runs both targets.
 test: install
-	$(PY) -m pytest -q tests
-
-# Local work: everything but the tests marked slow (end-to-end runs, kills, long inputs).
-quick: install
 	$(PY) -m pytest -q -m "not slow" tests
+
+# The slow end-to-end tests (runs, kills, long inputs, suites): about 7 min on 2 cores.
+test-slow: install
+	$(PY) -m pytest -q -m slow tests
+
+quick: test
 
 # The ground truth, mu-law and the classic codecs (no weights: Opus, Codec2 and AMR-NB curves),
 # as one matrix run: one process, so models load and notices are said once; a finished run is

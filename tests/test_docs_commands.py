@@ -164,8 +164,8 @@ EXCERPTS = {
 # Known failures, each to turn into a pass: (regex on the command) -> reason.
 XFAIL: dict[str, str] = {}
 
-# Commands that take long even on 2 utterances: marked slow (`make quick` leaves them out, `make
-# test` runs them): (regex on the command) -> why.
+# Commands that take long even on 2 utterances: marked slow (`make test-slow` runs them, not
+# `make test`): (regex on the command) -> why.
 SLOW = {
     r"--charts\b": "draws every chart of the table in PNG, SVG and PDF",
     r"^tokbench leaderboard\b": "builds the whole site with its charts",
